@@ -1,0 +1,3 @@
+"""The registry of CLI commands: one module per command family, each with `register()`."""
+
+MODULES: list = []

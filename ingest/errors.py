@@ -1,0 +1,14 @@
+"""Errors a user can fix. The CLI prints them as one line and exits 2, never with a traceback."""
+
+from __future__ import annotations
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input or environment: the message names the file or entry and says what to fix.
+
+    Messages must never contain secrets (the Encord private key, the external ID).
+    """
+
+    exit_code = EXIT_USER_ERROR
