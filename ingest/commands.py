@@ -1,3 +1,7 @@
 """The registry of CLI commands: one module per command family, each with `register()`."""
 
-MODULES: list = []
+from ingest import cmd_plan
+
+MODULES: list = [
+    cmd_plan,
+]

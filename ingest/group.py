@@ -1,0 +1,135 @@
+"""Stage 3, group: classified objects (in key order) → data units, one per Encord entry.
+
+- `.dcm` files directly inside one folder → one DICOM series (unless `dicomSeries: false`).
+- Images directly inside a folder matched by a `groups` rule → one image group, or an image
+  sequence (an image group with `createVideo: true`).
+- Everything else → one unit per object.
+
+S3 lists keys in order, but a folder's direct children are not contiguous: its subfolders'
+keys sort between them. So a grouped folder stays open until the listing moves past its
+prefix; open folders are the current key's ancestors, so memory is bounded by depth × folder
+size, never by the bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
+from typing import NamedTuple
+
+from ingest.classify import DICOM
+from ingest.settings import GroupRule
+
+MAX_TITLE = 300  # Encord's limit on file names / titles
+_DIGITS = re.compile(r"(\d+)")
+
+
+class Item(NamedTuple):
+    """One importable object; `sidecar` is the key of its `<key>.metadata.json`, if any."""
+
+    key: str
+    etag: str
+    kind: str
+    sidecar: str | None = None
+
+
+class Unit(NamedTuple):
+    """One future manifest entry: a single object, or a folder's frames in natural order.
+
+    `name` is the object's key, or for a group its folder path ending in '/' (the key a
+    metadata table row uses); `title` is `name` within Encord's 300 characters.
+    """
+
+    kind: str
+    name: str
+    keys: tuple[str, ...]
+    etags: tuple[str, ...]
+    create_video: bool = False
+    sidecar: str | None = None
+
+    @property
+    def title(self) -> str:
+        return title_for(self.name)
+
+
+def title_for(name: str) -> str:
+    """`name` itself when it fits Encord's 300 characters, else a stable shortened form.
+
+    The hash suffix keeps shortened titles unique and identical across reruns.
+    """
+    if len(name) <= MAX_TITLE:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[: MAX_TITLE - len(digest) - 1]}~{digest}"
+
+
+def natural_key(key: str) -> list[str | int]:
+    """Sort key putting frame-2 before frame-10: digit runs compare as numbers."""
+    parts: list[str | int] = _DIGITS.split(key[key.rfind("/") + 1 :])
+    parts[1::2] = [int(part) for part in parts[1::2]]
+    return parts
+
+
+class FolderRules:
+    """Which folders group their files, per the settings' `groups` and `dicomSeries`."""
+
+    def __init__(self, rules: Iterable[GroupRule], dicom_series: bool = True) -> None:
+        self._rules = list(rules)
+        self.dicom_series = dicom_series
+
+    def image_mode(self, folder: str) -> str | None:
+        """'imageGroup', 'imageSequence' or None for a folder path ending in '/'."""
+        path = folder.rstrip("/")
+        for rule in self._rules:
+            if fnmatchcase(path, rule.folders):
+                return rule.as_
+        return None
+
+
+def group(items: Iterable[Item], rules: FolderRules) -> Iterator[Unit]:
+    """Units in a deterministic order: single objects as listed, a group when its folder closes."""
+    open_folders: dict[str, dict[str, list[Item]]] = {}  # folder → mode → frames
+    last_folder, last_mode = None, None
+    for item in items:
+        key = item.key
+        if open_folders:
+            for folder in [folder for folder in open_folders if not key.startswith(folder)]:
+                yield from _close(folder, open_folders.pop(folder))
+        folder = key[: key.rfind("/") + 1]
+        if folder != last_folder:
+            last_folder, last_mode = folder, rules.image_mode(folder)
+        if item.kind == DICOM and rules.dicom_series:
+            mode = DICOM
+        elif item.kind == "images" and last_mode is not None:
+            mode = last_mode
+        else:
+            yield _single(item)
+            continue
+        open_folders.setdefault(folder, {}).setdefault(mode, []).append(item)
+    for folder in list(open_folders):
+        yield from _close(folder, open_folders.pop(folder))
+
+
+def _single(item: Item) -> Unit:
+    kind = "dicom_series" if item.kind == DICOM else item.kind
+    return Unit(kind, item.key, (item.key,), (item.etag,), False, item.sidecar)
+
+
+def _close(folder: str, modes: dict[str, list[Item]]) -> Iterator[Unit]:
+    for mode in sorted(modes):  # 'dicom' before 'image…': deterministic
+        frames = sorted(modes[mode], key=lambda frame: natural_key(frame.key))
+        # The folder path with its trailing '/' as title: no file's key ends in '/', so a
+        # group's title never collides with a single object's. A folder holding both a
+        # DICOM series and an image group gives the group a distinct suffix.
+        name = folder or "/"
+        if mode != DICOM and DICOM in modes:
+            name += " (images)"
+        yield Unit(
+            "dicom_series" if mode == DICOM else "image_groups",
+            name,
+            tuple(frame.key for frame in frames),
+            tuple(frame.etag for frame in frames),
+            mode == "imageSequence",
+        )

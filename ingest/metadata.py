@@ -1,0 +1,190 @@
+"""Stage 4, metadata: each unit's `clientMetadata`, from sidecars and/or a CSV/JSONL table.
+
+- Sidecar: `<key>.metadata.json` beside a single object (Encord's own convention), read from S3.
+- Table: CSV with a `key` column, or JSONL objects with a `key` field; every other column or
+  field is a metadata key. Rows for an image group or DICOM series use the group's title
+  (its folder path, ending in '/') as `key`. The table is loaded into a temporary SQLite
+  file, so memory doesn't grow with it. Table values win over sidecar values.
+
+Values are checked against the metadata schema file; a unit with a wrong value is reported
+(object key, metadata key, expected type) and left out of the manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import UserError
+from ingest.group import Unit
+from ingest.report import PlanReport
+from ingest.schema import MetadataSchema
+
+ReadObject = Callable[[str], bytes]
+_BATCH = 10_000
+
+
+class MetadataTable:
+    """Object key → metadata, from CSV/JSONL files, in a temporary on-disk SQLite index."""
+
+    def __init__(self, files: Iterable[Path], schema: MetadataSchema | None) -> None:
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")  # noqa: SIM115 (closed in close())
+        self._db = sqlite3.connect(self._file.name, check_same_thread=False)
+        self._db.execute("CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for path in files:
+            self._load(path, schema)
+        self._db.commit()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT value FROM metadata WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        self._db.close()
+        self._file.close()
+
+    def _load(self, path: Path, schema: MetadataSchema | None) -> None:
+        rows = _read_rows(path, schema)
+        batch: list[tuple[str, str]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= _BATCH:
+                self._insert(batch, path)
+        self._insert(batch, path)
+
+    def _insert(self, batch: list[tuple[str, str]], path: Path) -> None:
+        try:
+            self._db.executemany("INSERT INTO metadata VALUES (?, ?)", batch)
+        except sqlite3.IntegrityError:
+            duplicate = next(key for key, _ in batch if self._count(key) or _twice(batch, key))
+            raise UserError(
+                f"metadata file {path}: key {duplicate!r} has more than one row; keep one per object"
+            ) from None
+        batch.clear()
+
+    def _count(self, key: str) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM metadata WHERE key = ?", (key,)).fetchone()[0]
+
+
+def _twice(batch: list[tuple[str, str]], key: str) -> bool:
+    return sum(1 for other, _ in batch if other == key) > 1
+
+
+def _read_rows(path: Path, schema: MetadataSchema | None) -> Iterator[tuple[str, str]]:
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except OSError as error:
+        raise UserError(f"cannot read metadata file {path}: {error.strerror}") from None
+    with handle:
+        if path.suffix.lower() == ".csv":
+            yield from _csv_rows(path, handle, schema)
+        elif path.suffix.lower() in (".jsonl", ".ndjson"):
+            yield from _jsonl_rows(path, handle)
+        else:
+            raise UserError(f"metadata file {path}: use a .csv or .jsonl file")
+
+
+def _csv_rows(path: Path, handle, schema: MetadataSchema | None) -> Iterator[tuple[str, str]]:
+    reader = csv.DictReader(handle)
+    if "key" not in (reader.fieldnames or ()):
+        raise UserError(f"metadata file {path}: add a 'key' column holding each object's S3 key")
+    specs = schema.keys if schema else {}
+    for row in reader:
+        key = row.pop("key")
+        values = {
+            name: specs[name].from_text(text) if name in specs else text
+            for name, text in row.items()
+            if text not in ("", None) and name is not None
+        }
+        yield key, json.dumps(values, ensure_ascii=False)
+
+
+def _jsonl_rows(path: Path, handle) -> Iterator[tuple[str, str]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"metadata file {path} line {number}: not JSON ({error.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+            raise UserError(
+                f"metadata file {path} line {number}: write an object with a string 'key' field"
+            )
+        key = row.pop("key")
+        yield key, json.dumps(row, ensure_ascii=False)
+
+
+class MetadataSource:
+    """Where metadata comes from; `None` parts are switched off."""
+
+    def __init__(
+        self,
+        read_object: ReadObject | None,
+        table: MetadataTable | None,
+        schema: MetadataSchema | None,
+    ) -> None:
+        self.read_object = read_object
+        self.table = table
+        self.schema = schema
+
+    def metadata_for(
+        self, unit: Unit, sidecar: bytes | None
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """(metadata or None, error messages) for one unit."""
+        metadata: dict[str, Any] = {}
+        if sidecar is not None:
+            try:
+                parsed = json.loads(sidecar)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                return None, [f"sidecar {unit.sidecar} is not JSON: {error}"]
+            if not isinstance(parsed, dict):
+                return None, [f"sidecar {unit.sidecar} must hold a JSON object"]
+            metadata.update(parsed)
+        if self.table is not None:
+            metadata.update(self.table.get(unit.name) or {})
+        errors = self.schema.check(metadata) if self.schema and metadata else []
+        return (metadata or None), errors
+
+
+def attach_metadata(
+    units: Iterable[Unit], source: MetadataSource, report: PlanReport, workers: int = 16
+) -> Iterator[tuple[Unit, dict[str, Any] | None]]:
+    """(unit, clientMetadata) in the units' order; units with bad metadata are reported and
+    skipped. Sidecars are fetched `workers` at a time, a bounded window ahead of the output."""
+    if source.read_object is None:
+        fetched: Iterator[tuple[Unit, bytes | None]] = ((unit, None) for unit in units)
+    else:
+        fetched = _prefetch_sidecars(units, source.read_object, workers)
+    for unit, sidecar in fetched:
+        metadata, errors = source.metadata_for(unit, sidecar)
+        if errors:
+            for message in errors:
+                report.add_metadata_error(unit.name, message)
+            continue
+        yield unit, metadata
+
+
+def _prefetch_sidecars(
+    units: Iterable[Unit], read_object: ReadObject, workers: int
+) -> Iterator[tuple[Unit, bytes | None]]:
+    window: deque[tuple[Unit, Future | None]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sidecar") as pool:
+        for unit in units:
+            window.append((unit, pool.submit(read_object, unit.sidecar) if unit.sidecar else None))
+            while len(window) > workers * 4 or (window and window[0][1] is None):
+                yield _resolved(window.popleft())
+        while window:
+            yield _resolved(window.popleft())
+
+
+def _resolved(pending: tuple[Unit, Future | None]) -> tuple[Unit, bytes | None]:
+    unit, future = pending
+    return unit, future.result() if future is not None else None

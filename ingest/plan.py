@@ -1,0 +1,184 @@
+"""The plan pipeline: scan → classify → group → metadata → entries, streaming.
+
+`iter_entries(context, report)` is what `ingest plan` and `ingest run` consume: Encord
+entries in a deterministic order, while `report` accumulates counts and problems.
+`plan(context)` also writes the manifests, CSV files and report.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ingest.classify import SIDECAR, SIDECAR_SUFFIX, classify
+from ingest.context import PlanContext
+from ingest.errors import UserError
+from ingest.group import FolderRules, Item, group
+from ingest.manifest import CsvWriter, ManifestWriter, object_url, write_atomic
+from ingest.metadata import MetadataSource, MetadataTable, attach_metadata
+from ingest.model import Entry
+from ingest.report import PlanReport
+from ingest.scan import ListedObject, S3Lister, normalise_prefixes, scan
+from ingest.schema import load_schema
+
+ContentTypeOf = Callable[[str], str | None]
+
+
+def exclusion(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """A predicate: does a key match any of these globs ('*' also crosses '/')?"""
+    patterns = list(patterns)
+    if not patterns:
+        return lambda key: False
+    return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns)).match
+
+
+def items(
+    objects: Iterable[ListedObject],
+    excluded: Callable[[str], bool],
+    content_type_of: ContentTypeOf,
+    report: PlanReport,
+) -> Iterator[Item]:
+    """Classified importable objects in key order, each paired with its sidecar if listed.
+
+    A sidecar `<key>.metadata.json` sorts after `<key>`, and every key between the two starts
+    with `<key>`; so an item waits only until the listing passes its sidecar's key.
+    """
+    waiting: deque[tuple[Item, str]] = deque()  # (item, its sidecar's key), in key order
+    sidecars_seen: set[str] = set()  # sidecars of waiting items only
+    for obj in objects:
+        key = obj.key
+        report.objects += 1
+        while waiting and key > waiting[0][1]:
+            yield _paired(waiting.popleft(), sidecars_seen, report)
+        if excluded(key):
+            report.excluded += 1
+            continue
+        kind, reason = classify(key, content_type_of(key) if _needs_content_type(key) else None)
+        if kind == SIDECAR:
+            report.sidecars += 1
+            if any(key == sidecar for _, sidecar in waiting):
+                sidecars_seen.add(key)
+            else:
+                report.orphan_sidecars += 1
+        elif kind is None:
+            report.add_unsupported(key, reason)
+        else:
+            waiting.append((Item(key, obj.etag, kind), key + SIDECAR_SUFFIX))
+    while waiting:
+        yield _paired(waiting.popleft(), sidecars_seen, report)
+
+
+def _needs_content_type(key: str) -> bool:
+    # Only keys without any extension are worth a HEAD: listings carry no content type.
+    name = key[key.rfind("/") + 1 :]
+    return bool(name) and "." not in name.lstrip(".")
+
+
+def _paired(waiting: tuple[Item, str], sidecars_seen: set[str], report: PlanReport) -> Item:
+    item, sidecar = waiting
+    if sidecar in sidecars_seen:
+        sidecars_seen.discard(sidecar)
+        return item._replace(sidecar=sidecar)
+    return item
+
+
+def entries(
+    objects: Iterable[ListedObject],
+    *,
+    url_prefix: str,
+    rules: FolderRules,
+    excluded: Callable[[str], bool],
+    content_type_of: ContentTypeOf,
+    metadata: MetadataSource,
+    report: PlanReport,
+) -> Iterator[Entry]:
+    """The pure pipeline over a listing; adapters for S3 are passed in."""
+    units = group(items(objects, excluded, content_type_of, report), rules)
+    for unit, client_metadata in attach_metadata(units, metadata, report):
+        entry = Entry(
+            kind=unit.kind,
+            title=unit.title,
+            keys=unit.keys,
+            urls=tuple(object_url(url_prefix, key) for key in unit.keys),
+            etags=unit.etags,
+            client_metadata=client_metadata,
+            create_video=unit.create_video,
+        )
+        report.entries[entry.kind] += 1
+        report.files[entry.kind] += len(entry.keys)
+        yield entry
+
+
+def iter_entries(context: PlanContext, report: PlanReport) -> Iterator[Entry]:
+    """Entries for the stack's bucket under the configured prefixes, in deterministic order."""
+    settings, bucket = context.settings, context.outputs.bucket_name
+    report.bucket = bucket
+    report.prefixes = normalise_prefixes(context.prefixes)
+    schema = load_schema(settings.metadata_schema) if settings.metadata_schema else None
+    with ExitStack() as cleanup:
+        table = None
+        if settings.metadata_files:
+            table = MetadataTable(settings.metadata_files, schema)
+            cleanup.callback(table.close)
+        reader = _S3Objects(context.s3, bucket)
+        source = MetadataSource(reader.read if settings.metadata_sidecars else None, table, schema)
+        yield from entries(
+            scan(S3Lister(context.s3, bucket), context.prefixes, settings.scan_workers),
+            url_prefix=context.outputs.object_url_prefix,
+            rules=FolderRules(settings.groups, settings.dicom_series),
+            excluded=exclusion(settings.exclude),
+            content_type_of=reader.content_type,
+            metadata=source,
+            report=report,
+        )
+
+
+class _S3Objects:
+    """The boto3 adapter for single objects: sidecar bodies and content types."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            raise UserError(self._explain("read", key, error)) from None
+
+    def content_type(self, key: str) -> str | None:
+        try:
+            return self._s3.head_object(Bucket=self._bucket, Key=key).get("ContentType")
+        except ClientError as error:
+            raise UserError(self._explain("inspect", key, error)) from None
+
+    def _explain(self, verb: str, key: str, error: ClientError) -> str:
+        code = error.response.get("Error", {}).get("Code", "")
+        return (
+            f"cannot {verb} s3://{self._bucket}/{key} ({code}): your AWS identity needs "
+            "s3:GetObject on the bucket, and the object must still exist"
+        )
+
+
+def plan(context: PlanContext) -> PlanReport:
+    """Write manifests, CSV files and `report.json` to the output directory; return the report."""
+    out = context.settings.output_dir
+    report = PlanReport()
+    manifests = ManifestWriter(out, context.settings.chunk_size)
+    csv_files = CsvWriter(out / "csv")
+    for entry in iter_entries(context, report):
+        manifests.add(entry)
+        csv_files.add(entry)
+    report.manifests = [str(path) for path in manifests.close()]
+    report.csv_files = [str(path) for path in csv_files.close()]
+    write_atomic(
+        out / "report.json", json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    )
+    return report
