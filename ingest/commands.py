@@ -1,7 +1,9 @@
 """The registry of CLI commands: one module per command family, each with `register()`."""
 
 from ingest import cmd_plan
+from ingest import run as cmd_run
 
 MODULES: list = [
     cmd_plan,
+    cmd_run,
 ]

@@ -1,0 +1,304 @@
+"""`ingest run`, `status`, `verify` and `retry`: Encord's guide Steps 5–9 as rerunnable commands.
+
+`run` goes scan → upload → dataset → verify; a rerun resumes from the state file in the
+output directory and uploads and links only what is new. `status JOB` and `verify` print the
+guide's own outputs (Step 6, Step 9); `retry` resubmits only the units that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from encord.orm.dataset import LongPollingStatus
+
+from ingest.context import (
+    PlanContext,
+    add_encord_arguments,
+    add_source_arguments,
+    load_context,
+    settings_overrides,
+)
+from ingest.dataset import link_uploaded
+from ingest.encord_client import DEFAULT_DOMAIN, EncordClient, connect
+from ingest.errors import UserError
+from ingest.plan import iter_entries
+from ingest.report import PlanReport
+from ingest.settings import IngestSettings, load_settings
+from ingest.state import STATE_FILE, RunState, write_jsonl
+from ingest.upload import Progress, UploadTarget, submit, wait_for_jobs
+from ingest.verify import Verification, verify
+
+FAILED_UNITS_FILE = "failed-units.jsonl"
+UPLOADS_DIRECTORY = "uploads"
+STATUS_WAIT_SECONDS = 5  # as the guide's Step 6 script
+EXIT_DIFFERENCES = 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    commands: list[tuple[str, str, Callable[[argparse.Namespace], int]]] = [
+        ("run", "scan the bucket, upload what is new, link it to the Dataset, verify", run),
+        ("retry", "resubmit only the units that failed, then link and verify", retry),
+        ("verify", "compare the Dataset with the latest scan; list its file links", verify_command),
+        ("status", "the state of one upload job (Encord's guide, Step 6)", status),
+    ]
+    for name, help_text, handler in commands:
+        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == "status":
+            parser.add_argument("job", metavar="JOB", help="upload job id")
+        add_source_arguments(parser)
+        add_encord_arguments(parser)
+        parser.add_argument(
+            "--ssh-key-file",
+            type=Path,
+            metavar="FILE",
+            help="Ed25519 private key (default: $ENCORD_SSH_KEY_FILE, then $ENCORD_SSH_KEY)",
+        )
+        parser.set_defaults(handler=handler)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the import goes, named by the settings."""
+
+    integration: str
+    folder: str
+    dataset: str
+
+
+def target_names(settings: IngestSettings) -> Target:
+    missing = [
+        flag
+        for flag, value in (
+            ("--integration TITLE", settings.integration),
+            ("--folder NAME", settings.folder),
+            ("--dataset TITLE", settings.dataset),
+        )
+        if not value
+    ]
+    if missing:
+        raise UserError(
+            f"say where to import: {', '.join(missing)} (or the same keys in the stack's ingest config)"
+        )
+    return Target(settings.integration, settings.folder, settings.dataset)
+
+
+def encord_domain(settings: IngestSettings) -> str:
+    domain = settings.encord_domain or os.environ.get("ENCORD_DOMAIN") or DEFAULT_DOMAIN
+    if not domain.startswith(("https://", "http://")):
+        raise UserError(
+            f"Encord domain {domain!r} is not a URL: use {DEFAULT_DOMAIN}, "
+            "https://api.us.encord.com (US platform) or your private deployment's URL"
+        )
+    return domain
+
+
+# -- run and retry ---------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    context = load_context(args)
+    names = target_names(context.settings)
+    client = connect(encord_domain(context.settings), args.ssh_key_file)
+    upload_target = _upload_target(client, names, context)
+    out = context.settings.output_dir
+    report = PlanReport()
+    with closing(RunState.in_directory(out)) as state:
+        scan = state.start_scan(names.folder)
+        new_entries = state.record_scan(names.folder, scan, iter_entries(context, report))
+        jobs = submit(
+            new_entries, state, upload_target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
+        )
+        state.finish_scan(scan)
+        return _finish(args, client, state, upload_target, names, scan, jobs, report)
+
+
+def retry(args: argparse.Namespace) -> int:
+    context = load_context(args)
+    names = target_names(context.settings)
+    client = connect(encord_domain(context.settings), args.ssh_key_file)
+    upload_target = _upload_target(client, names, context)
+    out = context.settings.output_dir
+    with _existing_state(out) as state:
+        scan = _latest_scan(state, names.folder, out)
+        failed = state.failed_entries(names.folder, scan)
+        jobs = submit(
+            failed, state, upload_target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
+        )
+        return _finish(args, client, state, upload_target, names, scan, jobs, None)
+
+
+def _upload_target(client: EncordClient, names: Target, context: PlanContext) -> UploadTarget:
+    integration_id = client.integration_id(names.integration, context.outputs.role_arn)
+    return UploadTarget(client, client.folder(names.folder), integration_id)
+
+
+def _finish(
+    args: argparse.Namespace,
+    client: EncordClient,
+    state: RunState,
+    upload_target: UploadTarget,
+    names: Target,
+    scan: int,
+    jobs: list[str],
+    report: PlanReport | None,
+) -> int:
+    """Wait for the folder's jobs, link, verify, and print what happened."""
+    out = state.path.parent
+    try:
+        wait_for_jobs(state, upload_target, Progress(enabled=not args.json))
+    finally:
+        failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
+    dataset = client.dataset(names.dataset)
+    linked = link_uploaded(client, state, dataset, names.folder, scan)
+    verification = verify(client, state, dataset, names.folder, scan, out)
+    counts = state.counts(names.folder, scan, dataset.dataset_hash)
+    summary = {
+        "scan": report.to_json() if report else None,
+        "jobsStarted": jobs,
+        "entries": counts,
+        "failedUnits": {"count": len(failed_units), "report": str(out / FAILED_UNITS_FILE)},
+        "linked": linked,
+        "verify": verification.to_json(),
+        "state": str(state.path),
+    }
+    _print(
+        args,
+        summary,
+        lambda: _run_summary(report, jobs, counts, failed_units, linked, verification),
+    )
+    return 0 if verification.exact else EXIT_DIFFERENCES
+
+
+def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> list[dict]:
+    """Write every failed unit of the scan to the report; return the first few."""
+    shown: list[dict] = []
+
+    def records() -> Iterator[dict[str, Any]]:
+        for title, failure in state.failed_units(folder, scan):
+            record = {"title": title, **failure}
+            if len(shown) < 10:
+                shown.append(record)
+            yield record
+
+    write_jsonl(path, records())
+    return shown
+
+
+def _run_summary(
+    report: PlanReport | None,
+    jobs: list[str],
+    counts: dict[str, int],
+    failed_units: list[dict],
+    linked: int,
+    verification: Verification,
+) -> str:
+    lines = [report.summary()] if report else []
+    lines.append(
+        f"upload: {len(jobs)} job(s) started"
+        + (f" ({', '.join(jobs)})" if jobs else ", nothing new to upload")
+        + f"; {counts['uploaded']} of {counts['entries']} entries in Encord, {counts['failed']} failed"
+    )
+    for unit in failed_units:
+        lines.append(f"  failed: {unit['url']}: {unit.get('error', '')}")
+    if counts["failed"]:
+        lines.append("  resubmit the failed units with `python -m ingest retry` (same flags)")
+    lines.append(f"dataset: linked {linked} new item(s)")
+    lines.append(verification.summary())
+    return "\n".join(lines)
+
+
+# -- verify and status -----------------------------------------------------------------
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    settings = _settings_only(args)
+    names = target_names(settings)
+    client = connect(encord_domain(settings), args.ssh_key_file)
+    with _existing_state(settings.output_dir) as state:
+        scan = _latest_scan(state, names.folder, settings.output_dir)
+        dataset = client.dataset(names.dataset)
+        verification = verify(client, state, dataset, names.folder, scan, settings.output_dir)
+    summary = {**verification.to_json(), "fileLinks": verification.file_links}
+    _print(
+        args,
+        summary,
+        lambda: "\n".join([*verification.file_links, verification.summary()]),
+    )
+    return 0 if verification.exact else EXIT_DIFFERENCES
+
+
+def status(args: argparse.Namespace) -> int:
+    settings = _settings_only(args)
+    client = connect(encord_domain(settings), args.ssh_key_file)
+    with _existing_state(settings.output_dir) as state:
+        job = state.job(args.job)
+    if job is None:
+        raise UserError(
+            f"upload job {args.job} is not in {settings.output_dir}: "
+            "pass the --out (or --config/--stack) of the run that started it"
+        )
+    result = client.poll_upload(
+        client.folder_by_uuid(job["folder_uuid"]), args.job, STATUS_WAIT_SECONDS
+    )
+    failed_urls = [url for unit in result.unit_errors for url in unit.object_urls]
+    if result.status not in (LongPollingStatus.PENDING, LongPollingStatus.DONE):
+        raise UserError(f"Upload failed: {result.errors}")
+    summary = {
+        "job": args.job,
+        "status": result.status.value,
+        "unitsDone": result.units_done_count,
+        "unitsPending": result.units_pending_count,
+        "unitsFailed": result.units_error_count,
+        "failedUrls": failed_urls,
+    }
+
+    def human() -> str:
+        if result.status == LongPollingStatus.PENDING:
+            return "Upload is still in progress, try again later!"
+        lines = ["Upload completed"]
+        if result.unit_errors:
+            lines.append("The following URLs failed to upload:")
+            lines += [str(unit.object_urls) for unit in result.unit_errors]
+        return "\n".join(lines)
+
+    _print(args, summary, human)
+    return 0
+
+
+# -- shared ----------------------------------------------------------------------------
+
+
+def _settings_only(args: argparse.Namespace) -> IngestSettings:
+    """Settings without the stack's outputs: status and verify never read the bucket."""
+    return load_settings(args.stack, args.config, settings_overrides(args))
+
+
+@contextmanager
+def _existing_state(out: Path) -> Iterator[RunState]:
+    path = out / STATE_FILE
+    if not path.exists():
+        raise UserError(
+            f"no run state in {out}: run `python -m ingest run` (with the same --out) first"
+        )
+    with closing(RunState(path)) as state:
+        yield state
+
+
+def _latest_scan(state: RunState, folder: str, out: Path) -> int:
+    scan = state.latest_scan(folder)
+    if scan is None:
+        raise UserError(
+            f"no finished scan for folder {folder!r} in {out}: run `python -m ingest run` first"
+        )
+    return scan
+
+
+def _print(args: argparse.Namespace, summary: dict[str, Any], human: Callable[[], str]) -> None:
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else human())

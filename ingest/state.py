@@ -1,0 +1,317 @@
+"""Run state: one SQLite file in the output directory, so a rerun resumes instead of repeating.
+
+Each entry is keyed by (Files folder, fingerprint): a changed object has a new fingerprint and
+is uploaded again, an unchanged one never is. Its progress is in its columns:
+
+    planned    job_id, item_uuid and error all NULL
+    submitted  job_id set: it is in that upload job's manifest
+    uploaded   item_uuid set: the job imported it as that storage item
+    failed     error set (JSON: url, error, subtask_uuid); `ingest retry` resubmits it
+    linked     its item_uuid is in `links` for the Dataset
+
+Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
+Nothing here holds a secret: no key, no external ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ingest.model import Entry
+
+STATE_FILE = "state.sqlite"
+# Rows written per transaction while recording a scan: few fsyncs, little lost on a kill.
+SCAN_COMMIT_EVERY = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    folder TEXT NOT NULL,
+    finished INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS entries (
+    folder TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    title TEXT NOT NULL,
+    first_url TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    scan INTEGER NOT NULL,
+    job_id TEXT,
+    item_uuid TEXT,
+    error TEXT,
+    PRIMARY KEY (folder, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS entries_by_scan ON entries (folder, scan);
+CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, title);
+CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    folder_uuid TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'PENDING'
+);
+CREATE TABLE IF NOT EXISTS links (
+    dataset TEXT NOT NULL,
+    item_uuid TEXT NOT NULL,
+    PRIMARY KEY (dataset, item_uuid)
+);
+"""
+
+
+class RunState:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path)
+        self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> RunState:
+        return cls(directory / STATE_FILE)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- scans -------------------------------------------------------------------------
+
+    def start_scan(self, folder: str) -> int:
+        with self._db:
+            return self._db.execute("INSERT INTO scans (folder) VALUES (?)", (folder,)).lastrowid
+
+    def finish_scan(self, scan: int) -> None:
+        with self._db:
+            self._db.execute("UPDATE scans SET finished = 1 WHERE id = ?", (scan,))
+
+    def latest_scan(self, folder: str) -> int | None:
+        row = self._db.execute(
+            "SELECT max(id) FROM scans WHERE folder = ? AND finished = 1", (folder,)
+        ).fetchone()
+        return row[0]
+
+    def record_scan(self, folder: str, scan: int, entries: Iterable[Entry]) -> Iterator[Entry]:
+        """Mark each scanned entry as seen by `scan`; yield those never submitted yet."""
+        pending = 0
+        try:
+            for entry in entries:
+                self._db.execute(
+                    "INSERT INTO entries (folder, fingerprint, title, first_url, entry, scan)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (folder, fingerprint) DO UPDATE SET scan = excluded.scan",
+                    (folder, entry.fingerprint, entry.title, entry.urls[0], _dump(entry), scan),
+                )
+                pending += 1
+                if pending >= SCAN_COMMIT_EVERY:
+                    self._db.commit()
+                    pending = 0
+                (unsubmitted,) = self._db.execute(
+                    "SELECT job_id IS NULL AND item_uuid IS NULL AND error IS NULL FROM entries"
+                    " WHERE folder = ? AND fingerprint = ?",
+                    (folder, entry.fingerprint),
+                ).fetchone()
+                if unsubmitted:
+                    yield entry
+        finally:
+            self._db.commit()
+
+    # -- upload jobs -------------------------------------------------------------------
+
+    def record_job(
+        self, folder: str, folder_uuid: str, job_id: str, manifest: Path, entries: list[Entry]
+    ) -> None:
+        """The job and its entries' submission, in one transaction."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO jobs (job_id, folder, folder_uuid, manifest)"
+                " VALUES (?, ?, ?, ?)",
+                (job_id, folder, folder_uuid, str(manifest)),
+            )
+            self._db.executemany(
+                "UPDATE entries SET job_id = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+                [(job_id, folder, entry.fingerprint) for entry in entries],
+            )
+
+    def job(self, job_id: str) -> dict[str, str] | None:
+        row = self._db.execute(
+            "SELECT job_id, folder, folder_uuid, manifest, status FROM jobs WHERE job_id = ?",
+            (job_id,),
+        ).fetchone()
+        return (
+            dict(zip(("job_id", "folder", "folder_uuid", "manifest", "status"), row, strict=True))
+            if row
+            else None
+        )
+
+    def pending_jobs(self, folder: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT job_id FROM jobs WHERE folder = ? AND status = 'PENDING' ORDER BY rowid",
+            (folder,),
+        )
+        return [job_id for (job_id,) in rows]
+
+    def record_job_result(
+        self,
+        job_id: str,
+        status: str,
+        items: Iterable[tuple[str, str]],
+        unit_errors: Iterable[dict[str, Any]],
+    ) -> list[str]:
+        """Store a finished job's items (name, uuid) and failed units; return the titles of
+        its entries that the result accounts for neither way (e.g. skipped as duplicates)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE job_id = ? AND title = ?",
+                [(item_uuid, job_id, name) for name, item_uuid in items],
+            )
+            for unit in unit_errors:
+                for url in unit["object_urls"]:
+                    self._db.execute(
+                        "UPDATE entries SET error = ? WHERE job_id = ? AND first_url = ?"
+                        " AND item_uuid IS NULL",
+                        (json.dumps(unit), job_id, url),
+                    )
+            if status != "DONE":
+                # The job failed or was cancelled as a whole: what it did not import counts
+                # as never submitted, so a rerun (after the cause is fixed) submits it again.
+                self._db.execute(
+                    "UPDATE entries SET job_id = NULL WHERE job_id = ? AND item_uuid IS NULL",
+                    (job_id,),
+                )
+            self._db.execute("UPDATE jobs SET status = ? WHERE job_id = ?", (status, job_id))
+        rows = self._db.execute(
+            "SELECT title FROM entries WHERE job_id = ? AND item_uuid IS NULL AND error IS NULL",
+            (job_id,),
+        )
+        return [title for (title,) in rows]
+
+    def resolve_item(self, job_id: str, title: str, item_uuid: str | None) -> None:
+        """Settle an entry the job's result left out: found in the folder, or failed."""
+        error = None if item_uuid else json.dumps({"error": "not in the upload job's result"})
+        with self._db:
+            self._db.execute(
+                "UPDATE entries SET item_uuid = ?, error = ? WHERE job_id = ? AND title = ?",
+                (item_uuid, error, job_id, title),
+            )
+
+    # -- failed units ------------------------------------------------------------------
+
+    def failed_units(self, folder: str, scan: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(title, error record) of each failed entry the scan saw."""
+        rows = self._db.execute(
+            "SELECT title, first_url, job_id, error FROM entries"
+            " WHERE folder = ? AND scan = ? AND error IS NOT NULL ORDER BY title",
+            (folder, scan),
+        )
+        for title, first_url, job_id, error in rows:
+            yield title, {"url": first_url, "job_id": job_id, **json.loads(error)}
+
+    def failed_entries(self, folder: str, scan: int, page_size: int = 1000) -> Iterator[Entry]:
+        """The scan's failed entries, read a page at a time: the caller may resubmit (and so
+        update) them while iterating, which an open SQLite cursor would not survive."""
+        after = ""
+        while rows := self._db.execute(
+            "SELECT title, entry FROM entries WHERE folder = ? AND scan = ?"
+            " AND error IS NOT NULL AND title > ? ORDER BY title LIMIT ?",
+            (folder, scan, after, page_size),
+        ).fetchall():
+            for _, entry in rows:
+                yield _load(entry)
+            after = rows[-1][0]
+
+    # -- linking -----------------------------------------------------------------------
+
+    def unlinked_items(self, folder: str, scan: int, dataset: str, limit: int) -> list[str]:
+        """Up to `limit` uploaded items of the scan that are not linked to `dataset` yet."""
+        rows = self._db.execute(
+            "SELECT DISTINCT item_uuid FROM entries WHERE folder = ? AND scan = ?"
+            " AND item_uuid IS NOT NULL AND item_uuid NOT IN"
+            " (SELECT item_uuid FROM links WHERE dataset = ?) LIMIT ?",
+            (folder, scan, dataset, limit),
+        )
+        return [item_uuid for (item_uuid,) in rows]
+
+    def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO links (dataset, item_uuid) VALUES (?, ?)",
+                [(dataset, item_uuid) for item_uuid in item_uuids],
+            )
+
+    # -- verification ------------------------------------------------------------------
+
+    def compare_with_dataset(
+        self, folder: str, scan: int, rows: Iterable[tuple[str, str | None]]
+    ) -> Iterator[tuple[str, str]]:
+        """("missing" | "extra", title) for each difference between the scan's entries and
+        the Dataset's rows, given as (title, backing item uuid). A row backed by another item
+        than the one uploaded for that title counts as both extra and missing."""
+        self._db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS dataset_rows (title TEXT, item_uuid TEXT)"
+        )
+        self._db.execute("DELETE FROM dataset_rows")
+        self._db.executemany("INSERT INTO dataset_rows VALUES (?, ?)", rows)
+        self._db.execute("CREATE INDEX IF NOT EXISTS temp.rows_by_title ON dataset_rows (title)")
+        matches = (
+            "r.title = e.title AND (e.item_uuid IS NULL OR r.item_uuid IS NULL"
+            " OR r.item_uuid = e.item_uuid)"
+        )
+        missing = self._db.execute(
+            "SELECT 'missing', e.title FROM entries e WHERE e.folder = ? AND e.scan = ?"
+            f" AND NOT EXISTS (SELECT 1 FROM dataset_rows r WHERE {matches}) ORDER BY e.title",
+            (folder, scan),
+        )
+        yield from missing
+        extra = self._db.execute(
+            "SELECT 'extra', r.title FROM dataset_rows r WHERE NOT EXISTS (SELECT 1 FROM"
+            f" entries e WHERE e.folder = ? AND e.scan = ? AND {matches}) ORDER BY r.title",
+            (folder, scan),
+        )
+        yield from extra
+
+    # -- counts ------------------------------------------------------------------------
+
+    def counts(self, folder: str, scan: int, dataset: str | None) -> dict[str, int]:
+        """How many of the scan's entries are in each state."""
+        (total, submitted, uploaded, failed, linked) = self._db.execute(
+            "SELECT count(*), count(job_id), count(item_uuid), count(error),"
+            " count(item_uuid IN (SELECT item_uuid FROM links WHERE dataset = ?) OR NULL)"
+            " FROM entries WHERE folder = ? AND scan = ?",
+            (dataset, folder, scan),
+        ).fetchone()
+        return {
+            "entries": total,
+            "submitted": submitted,
+            "uploaded": uploaded,
+            "failed": failed,
+            "linked": linked,
+        }
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Write a report of the run atomically: readers see the old file or all of the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def _dump(entry: Entry) -> str:
+    fields = asdict(entry)
+    fields.pop("_fingerprint", None)
+    return json.dumps(fields, sort_keys=True)
+
+
+def _load(text: str) -> Entry:
+    fields = json.loads(text)
+    for name in ("keys", "urls", "etags"):
+        fields[name] = tuple(fields[name])
+    return Entry(**fields)

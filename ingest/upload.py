@@ -1,0 +1,157 @@
+"""Stage: upload. New entries go to Encord as one upload job per manifest chunk; the jobs are
+polled to the end and each entry is matched to the storage item it became.
+
+Job ids live in the run state, so a rerun after a kill polls the same jobs instead of
+starting new ones.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from encord.orm.dataset import LongPollingStatus
+from encord.orm.storage import UploadLongPollingState
+from encord.storage import StorageFolder
+
+from ingest.encord_client import EncordClient
+from ingest.errors import UserError
+from ingest.manifest import write_manifests
+from ingest.model import Entry
+from ingest.state import RunState
+
+# Seconds one poll may wait on the server before the progress line is refreshed.
+POLL_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    client: EncordClient
+    folder: StorageFolder
+    integration_id: str
+
+    @property
+    def folder_name(self) -> str:
+        return self.folder.name
+
+
+@dataclass
+class Progress:
+    """One updating line on stderr: units done / pending / failed over all jobs polled."""
+
+    enabled: bool
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    _jobs: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    _shown: str = ""
+
+    def update(self, job_id: str, result: UploadLongPollingState) -> None:
+        self._jobs[job_id] = (
+            result.units_done_count,
+            result.units_pending_count,
+            result.units_error_count + result.units_cancelled_count,
+        )
+        done, pending, failed = (sum(column) for column in zip(*self._jobs.values(), strict=True))
+        line = f"upload: {done} done, {pending} pending, {failed} failed ({len(self._jobs)} jobs)"
+        if self.enabled and line != self._shown:
+            self.stream.write(f"\r{line}")
+            self.stream.flush()
+            self._shown = line
+
+    def close(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def submit(
+    entries: Iterable[Entry],
+    state: RunState,
+    target: UploadTarget,
+    directory: Path,
+    chunk_size: int,
+) -> list[str]:
+    """Start one upload job per manifest of at most `chunk_size` URLs; return the job ids."""
+    started = []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    for number, chunk in enumerate(_chunks(entries, chunk_size), start=1):
+        [manifest] = write_manifests(chunk, directory / f"{stamp}-{number:05d}", chunk_size)
+        job_id = target.client.start_upload(target.folder, target.integration_id, manifest)
+        # Recorded as soon as Encord answers, with the entries it covers, in one transaction:
+        # a kill from here on resumes polling this very job. A kill in the short window
+        # between Encord creating the job and this commit leaves the entries unsubmitted, so
+        # the rerun submits them again; the manifest's `skip_duplicate_urls` makes that
+        # second job import nothing twice, and `settle_job` finds the items it skipped.
+        state.record_job(target.folder_name, str(target.folder.uuid), job_id, manifest, chunk)
+        started.append(job_id)
+    return started
+
+
+def wait_for_jobs(state: RunState, target: UploadTarget, progress: Progress) -> None:
+    """Poll every unfinished job of the folder to its end and record what it imported.
+
+    Raises a UserError naming the jobs that failed as a whole, after settling all others.
+    """
+    failures = []
+    try:
+        for job_id in state.pending_jobs(target.folder_name):
+            result = poll_until_finished(target, job_id, progress)
+            settle_job(state, target, job_id, result)
+            if result.status != LongPollingStatus.DONE:
+                failures.append(f"job {job_id} {result.status.value}: {'; '.join(result.errors)}")
+    finally:
+        progress.close()
+    if failures:
+        raise UserError(f"Upload failed: {' | '.join(failures)} (rerun to resubmit its files)")
+
+
+def poll_until_finished(
+    target: UploadTarget, job_id: str, progress: Progress
+) -> UploadLongPollingState:
+    while True:
+        result = target.client.poll_upload(target.folder, job_id, POLL_SECONDS)
+        progress.update(job_id, result)
+        if result.status != LongPollingStatus.PENDING:
+            return result
+
+
+def settle_job(
+    state: RunState, target: UploadTarget, job_id: str, result: UploadLongPollingState
+) -> None:
+    """Record a finished job's items and failed units. An entry the job's result names
+    neither way (a URL the folder already had, skipped as a duplicate) is looked up in the
+    folder by its title, which is unique and deterministic."""
+    unaccounted = state.record_job_result(
+        job_id,
+        result.status.value,
+        ((item.name, str(item.item_uuid)) for item in result.items_with_names),
+        (
+            {
+                "object_urls": unit.object_urls,
+                "error": unit.error,
+                "subtask_uuid": str(unit.subtask_uuid),
+                "action": unit.action_description,
+            }
+            for unit in result.unit_errors
+        ),
+    )
+    for title in unaccounted:
+        state.resolve_item(job_id, title, target.client.find_item_uuid(target.folder, title))
+
+
+def _chunks(entries: Iterable[Entry], max_urls: int) -> Iterator[list[Entry]]:
+    """Chunks that each fit one manifest file: the same rule as `ManifestWriter` (at most
+    `max_urls` URLs, a group never split, a larger group alone), so each chunk is one job."""
+    chunk: list[Entry] = []
+    urls = 0
+    for entry in entries:
+        if chunk and urls + len(entry.urls) > max_urls:
+            yield chunk
+            chunk, urls = [], 0
+        chunk.append(entry)
+        urls += len(entry.urls)
+    if chunk:
+        yield chunk
