@@ -1,0 +1,64 @@
+"""Apply a declared metadata schema to Encord's organisation schema, merge-safe.
+
+The SDK's `save()` replaces the whole schema, so we start from the schema Encord holds,
+add what is declared and missing (keys, enum options), keep every other key, and refuse a
+type conflict instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+from encord.metadata_schema import MetadataSchema as EncordSchema
+
+from ingest.errors import UserError
+from ingest.schema import MetadataSchema
+
+
+def merge(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[str]:
+    """Add `declared` to `remote` in place; returns the changes made, in key order.
+
+    All conflicts are found before anything changes, so a conflict leaves `remote` untouched.
+    """
+    conflicts = []
+    for name, spec in sorted(declared.keys.items()):
+        if not remote.has_key(name):
+            continue
+        if remote.is_key_deleted(name):
+            conflicts.append(f"{name!r} was deleted in Encord; restore it there or rename it here")
+            continue
+        existing = remote.get_key_type(name)
+        if existing != spec.type:
+            conflicts.append(f"{name!r} is {existing} in Encord but {spec.type} in {source}")
+        elif spec.type == "embedding" and remote.get_embedding_size(name) != spec.size:
+            size = remote.get_embedding_size(name)
+            conflicts.append(
+                f"{name!r} is an embedding of size {size} in Encord but {spec.size} in {source}"
+            )
+    if conflicts:
+        raise UserError(
+            f"metadata schema {source} conflicts with Encord's: {'; '.join(conflicts)} "
+            "(nothing was changed; align the file with Encord's types)"
+        )
+    changes = []
+    for name, spec in sorted(declared.keys.items()):
+        if not remote.has_key(name):
+            if spec.type == "enum":
+                remote.add_enum(name, values=list(spec.values or ()))
+            elif spec.type == "embedding":
+                remote.add_embedding(name, size=spec.size)
+            else:
+                remote.add_scalar(name, data_type=spec.type)
+            changes.append(f"added {name!r} ({spec.type})")
+        elif spec.type == "enum":
+            missing = sorted(set(spec.values or ()) - set(remote.get_enum_options(name)))
+            if missing:
+                remote.add_enum_options(name, values=missing)
+                changes.append(f"added options {missing} to enum {name!r}")
+    return changes
+
+
+def apply(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[str]:
+    """Merge and save (only when something changed); returns the changes."""
+    changes = merge(declared, remote, source)
+    if changes:
+        remote.save()
+    return changes

@@ -1,0 +1,226 @@
+"""Stage 6, validate: check any manifest, ours or hand-written, against Encord's JSON import
+format and limits. Every problem names the entry by its JSON path and says how to fix it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+from ingest.classify import DICOM, classify
+from ingest.errors import UserError
+from ingest.group import MAX_TITLE
+
+MAX_ITEMS = 500_000
+MAX_URLS = 1_000_000
+MAX_URL_BYTES = 16 * 1024
+_FRAME = re.compile(r"objectUrl_(0|[1-9][0-9]*)")
+_WHITESPACE = re.compile(r"\s")
+
+
+class Problem(NamedTuple):
+    path: str  # JSONPath of the entry or field, e.g. $.images[3].objectUrl
+    message: str  # what is wrong, and the fix
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
+    clientMetadata: dict[str, Any] | None = None
+
+
+class _Single(_Entry):
+    objectUrl: str
+
+
+class _Video(_Single):
+    videoMetadata: dict[str, Any] | None = None
+
+
+class _Image(_Single):
+    imageMetadata: dict[str, Any] | None = None
+
+
+class _Audio(_Single):
+    audioMetadata: dict[str, Any] | None = None
+
+
+class _Text(_Single):
+    textMetadata: dict[str, Any] | None = None
+
+
+class _Pdf(_Single):
+    pdfMetadata: dict[str, Any] | None = None
+
+
+class _Frames(_Entry):
+    """Image groups and DICOM series: a title and frames `objectUrl_0`, `objectUrl_1`, …"""
+
+    model_config = ConfigDict(extra="allow")
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+
+    @model_validator(mode="after")
+    def _frames_are_numbered(self) -> _Frames:
+        extra = self.model_extra or {}
+        for name, value in extra.items():
+            if not _FRAME.fullmatch(name):
+                raise ValueError(f"unknown field {name!r}: frames are objectUrl_0, objectUrl_1, …")
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a URL string")
+        if not extra:
+            raise ValueError("no frames: add objectUrl_0, objectUrl_1, …")
+        numbers = sorted(int(name.split("_")[1]) for name in extra)
+        if numbers != list(range(len(numbers))):
+            raise ValueError("frames must be numbered objectUrl_0 … objectUrl_N without gaps")
+        return self
+
+    def urls(self) -> list[str]:
+        extra = self.model_extra or {}
+        return [extra[f"objectUrl_{i}"] for i in range(len(extra))]
+
+
+class _ImageGroup(_Frames):
+    createVideo: StrictBool = False
+
+
+ENTRY_MODELS: dict[str, type[_Entry]] = {
+    "videos": _Video,
+    "images": _Image,
+    "audio": _Audio,
+    "text": _Text,
+    "pdf": _Pdf,
+    "nifti": _Single,
+    "image_groups": _ImageGroup,
+    "dicom_series": _Frames,
+}
+FLAGS = ("skip_duplicate_urls", "upsert_metadata")
+# What the frames of a multi-file entry must be, when their extension says anything.
+_FRAME_KINDS = {"image_groups": "images", "dicom_series": DICOM}
+
+
+def validate_document(document: Any) -> tuple[list[Problem], int, int]:
+    """(problems, entries, URLs) for a parsed manifest."""
+    if not isinstance(document, dict):
+        return (
+            [Problem("$", "a manifest is a JSON object with keys such as 'images', 'videos'")],
+            0,
+            0,
+        )
+    problems: list[Problem] = []
+    for name, value in document.items():
+        if name in FLAGS:
+            if not isinstance(value, bool):
+                problems.append(Problem(f"$.{name}", "must be true or false"))
+        elif name not in ENTRY_MODELS:
+            known = ", ".join([*ENTRY_MODELS, *FLAGS])
+            problems.append(Problem(f"$.{name}", f"unknown top-level key; use one of: {known}"))
+        elif not isinstance(value, list):
+            problems.append(Problem(f"$.{name}", "must be a list of entries"))
+    titles: dict[str, str] = {}
+    entries = urls = 0
+    for kind, model in ENTRY_MODELS.items():
+        listed = document.get(kind)
+        if not isinstance(listed, list):
+            continue
+        for index, raw in enumerate(listed):
+            path = f"$.{kind}[{index}]"
+            entries += 1
+            try:
+                entry = model.model_validate(raw)
+            except ValidationError as error:
+                problems.extend(_explain(path, error))
+                continue
+            entry_urls = entry.urls() if isinstance(entry, _Frames) else [entry.objectUrl]
+            urls += len(entry_urls)
+            problems.extend(_check_urls(path, kind, entry_urls))
+            if entry.title is not None:
+                first = titles.setdefault(entry.title, path)
+                if first != path:
+                    problems.append(
+                        Problem(f"{path}.title", f"same title as {first}; make titles unique")
+                    )
+    if entries > MAX_ITEMS:
+        problems.append(
+            Problem("$", f"{entries} entries; Encord takes at most {MAX_ITEMS} per file: split it")
+        )
+    if urls > MAX_URLS:
+        problems.append(
+            Problem("$", f"{urls} URLs; Encord takes at most {MAX_URLS} per file: split it")
+        )
+    return problems, entries, urls
+
+
+def _explain(path: str, error: ValidationError) -> list[Problem]:
+    problems = []
+    for detail in error.errors():
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in detail["loc"]
+        )
+        kind = detail["type"]
+        if kind == "missing":
+            message = "required: add it"
+        elif kind == "extra_forbidden":
+            message = "unknown field: remove it or fix its spelling (camelCase, e.g. objectUrl)"
+        elif kind == "string_too_long":
+            message = f"longer than Encord's {MAX_TITLE} characters: shorten it"
+        else:
+            message = detail["msg"].removeprefix("Value error, ")
+        problems.append(Problem(f"{path}{where}", message))
+    return problems
+
+
+def _check_urls(path: str, kind: str, urls: list[str]) -> list[Problem]:
+    problems = []
+    multi = kind in _FRAME_KINDS
+    for index, url in enumerate(urls):
+        where = f"{path}.objectUrl_{index}" if multi else f"{path}.objectUrl"
+        if not url:
+            problems.append(Problem(where, "empty URL: put the object's URL here"))
+        elif _WHITESPACE.search(url):
+            problems.append(
+                Problem(where, "contains whitespace: percent-encode the key (' ' → %20)")
+            )
+        elif len(url.encode()) > MAX_URL_BYTES:
+            problems.append(Problem(where, "longer than Encord's 16 KB per URL: shorten the key"))
+        elif not (
+            url.startswith(("https://", "http://", "s3://")) or url.startswith("arn:aws:s3::")
+        ):
+            problems.append(
+                Problem(where, "not a URL: use https://<bucket>.s3.<region>.amazonaws.com/<key>")
+            )
+        else:
+            found, _ = classify(url.split("?", 1)[0])
+            expected = _FRAME_KINDS.get(kind, kind)
+            if (
+                found is not None
+                and found != expected
+                and not (kind == "dicom_series" and found is None)
+            ):
+                problems.append(
+                    Problem(
+                        where,
+                        f"the extension says {found}, not {expected}: move it to the right list",
+                    )
+                )
+    return problems
+
+
+def validate_file(path: Path) -> tuple[list[Problem], int, int]:
+    """Read and validate a manifest file; an unreadable or non-JSON file is a `UserError`."""
+    try:
+        with path.open("rb") as handle:
+            document = json.load(handle)
+    except OSError as error:
+        raise UserError(f"cannot read manifest {path}: {error.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        detail = (
+            f"{error.msg} at line {error.lineno} column {error.colno}"
+            if isinstance(error, json.JSONDecodeError)
+            else "not UTF-8"
+        )
+        raise UserError(f"manifest {path} is not JSON: {detail}") from None
+    return validate_document(document)
