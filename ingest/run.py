@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     upload_target = _upload_target(client, names, context)
     out = context.settings.output_dir
     report = PlanReport()
-    with closing(RunState.in_directory(out)) as state:
+    with RunState.in_directory(out) as state:
         scan = state.start_scan(names.folder)
         new_entries = state.record_scan(names.folder, scan, iter_entries(context, report))
         jobs = submit(
@@ -287,7 +287,7 @@ def _existing_state(out: Path) -> Iterator[RunState]:
         raise UserError(
             f"no run state in {out}: run `python -m ingest run` (with the same --out) first"
         )
-    with closing(RunState(path)) as state:
+    with RunState(path) as state:
         yield state
 
 

@@ -79,6 +79,12 @@ class RunState:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> RunState:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- scans -------------------------------------------------------------------------
 
     def start_scan(self, folder: str) -> int:
@@ -297,10 +303,13 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write a report of the run atomically: readers see the old file or all of the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as file:
-        for record in records:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", encoding="utf-8") as file:
+            for record in records:
+                file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 

@@ -1,0 +1,225 @@
+"""The run state on its own: what a rerun skips, resumes and resubmits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.model import Entry
+from ingest.state import RunState, write_jsonl
+
+FOLDER = "imports"
+PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
+
+
+def entry(name: str, etag: str = "e1", kind: str = "images") -> Entry:
+    return Entry(kind=kind, title=name, keys=(name,), urls=(PREFIX + name,), etags=(etag,))
+
+
+def group(name: str, frames: int) -> Entry:
+    keys = tuple(f"{name}/{i}.png" for i in range(frames))
+    return Entry(
+        kind="image_groups",
+        title=name + "/",
+        keys=keys,
+        urls=tuple(PREFIX + key for key in keys),
+        etags=tuple("e" for _ in keys),
+        client_metadata={"ward": "a"},
+        create_video=True,
+    )
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> RunState:
+    with RunState.in_directory(tmp_path) as opened:
+        yield opened
+
+
+def scan(state: RunState, entries: list[Entry]) -> tuple[int, list[Entry]]:
+    number = state.start_scan(FOLDER)
+    new = list(state.record_scan(FOLDER, number, entries))
+    state.finish_scan(number)
+    return number, new
+
+
+def test_a_rescan_yields_only_entries_never_submitted(state: RunState, tmp_path: Path) -> None:
+    a, b = entry("a.png"), entry("b.png")
+    _, new = scan(state, [a, b])
+    assert new == [a, b]
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+
+    _, new = scan(state, [a, b])
+    assert new == [b]
+
+
+def test_a_changed_object_is_new_again(state: RunState, tmp_path: Path) -> None:
+    scan(state, [entry("a.png")])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [entry("a.png")])
+
+    _, new = scan(state, [entry("a.png", etag="e2")])
+    assert [e.etags for e in new] == [("e2",)]
+
+
+def test_job_result_maps_items_by_title_and_failures_by_url(
+    state: RunState, tmp_path: Path
+) -> None:
+    a, b, g = entry("a.png"), entry("b.png"), group("ward", 3)
+    number, _ = scan(state, [a, b, g])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b, g])
+    assert state.pending_jobs(FOLDER) == ["job-1"]
+
+    unaccounted = state.record_job_result(
+        "job-1",
+        "DONE",
+        [("a.png", "item-a")],
+        [{"object_urls": list(g.urls), "error": "bad frame", "subtask_uuid": "s-1"}],
+    )
+
+    assert unaccounted == ["b.png"]
+    assert state.pending_jobs(FOLDER) == []
+    failed = list(state.failed_units(FOLDER, number))
+    assert failed == [
+        (
+            "ward/",
+            {
+                "url": g.urls[0],
+                "job_id": "job-1",
+                "object_urls": list(g.urls),
+                "error": "bad frame",
+                "subtask_uuid": "s-1",
+            },
+        )
+    ]
+    state.resolve_item("job-1", "b.png", "item-b")
+    assert state.counts(FOLDER, number, "dataset") == {
+        "entries": 3,
+        "submitted": 3,
+        "uploaded": 2,
+        "failed": 1,
+        "linked": 0,
+    }
+
+
+def test_an_entry_missing_from_the_result_and_the_folder_fails(
+    state: RunState, tmp_path: Path
+) -> None:
+    a = entry("a.png")
+    number, _ = scan(state, [a])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+    state.record_job_result("job-1", "DONE", [], [])
+    state.resolve_item("job-1", "a.png", None)
+    assert [title for title, _ in state.failed_units(FOLDER, number)] == ["a.png"]
+
+
+def test_a_job_that_fails_as_a_whole_leaves_its_entries_to_resubmit(
+    state: RunState, tmp_path: Path
+) -> None:
+    a, b = entry("a.png"), entry("b.png")
+    scan(state, [a, b])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b])
+
+    assert state.record_job_result("job-1", "ERROR", [("a.png", "item-a")], []) == []
+
+    assert state.job("job-1")["status"] == "ERROR"
+    _, new = scan(state, [a, b])
+    assert new == [b]
+
+
+def test_failed_entries_survive_being_resubmitted_while_read(
+    state: RunState, tmp_path: Path
+) -> None:
+    entries = [entry(f"{i:03d}.png") for i in range(7)] + [group("ward", 2)]
+    number, _ = scan(state, entries)
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", entries)
+    state.record_job_result(
+        "job-1",
+        "DONE",
+        [],
+        [{"object_urls": [e.urls[0]], "error": "x", "subtask_uuid": "s"} for e in entries],
+    )
+
+    resubmitted = []
+    for failed in state.failed_entries(FOLDER, number, page_size=3):
+        resubmitted.append(failed)
+        state.record_job(FOLDER, "folder-uuid", "job-2", tmp_path / "m2.json", [failed])
+
+    assert sorted(resubmitted, key=lambda e: e.title) == sorted(entries, key=lambda e: e.title)
+    assert [e.fingerprint for e in resubmitted] == [
+        e.fingerprint for e in sorted(entries, key=lambda e: e.title)
+    ]
+    assert list(state.failed_entries(FOLDER, number)) == []
+
+
+def test_unlinked_items_come_in_batches_until_all_are_recorded(
+    state: RunState, tmp_path: Path
+) -> None:
+    entries = [entry(f"{i}.png") for i in range(5)]
+    number, _ = scan(state, entries)
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", entries)
+    state.record_job_result("job-1", "DONE", [(e.title, f"item-{e.title}") for e in entries], [])
+
+    batches = []
+    while batch := state.unlinked_items(FOLDER, number, "ds", limit=2):
+        batches.append(batch)
+        state.record_links("ds", batch)
+
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert sorted(item for batch in batches for item in batch) == sorted(
+        f"item-{e.title}" for e in entries
+    )
+    assert state.unlinked_items(FOLDER, number, "another-dataset", limit=10) != []
+    assert state.counts(FOLDER, number, "ds")["linked"] == 5
+
+
+def test_comparison_reports_missing_extra_and_wrong_items(state: RunState, tmp_path: Path) -> None:
+    a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
+    number, _ = scan(state, [a, b, c])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b, c])
+    state.record_job_result("job-1", "DONE", [("a.png", "item-a"), ("b.png", "item-b")], [])
+
+    rows = [("a.png", "item-a"), ("b.png", "another-item"), ("stray.png", None)]
+    differences = list(state.compare_with_dataset(FOLDER, number, rows))
+
+    assert differences == [
+        ("missing", "b.png"),
+        ("missing", "c.png"),
+        ("extra", "b.png"),
+        ("extra", "stray.png"),
+    ]
+    exact = [("a.png", "item-a"), ("b.png", "item-b"), ("c.png", None)]
+    assert list(state.compare_with_dataset(FOLDER, number, exact)) == []
+
+
+def test_scans_and_links_are_kept_apart_per_folder(state: RunState, tmp_path: Path) -> None:
+    a = entry("a.png")
+    scan(state, [a])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+    other = state.start_scan("other-folder")
+    assert list(state.record_scan("other-folder", other, [a])) == [a]
+    assert state.latest_scan("other-folder") is None
+
+
+def test_state_survives_reopening(tmp_path: Path) -> None:
+    a = entry("a.png")
+    with RunState.in_directory(tmp_path) as state:
+        scan(state, [a])
+        state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+    with RunState.in_directory(tmp_path) as state:
+        assert state.pending_jobs(FOLDER) == ["job-1"]
+        assert state.job("job-1")["folder_uuid"] == "folder-uuid"
+
+
+def test_reports_are_replaced_whole(tmp_path: Path) -> None:
+    path = tmp_path / "report.jsonl"
+    write_jsonl(path, [{"a": 1}, {"b": "é"}])
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1}, {"b": "é"}]
+
+    def failing():
+        yield {"c": 3}
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, failing())
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1}, {"b": "é"}]
