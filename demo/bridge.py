@@ -1,0 +1,367 @@
+"""A local stand-in for `pulumi up`: the real program, applied to moto instead of AWS.
+
+`__main__.py` runs under Pulumi's mock runtime (demo/pulumi_offline.py) with `MotoBridge`
+as the mocks: each resource the program registers is created in moto through boto3, and
+the state handed back to the program (names, ARNs, the access point's alias) is moto's, so
+the stack outputs come from moto. There is no Pulumi engine here: no state file, no diff,
+no updates or deletes; run it once against a fresh moto.
+
+The bridge covers exactly the resource types the program uses, with exactly the inputs it
+sets; any other type or input stops the run, rather than being silently skipped.
+
+    python -m demo.bridge --stack demo --endpoint-url http://127.0.0.1:5000 \\
+        --secret-env externalId=ENCORD_EXTERNAL_ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import pulumi
+
+from demo.local_aws import Credentials
+from demo.pulumi_offline import ProgramRun, load_stack_config, run_program
+
+STAND_IN_NOTICE = (
+    "LOCAL STAND-IN for `pulumi up`: the Pulumi program runs under Pulumi's mock runtime and "
+    "each resource is created in moto (local AWS) via boto3. Nothing is deployed to AWS."
+)
+US_EAST_1 = "us-east-1"  # the one region whose buckets take no LocationConstraint
+# Where Pulumi's camelCase → S3's PascalCase is not just a capital first letter.
+_API_NAMES = {"Id": "ID", "SseAlgorithm": "SSEAlgorithm", "KmsMasterKeyId": "KMSMasterKeyID"}
+
+
+class UnsupportedResourceError(RuntimeError):
+    """The program registered something the bridge cannot create faithfully in moto."""
+
+
+def _api_shape(value: Any) -> Any:
+    """Pulumi's inputs as the S3 API's: `allowedOrigins` → `AllowedOrigins`, and whole numbers
+    as ints (the engine's wire format carries every number as a double)."""
+    if isinstance(value, dict):
+        return {
+            _API_NAMES.get(k[:1].upper() + k[1:], k[:1].upper() + k[1:]): _api_shape(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_api_shape(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _auto_name(name: str) -> str:
+    """Pulumi's auto-naming: the logical name plus a random suffix."""
+    return f"{name}-{secrets.token_hex(4)[:7]}"
+
+
+Handler = Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]]
+
+
+class MotoBridge(pulumi.runtime.Mocks):
+    """Pulumi mocks that create each registered resource in moto and return its real state."""
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        credentials: Credentials,
+        region: str,
+        echo: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        session = boto3.Session(region_name=region, **credentials.client_kwargs())
+        self._region = region
+        self._echo = echo
+        self._s3 = session.client("s3", endpoint_url=endpoint_url)
+        self._iam = session.client("iam", endpoint_url=endpoint_url)
+        self._s3control = session.client("s3control", endpoint_url=endpoint_url)
+        # S3 Control addresses `<account>.<endpoint host>`; a local endpoint has no such host.
+        endpoint_host = urlsplit(endpoint_url).netloc
+        self._s3control.meta.events.register(
+            "before-sign.s3-control.*",
+            lambda request, **_: setattr(
+                request, "url", urlunsplit(urlsplit(request.url)._replace(netloc=endpoint_host))
+            ),
+        )
+        self._account_id = session.client("sts", endpoint_url=endpoint_url).get_caller_identity()[
+            "Account"
+        ]
+        # type token → (accepted inputs, creator)
+        self._types: dict[str, tuple[frozenset[str], Handler]] = {
+            "aws:s3/bucket:Bucket": (frozenset({"bucket", "forceDestroy"}), self._bucket),
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (
+                frozenset(
+                    {
+                        "bucket",
+                        "blockPublicAcls",
+                        "blockPublicPolicy",
+                        "ignorePublicAcls",
+                        "restrictPublicBuckets",
+                    }
+                ),
+                self._public_access_block,
+            ),
+            "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (
+                frozenset({"bucket", "rule"}),
+                self._ownership_controls,
+            ),
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+                frozenset({"bucket", "rules"}),
+                self._encryption,
+            ),
+            "aws:s3/bucketPolicy:BucketPolicy": (
+                frozenset({"bucket", "policy"}),
+                self._bucket_policy,
+            ),
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+                frozenset({"bucket", "rules"}),
+                self._lifecycle,
+            ),
+            "aws:s3/bucketVersioning:BucketVersioning": (
+                frozenset({"bucket", "versioningConfiguration"}),
+                self._versioning,
+            ),
+            "aws:s3/bucketLogging:BucketLogging": (
+                frozenset({"bucket", "targetBucket", "targetPrefix"}),
+                self._logging,
+            ),
+            "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration": (
+                frozenset({"bucket", "corsRules"}),
+                self._cors,
+            ),
+            "aws:s3control/multiRegionAccessPoint:MultiRegionAccessPoint": (
+                frozenset({"details"}),
+                self._multi_region_access_point,
+            ),
+            "aws:iam/role:Role": (
+                frozenset({"name", "description", "assumeRolePolicy", "maxSessionDuration"}),
+                self._role,
+            ),
+            "aws:iam/policy:Policy": (frozenset({"name", "description", "policy"}), self._policy),
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (
+                frozenset({"role", "policyArn"}),
+                self._role_policy_attachment,
+            ),
+        }
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        if not args.custom:  # a component resource only groups its children
+            return None, {}
+        if args.typ not in self._types:
+            raise UnsupportedResourceError(
+                f"demo.bridge cannot create {args.typ} ({args.name}) in moto; "
+                f"supported: {', '.join(sorted(self._types))}"
+            )
+        accepted, create = self._types[args.typ]
+        unexpected = sorted(set(args.inputs) - accepted)
+        if unexpected:
+            raise UnsupportedResourceError(
+                f"demo.bridge does not apply input(s) {', '.join(unexpected)} of {args.typ} ({args.name})"
+            )
+        resource_id, state = create(args.name, args.inputs)
+        self._echo(f"  + {args.typ.rsplit(':', 1)[-1]:<42} {args.name:<24} {resource_id}")
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        raise UnsupportedResourceError(f"demo.bridge does not implement the invoke {args.token}")
+
+    # S3 ---------------------------------------------------------------------------------
+    def _bucket(self, name: str, inputs: dict) -> tuple[str, dict]:
+        bucket = inputs.get("bucket") or _auto_name(name)
+        location = (
+            {}
+            if self._region == US_EAST_1
+            else {"CreateBucketConfiguration": {"LocationConstraint": self._region}}
+        )
+        self._s3.create_bucket(Bucket=bucket, **location)
+        # forceDestroy only matters when deleting, which the bridge never does.
+        return bucket, {
+            **inputs,
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "region": self._region,
+            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+        }
+
+    def _public_access_block(self, name: str, inputs: dict) -> tuple[str, dict]:
+        flags = {k: bool(v) for k, v in inputs.items() if k != "bucket"}
+        self._s3.put_public_access_block(
+            Bucket=inputs["bucket"], PublicAccessBlockConfiguration=_api_shape(flags)
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _ownership_controls(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._s3.put_bucket_ownership_controls(
+            Bucket=inputs["bucket"], OwnershipControls={"Rules": [_api_shape(inputs["rule"])]}
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _encryption(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._s3.put_bucket_encryption(
+            Bucket=inputs["bucket"],
+            ServerSideEncryptionConfiguration={"Rules": _api_shape(inputs["rules"])},
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _bucket_policy(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._s3.put_bucket_policy(Bucket=inputs["bucket"], Policy=inputs["policy"])
+        return inputs["bucket"], dict(inputs)
+
+    def _lifecycle(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._s3.put_bucket_lifecycle_configuration(
+            Bucket=inputs["bucket"], LifecycleConfiguration={"Rules": _api_shape(inputs["rules"])}
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _versioning(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._s3.put_bucket_versioning(
+            Bucket=inputs["bucket"],
+            VersioningConfiguration=_api_shape(inputs["versioningConfiguration"]),
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _logging(self, name: str, inputs: dict) -> tuple[str, dict]:
+        target = {k: v for k, v in inputs.items() if k != "bucket"}
+        self._s3.put_bucket_logging(
+            Bucket=inputs["bucket"], BucketLoggingStatus={"LoggingEnabled": _api_shape(target)}
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _cors(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._s3.put_bucket_cors(
+            Bucket=inputs["bucket"],
+            CORSConfiguration={"CORSRules": _api_shape(inputs["corsRules"])},
+        )
+        return inputs["bucket"], dict(inputs)
+
+    def _multi_region_access_point(self, name: str, inputs: dict) -> tuple[str, dict]:
+        details = _api_shape(inputs["details"])
+        self._s3control.create_multi_region_access_point(
+            AccountId=self._account_id, ClientToken=str(uuid.uuid4()), Details=details
+        )
+        # AWS creates it asynchronously; moto is READY at once.
+        access_point = self._s3control.get_multi_region_access_point(
+            AccountId=self._account_id, Name=details["Name"]
+        )["AccessPoint"]
+        alias = access_point["Alias"]
+        return f"{self._account_id}:{details['Name']}", {
+            **inputs,
+            "accountId": self._account_id,
+            "alias": alias,
+            "arn": f"arn:aws:s3::{self._account_id}:accesspoint/{alias}",
+            "domainName": f"{alias}.accesspoint.s3-global.amazonaws.com",
+            "status": access_point["Status"],
+        }
+
+    # IAM --------------------------------------------------------------------------------
+    def _role(self, name: str, inputs: dict) -> tuple[str, dict]:
+        role = self._iam.create_role(
+            RoleName=inputs.get("name") or _auto_name(name),
+            AssumeRolePolicyDocument=inputs["assumeRolePolicy"],
+            Description=inputs.get("description", ""),
+            MaxSessionDuration=int(inputs.get("maxSessionDuration", 3600)),
+        )["Role"]
+        return role["RoleName"], {
+            **inputs,
+            "name": role["RoleName"],
+            "arn": role["Arn"],
+            "uniqueId": role["RoleId"],
+        }
+
+    def _policy(self, name: str, inputs: dict) -> tuple[str, dict]:
+        policy = self._iam.create_policy(
+            PolicyName=inputs.get("name") or _auto_name(name),
+            PolicyDocument=inputs["policy"],
+            Description=inputs.get("description", ""),
+        )["Policy"]
+        return policy["Arn"], {
+            **inputs,
+            "name": policy["PolicyName"],
+            "arn": policy["Arn"],
+            "policyId": policy["PolicyId"],
+        }
+
+    def _role_policy_attachment(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._iam.attach_role_policy(RoleName=inputs["role"], PolicyArn=inputs["policyArn"])
+        return f"{inputs['role']}/{inputs['policyArn']}", dict(inputs)
+
+
+def apply(
+    stack: str,
+    endpoint_url: str,
+    credentials: Credentials,
+    overrides: dict[str, str] | None = None,
+    secret_overrides: dict[str, str] | None = None,
+    out: TextIO | None = sys.stderr,
+) -> ProgramRun:
+    """Apply the program with `stack`'s config to moto: outputs, which are secret, resources.
+
+    Progress (resource types, names and ids, never values) goes to `out`; None silences it.
+    """
+    config = load_stack_config(stack, overrides, secret_overrides)
+    echo = (lambda line: print(line, file=out, flush=True)) if out else (lambda line: None)
+    echo(STAND_IN_NOTICE)
+    echo(f"Stack {config.project}/{stack} → {endpoint_url}")
+    bridge = MotoBridge(endpoint_url, credentials, config.values["aws:region"], echo)
+    return run_program(config, bridge)
+
+
+def deploy(
+    stack: str,
+    endpoint_url: str,
+    credentials: Credentials,
+    overrides: dict[str, str] | None = None,
+    secret_overrides: dict[str, str] | None = None,
+    out: TextIO | None = sys.stderr,
+) -> dict[str, Any]:
+    """`apply`, returning the plain stack outputs (secrets such as externalId included)."""
+    return apply(stack, endpoint_url, credentials, overrides, secret_overrides, out).outputs
+
+
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.bridge", description=STAND_IN_NOTICE)
+    parser.add_argument("--stack", default="demo")
+    parser.add_argument(
+        "--endpoint-url", required=True, help="moto server, e.g. http://127.0.0.1:5000"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
+    parser.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="KEY=ENV_VAR",
+        help="secret config override read from an environment variable (never on the command line)",
+    )
+    args = parser.parse_args(argv)
+    secret_overrides = {key: os.environ[var] for key, var in _key_values(args.secret_env).items()}
+    credentials = Credentials(
+        os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
+    run_outputs = deploy(
+        args.stack, args.endpoint_url, credentials, _key_values(args.set), secret_overrides
+    )
+    print(
+        json.dumps(
+            {k: "[secret]" if k == "externalId" else v for k, v in run_outputs.items()}, indent=2
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

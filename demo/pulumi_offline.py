@@ -1,0 +1,180 @@
+"""Run the real Pulumi program (`__main__.py`) offline, under Pulumi's mock runtime.
+
+There is no Pulumi CLI here, so this stands in for the two things it does before a program
+runs: it merges a stack's configuration from `Pulumi.yaml` and `Pulumi.<stack>.yaml`, and it
+hands the program a resource monitor, here `pulumi.runtime.set_mocks` with the caller's
+`Mocks` (a recorder in tests, demo/bridge.py for moto).
+
+The Pulumi runtime is process-global. Each `run_program` call installs fresh mocks and
+settings, clears the root stack, and runs the program in a new root stack exactly as the
+CLI's `run_in_stack` does, so several stacks run one after another in one process without
+their resources or exports mixing. Runs must not overlap (the runtime has one root).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class StackConfigError(Exception):
+    """A stack's files cannot be turned into configuration (e.g. a secret without an override)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    project_dir: Path
+    values: dict[str, str]  # namespaced key → the string the CLI would pass
+    secret_keys: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]  # the engine's camelCase wire names, secrets unwrapped
+    secret_inputs: frozenset[str]  # names of the inputs that arrived as secrets
+    custom: bool  # False for component resources
+    id: str | None
+    state: dict[str, Any]
+
+
+@dataclass
+class ProgramRun:
+    outputs: dict[str, Any]  # plain values, secrets included
+    secret_outputs: frozenset[str]
+    resources: list[RegisteredResource]
+
+    def of_type(self, type_token: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> RegisteredResource:
+        (resource,) = self.of_type(type_token)
+        return resource
+
+
+def _encode(value: Any) -> str:
+    """Config values reach programs as strings: text verbatim, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def load_stack_config(
+    stack: str,
+    overrides: dict[str, str] | None = None,
+    secret_overrides: dict[str, str] | None = None,
+    project_dir: Path = PROJECT_DIR,
+) -> StackConfig:
+    """A stack's config as the CLI would pass it; overrides act like `pulumi config set [--secret]`.
+
+    Override keys may be bare (`allowWrite`, namespaced to the project) or namespaced
+    (`aws:region`). Encrypted `secure:` entries need a secret override: decrypting them
+    needs the CLI and the stack's secrets provider.
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        raise StackConfigError(f"no stack file {stack_file.name} in {project_dir}")
+    entries = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+
+    def namespaced(key: str) -> str:
+        return key if ":" in key else f"{project}:{key}"
+
+    values: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    for key, value in entries.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.add(namespaced(key))
+        else:
+            values[namespaced(key)] = _encode(value)
+    values |= {namespaced(k): _encode(v) for k, v in (overrides or {}).items()}
+    values |= {namespaced(k): _encode(v) for k, v in (secret_overrides or {}).items()}
+    secret_keys |= {namespaced(k) for k in secret_overrides or {}}
+    undecrypted = sorted(secret_keys - set(values))
+    if undecrypted:
+        raise StackConfigError(
+            f"{stack_file.name}: encrypted {', '.join(undecrypted)} need a secret override"
+        )
+    return StackConfig(project, stack, project_dir, values, frozenset(secret_keys))
+
+
+def _reveal(value: Any) -> tuple[Any, bool]:
+    """A wire value with its secret markers removed, and whether it held any."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _reveal(value["value"])[0], True
+        pairs = {k: _reveal(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        pairs = [_reveal(item) for item in value]
+        return [v for v, _ in pairs], any(s for _, s in pairs)
+    return value, False
+
+
+class _Recorder(pulumi.runtime.Mocks):
+    """Hands the caller's mocks plain inputs (the mock monitor keeps secrets wrapped) and
+    keeps what was registered."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        self._mocks = mocks
+        self.resources: list[RegisteredResource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        revealed = {name: _reveal(value) for name, value in args.inputs.items()}
+        args.inputs = {name: value for name, (value, _) in revealed.items()}
+        resource_id, state = self._mocks.new_resource(args)
+        secret_inputs = frozenset(name for name, (_, secret) in revealed.items() if secret)
+        self.resources.append(
+            RegisteredResource(
+                args.typ, args.name, args.inputs, secret_inputs, args.custom, resource_id, state
+            )
+        )
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return self._mocks.call(args)
+
+
+def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
+    """Run `__main__.py` with this config against `mocks`; raise whatever the program raises.
+
+    A program error (e.g. infra.config.ConfigError, a pulumi.RunError) propagates unchanged.
+    """
+    recorder = _Recorder(mocks)
+    pulumi.runtime.set_mocks(recorder, project=config.project, stack=config.stack, preview=False)
+    runtime_settings.set_root_resource(None)  # run_in_stack makes this run's root stack
+    pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
+    program = config.project_dir / "__main__.py"
+    if str(config.project_dir) not in sys.path:  # as the CLI does: the program imports infra/
+        sys.path.insert(0, str(config.project_dir))
+
+    stacks: list[Any] = []
+
+    def run_main() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+        # The root stack lives in the run's context, invisible from here once it returns.
+        stacks.append(runtime_settings.get_root_resource())
+
+    _sync_await(run_in_stack(run_main))
+    exports = {name: pulumi.Output.from_input(value) for name, value in stacks[0].outputs.items()}
+    return ProgramRun(
+        outputs={name: _sync_await(value.future()) for name, value in exports.items()},
+        secret_outputs=frozenset(
+            name for name, value in exports.items() if _sync_await(value.is_secret())
+        ),
+        resources=recorder.resources,
+    )
