@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 class Target:
     """Where the import goes, named by the settings."""
 
-    integration: str
+    integration: str | None  # only the commands that upload need it
     folder: str
     dataset: str
 
@@ -76,7 +76,6 @@ def target_names(settings: IngestSettings) -> Target:
     missing = [
         flag
         for flag, value in (
-            ("--integration TITLE", settings.integration),
             ("--folder NAME", settings.folder),
             ("--dataset TITLE", settings.dataset),
         )
@@ -84,7 +83,7 @@ def target_names(settings: IngestSettings) -> Target:
     ]
     if missing:
         raise UserError(
-            f"say where to import: {', '.join(missing)} (or the same keys in the stack's ingest config)"
+            f"say where to import: {' and '.join(missing)} (or the same keys in the stack's ingest config)"
         )
     return Target(settings.integration, settings.folder, settings.dataset)
 
@@ -116,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             new_entries, state, upload_target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
         )
         state.finish_scan(scan)
+        report.manifests = [str(manifest) for _, manifest in jobs]
         return _finish(args, client, state, upload_target, names, scan, jobs, report)
 
 
@@ -135,6 +135,11 @@ def retry(args: argparse.Namespace) -> int:
 
 
 def _upload_target(client: EncordClient, names: Target, context: PlanContext) -> UploadTarget:
+    if not names.integration:
+        raise UserError(
+            "say which Encord integration reads the bucket: --integration TITLE "
+            "(or the stack output integrationTitle, or `integration` in the ingest config)"
+        )
     integration_id = client.integration_id(names.integration, context.outputs.role_arn)
     return UploadTarget(client, client.folder(names.folder), integration_id)
 
@@ -146,7 +151,7 @@ def _finish(
     upload_target: UploadTarget,
     names: Target,
     scan: int,
-    jobs: list[str],
+    jobs: list[tuple[str, Path]],
     report: PlanReport | None,
 ) -> int:
     """Wait for the folder's jobs, link, verify, and print what happened."""
@@ -161,7 +166,7 @@ def _finish(
     counts = state.counts(names.folder, scan, dataset.dataset_hash)
     summary = {
         "scan": report.to_json() if report else None,
-        "jobsStarted": jobs,
+        "jobsStarted": [job_id for job_id, _ in jobs],
         "entries": counts,
         "failedUnits": {"count": len(failed_units), "report": str(out / FAILED_UNITS_FILE)},
         "linked": linked,
@@ -193,7 +198,7 @@ def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> 
 
 def _run_summary(
     report: PlanReport | None,
-    jobs: list[str],
+    jobs: list[tuple[str, Path]],
     counts: dict[str, int],
     failed_units: list[dict],
     linked: int,
@@ -202,7 +207,7 @@ def _run_summary(
     lines = [report.summary()] if report else []
     lines.append(
         f"upload: {len(jobs)} job(s) started"
-        + (f" ({', '.join(jobs)})" if jobs else ", nothing new to upload")
+        + (f" ({', '.join(job_id for job_id, _ in jobs)})" if jobs else ", nothing new to upload")
         + f"; {counts['uploaded']} of {counts['entries']} entries in Encord, {counts['failed']} failed"
     )
     for unit in failed_units:

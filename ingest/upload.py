@@ -73,8 +73,8 @@ def submit(
     target: UploadTarget,
     directory: Path,
     chunk_size: int,
-) -> list[str]:
-    """Start one upload job per manifest of at most `chunk_size` URLs; return the job ids."""
+) -> list[tuple[str, Path]]:
+    """Start one upload job per manifest of at most `chunk_size` URLs; return (job id, manifest)."""
     started = []
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     for number, chunk in enumerate(_chunks(entries, chunk_size), start=1):
@@ -86,7 +86,7 @@ def submit(
         # the rerun submits them again; the manifest's `skip_duplicate_urls` makes that
         # second job import nothing twice, and `settle_job` finds the items it skipped.
         state.record_job(target.folder_name, str(target.folder.uuid), job_id, manifest, chunk)
-        started.append(job_id)
+        started.append((job_id, manifest))
     return started
 
 
