@@ -96,8 +96,9 @@ def _group_rules(values: list[str] | None) -> list[dict[str, str]] | None:
 
 
 def load_context(args: argparse.Namespace) -> PlanContext:
-    outputs = load_outputs(args.stack, args.outputs)
+    # Settings first: they are local and cheap to check, the outputs may need the Pulumi CLI.
     settings = load_settings(args.stack, args.config, settings_overrides(args))
+    outputs = load_outputs(args.stack, args.outputs)
     if settings.integration is None and outputs.integration_title:
         settings = settings.model_copy(update={"integration": outputs.integration_title})
     return PlanContext(outputs=outputs, settings=settings, s3=s3_client(outputs, settings))

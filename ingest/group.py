@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from fnmatch import fnmatchcase
 from typing import NamedTuple
 
 from ingest.classify import DICOM
+from ingest.globs import matcher
 from ingest.settings import GroupRule
 
 MAX_TITLE = 300  # Encord's limit on file names / titles
@@ -76,15 +76,15 @@ class FolderRules:
     """Which folders group their files, per the settings' `groups` and `dicomSeries`."""
 
     def __init__(self, rules: Iterable[GroupRule], dicom_series: bool = True) -> None:
-        self._rules = list(rules)
+        self._rules = [(matcher([rule.folders]), rule.as_) for rule in rules]
         self.dicom_series = dicom_series
 
     def image_mode(self, folder: str) -> str | None:
-        """'imageGroup', 'imageSequence' or None for a folder path ending in '/'."""
+        """'imageGroup', 'imageSequence' or None for a folder path ending in '/' (first rule wins)."""
         path = folder.rstrip("/")
-        for rule in self._rules:
-            if fnmatchcase(path, rule.folders):
-                return rule.as_
+        for matches, mode in self._rules:
+            if matches(path):
+                return mode
         return None
 
 

@@ -7,9 +7,7 @@ entries in a deterministic order, while `report` accumulates counts and problems
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -20,6 +18,7 @@ from botocore.exceptions import ClientError
 from ingest.classify import SIDECAR, SIDECAR_SUFFIX, classify
 from ingest.context import PlanContext
 from ingest.errors import UserError
+from ingest.globs import matcher
 from ingest.group import FolderRules, Item, group
 from ingest.manifest import CsvWriter, ManifestWriter, object_url, write_atomic
 from ingest.metadata import MetadataSource, MetadataTable, attach_metadata
@@ -29,14 +28,6 @@ from ingest.scan import ListedObject, S3Lister, normalise_prefixes, scan
 from ingest.schema import load_schema
 
 ContentTypeOf = Callable[[str], str | None]
-
-
-def exclusion(patterns: Iterable[str]) -> Callable[[str], bool]:
-    """A predicate: does a key match any of these globs ('*' also crosses '/')?"""
-    patterns = list(patterns)
-    if not patterns:
-        return lambda key: False
-    return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns)).match
 
 
 def items(
@@ -133,7 +124,7 @@ def iter_entries(context: PlanContext, report: PlanReport) -> Iterator[Entry]:
             scan(S3Lister(context.s3, bucket), context.prefixes, settings.scan_workers),
             url_prefix=context.outputs.object_url_prefix,
             rules=FolderRules(settings.groups, settings.dicom_series),
-            excluded=exclusion(settings.exclude),
+            excluded=matcher(settings.exclude),
             content_type_of=reader.content_type,
             metadata=source,
             report=report,

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ingest.documents import load_document
 from ingest.errors import UserError
 
 SCALARS = ("boolean", "datetime", "number", "uuid", "varchar", "text")
@@ -140,15 +140,7 @@ def _short(value: Any) -> str:
 
 def load_schema(path: Path) -> MetadataSchema:
     """Read and check a schema file; a problem is a `UserError` naming the file and key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read metadata schema {path}: {error.strerror}") from None
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        message = str(error).replace("\n", " ")
-        raise UserError(f"metadata schema {path} does not parse: {message}") from None
+    raw = load_document(path, "metadata schema")
     if not isinstance(raw, dict) or not raw:
         raise UserError(f"metadata schema {path} must be a mapping of metadata key → type")
     keys = {}

@@ -3,14 +3,13 @@ or a `--config` YAML/JSON file holding the same mapping, then command-line overr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ingest.documents import load_document
 from ingest.errors import UserError
 
 CONFIG_KEY = "encord-s3:ingest"
@@ -24,7 +23,10 @@ class GroupRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    folders: str = Field(min_length=1, description="glob over folder paths, e.g. 'scans/*'")
+    folders: str = Field(
+        min_length=1,
+        description="glob over folder paths, e.g. 'scans/*' ('*' stays in one folder, '**' crosses)",
+    )
     as_: Literal["imageGroup", "imageSequence"] = Field(alias="as")
 
 
@@ -34,7 +36,9 @@ class IngestSettings(BaseModel):
     prefixes: list[str] | None = Field(
         default=None, description="key prefixes to scan; unset = the stack's `prefixes` output"
     )
-    exclude: list[str] = Field(default_factory=list, description="globs over keys to skip")
+    exclude: list[str] = Field(
+        default_factory=list, description="globs over whole keys to skip, e.g. '**/*.tmp'"
+    )
     groups: list[GroupRule] = Field(default_factory=list)
     dicom_series: bool = Field(default=True, alias="dicomSeries")
     metadata_schema: Path | None = Field(default=None, alias="metadataSchema")
@@ -84,16 +88,7 @@ def load_settings(
 
 
 def _read_mapping(path: Path, source: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read config {source}: {error.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise UserError(
-            f"config {source} is not valid {path.suffix[1:] or 'YAML'}: {error}".replace("\n", " ")
-        ) from None
+    data = load_document(path, "config")
     if data is None:
         return {}
     if not isinstance(data, dict):
