@@ -1,17 +1,19 @@
 """Stage 1, scan: the bucket's objects under the configured prefixes, in key order.
 
 A `Lister` yields one prefix's objects page by page, in key order (S3 ListObjectsV2 order).
-`scan()` lists several prefixes in parallel threads and merges the sorted streams, so the
-output order is deterministic whatever the timing. Bounded queues keep memory flat: a fast
-lister waits for the pipeline instead of buffering the bucket.
+`scan()` lists several prefixes in parallel threads and yields them in key order, so the
+output is deterministic whatever the timing. Bounded queues keep memory flat: a fast lister
+waits for the pipeline instead of buffering the bucket. The lister is an interface so a
+faster source (S3 Inventory, a lean XML parser) can replace boto3's paginator.
 """
 
 from __future__ import annotations
 
-import heapq
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -42,7 +44,12 @@ def normalise_prefixes(prefixes: Iterable[str]) -> list[str]:
 
 
 def scan(lister: Lister, prefixes: Iterable[str], workers: int = 8) -> Iterator[ListedObject]:
-    """Every object under `prefixes`, in key order."""
+    """Every object under `prefixes`, in key order.
+
+    Sorted prefixes that don't cover one another span disjoint, ordered key ranges, so their
+    listings concatenated in prefix order are in key order. Up to `workers` prefixes are
+    listed ahead in threads, in that same order, so the next prefix is ready when needed.
+    """
     chosen = normalise_prefixes(prefixes)
     if len(chosen) == 1 or workers == 1:
         for prefix in chosen:
@@ -50,18 +57,20 @@ def scan(lister: Lister, prefixes: Iterable[str], workers: int = 8) -> Iterator[
                 yield from page
         return
     stop = threading.Event()
-    semaphore = threading.BoundedSemaphore(workers)
-    streams = [_threaded_stream(lister, prefix, stop, semaphore) for prefix in chosen]
+    upcoming = iter(chosen)
+    window = deque(_prefetch(lister, prefix, stop) for prefix in islice(upcoming, workers))
     try:
-        # Prefixes are disjoint, so merging by key (the tuple's first field) is a total order.
-        yield from heapq.merge(*streams)
+        while window:
+            yield from window.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                window.append(_prefetch(lister, following, stop))
     finally:
-        stop.set()
+        stop.set()  # unblocks producers if the consumer stops early
 
 
-def _threaded_stream(
-    lister: Lister, prefix: str, stop: threading.Event, semaphore: threading.BoundedSemaphore
-) -> Iterator[ListedObject]:
+def _prefetch(lister: Lister, prefix: str, stop: threading.Event) -> Iterator[ListedObject]:
+    """Start listing `prefix` in a thread now; the returned iterator yields its objects."""
     pages: queue.Queue = queue.Queue(maxsize=_PAGES_AHEAD)
 
     def put(item: Any) -> bool:
@@ -74,16 +83,19 @@ def _threaded_stream(
         return False
 
     def produce() -> None:
-        with semaphore:  # at most `workers` prefixes listing at once
-            try:
-                for page in lister(prefix):
-                    if not put(page):
-                        return
-                put(_DONE)
-            except BaseException as error:  # re-raised in the consuming thread
-                put(error)
+        try:
+            for page in lister(prefix):
+                if not put(page):
+                    return
+            put(_DONE)
+        except BaseException as error:  # re-raised in the consuming thread
+            put(error)
 
     threading.Thread(target=produce, name=f"scan:{prefix}", daemon=True).start()
+    return _drain(pages)
+
+
+def _drain(pages: queue.Queue) -> Iterator[ListedObject]:
     while True:
         page = pages.get()
         if page is _DONE:
