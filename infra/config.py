@@ -36,14 +36,14 @@ ENCORD_APP_ORIGIN = "https://app.encord.com"
 _ACCOUNT_ID = r"\d{12}"
 _IAM_NAME = r"[\w+=,.@-]"
 _PRINCIPAL = re.compile(
-    rf"^(?:{_ACCOUNT_ID}|arn:aws:iam::{_ACCOUNT_ID}:(?:root|(?:role|user)/(?:{_IAM_NAME}+/)*{_IAM_NAME}+))$",
+    rf"{_ACCOUNT_ID}|arn:aws:iam::{_ACCOUNT_ID}:(?:root|(?:role|user)/(?:{_IAM_NAME}+/)*{_IAM_NAME}+)",
     re.ASCII,
 )
 # AssumeRole's ExternalId: 2-1224 characters of [\w+=,.@:/-].
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
-_ROLE_NAME = re.compile(rf"^{_IAM_NAME}{{1,64}}$", re.ASCII)
-_BUCKET_NAME = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_KMS_KEY_ARN = re.compile(rf"^arn:aws:kms:(?P<region>[a-z0-9-]+):{_ACCOUNT_ID}:key/[A-Za-z0-9-]+$")
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+_ROLE_NAME = re.compile(rf"{_IAM_NAME}{{1,64}}", re.ASCII)
+_BUCKET_NAME = re.compile(r"(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_KMS_KEY_ARN = re.compile(rf"arn:aws:kms:(?P<region>[a-z0-9-]+):{_ACCOUNT_ID}:key/[A-Za-z0-9-]+")
 _S3_REGIONS = frozenset(boto3.session.Session().get_available_regions("s3"))
 
 
@@ -70,7 +70,7 @@ def _json_list(value: Any) -> Any:
 
 
 def _check_bucket_name(name: str) -> str:
-    if not _BUCKET_NAME.match(name):
+    if not _BUCKET_NAME.fullmatch(name):
         raise InvalidValue(
             "must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens"
         )
@@ -113,7 +113,7 @@ class IntegrationSettings(BaseModel):
     @field_validator("encord_principal")
     @classmethod
     def _iam_principal(cls, principal: str) -> str:
-        if not _PRINCIPAL.match(principal):
+        if not _PRINCIPAL.fullmatch(principal):
             raise InvalidValue(
                 "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) or a 12-digit account id"
             )
@@ -122,7 +122,7 @@ class IntegrationSettings(BaseModel):
     @field_validator("external_id")
     @classmethod
     def _external_id(cls, external_id: SecretStr) -> SecretStr:
-        if not _EXTERNAL_ID.match(external_id.get_secret_value()):
+        if not _EXTERNAL_ID.fullmatch(external_id.get_secret_value()):
             raise InvalidValue("must be 2-1224 characters of letters, digits and _+=,.@:/-")
         return external_id
 
@@ -149,7 +149,7 @@ class IntegrationSettings(BaseModel):
     @field_validator("kms_key_arn")
     @classmethod
     def _kms_key_arn(cls, arn: str | None, info: ValidationInfo) -> str | None:
-        match = _KMS_KEY_ARN.match(arn) if arn is not None else None
+        match = _KMS_KEY_ARN.fullmatch(arn) if arn is not None else None
         if arn is not None and not match:
             raise InvalidValue("must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
         if match and match["region"] != info.data.get("region"):
@@ -190,7 +190,7 @@ class IntegrationSettings(BaseModel):
     @field_validator("role_name")
     @classmethod
     def _role_name(cls, name: str) -> str:
-        if not _ROLE_NAME.match(name):
+        if not _ROLE_NAME.fullmatch(name):
             raise InvalidValue("must be 1-64 letters, digits and _+=,.@-")
         return name
 

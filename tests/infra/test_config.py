@@ -1,0 +1,181 @@
+"""Each bad config value stops the program with one line naming the key and the fix."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from stack_harness import ENCORD_ROLE, EXTERNAL_ID, FakeAws, run_stack
+
+from demo.pulumi_offline import StackConfigError, load_stack_config, run_program
+from infra.config import ConfigError
+
+SET_PRINCIPAL = (
+    "pulumi config set encord-s3:encordPrincipal "
+    "<role ARN or account id from Encord's 'New integration → AWS S3' dialog>"
+)
+SET_EXTERNAL_ID = "pulumi config set --secret encord-s3:externalId <value from Encord's dialog>"
+
+
+def config_error(overrides: dict, secret_overrides: dict | None = None) -> str:
+    config = load_stack_config("dev", overrides, secret_overrides)
+    with pytest.raises(ConfigError) as raised:
+        run_program(config, FakeAws())
+    return str(raised.value)
+
+
+def bad(**settings) -> str:
+    """The message for `settings` on top of an otherwise valid dev stack."""
+    return config_error({"encordPrincipal": ENCORD_ROLE} | settings, {"externalId": EXTERNAL_ID})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"encordPrincipal": "encord"},
+            "encord-s3:encordPrincipal must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) "
+            f"or a 12-digit account id. Fix: {SET_PRINCIPAL}",
+        ),
+        (
+            {"encordPrincipal": "arn:aws:iam::99998888777:role/encord"},  # 11 digits
+            "encord-s3:encordPrincipal must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) "
+            f"or a 12-digit account id. Fix: {SET_PRINCIPAL}",
+        ),
+        (
+            {"corsOrigins": ["http://app.encord.com"]},
+            "encord-s3:corsOrigins items must be https:// origins, e.g. https://app.us.encord.com. "
+            "Fix: pulumi config set --path 'encord-s3:corsOrigins[0]' https://app.encord.com",
+        ),
+        (
+            {"corsOrigins": ["https://app.encord.com/"]},
+            "encord-s3:corsOrigins items must be bare origins, without a path or trailing slash. "
+            "Fix: pulumi config set --path 'encord-s3:corsOrigins[0]' https://app.encord.com",
+        ),
+        (
+            {"corsOrigins": "https://app.encord.com"},
+            "encord-s3:corsOrigins must be a list (set items with `--path 'key[0]'`). "
+            "Fix: pulumi config set --path 'encord-s3:corsOrigins[0]' https://app.encord.com",
+        ),
+        (
+            {"aws:region": "eu-middle-7"},
+            "aws:region is not an AWS region with S3 (e.g. eu-west-2, us-east-1). "
+            "Fix: pulumi config set aws:region <region, e.g. eu-west-2>",
+        ),
+        (
+            {"prefixes": ["/images/"]},
+            "encord-s3:prefixes items must be non-empty key prefixes without a leading slash. "
+            "Fix: pulumi config set --path 'encord-s3:prefixes[0]' <key prefix, e.g. images/>",
+        ),
+        (
+            {"prefixes": ["images/*"]},
+            "encord-s3:prefixes items must not contain * or ?. "
+            "Fix: pulumi config set --path 'encord-s3:prefixes[0]' <key prefix, e.g. images/>",
+        ),
+        (
+            {"allowWrite": "yes please"},
+            "encord-s3:allowWrite must be true or false. Fix: pulumi config set encord-s3:allowWrite true|false",
+        ),
+        (
+            {"createBucket": False, "versioning": False},
+            "encord-s3:bucketName is required when createBucket is false (the bucket to adopt). "
+            "Fix: pulumi config set encord-s3:bucketName <bucket name>",
+        ),
+        (
+            {"createBucket": False, "bucketName": "acme-data"},
+            "encord-s3:versioning only applies to a bucket the stack creates (createBucket is false). "
+            "Fix: pulumi config rm encord-s3:versioning",
+        ),
+        (
+            {"bucketName": "Acme_Data"},
+            "encord-s3:bucketName must be an S3 bucket name: 3-63 lowercase letters, digits, dots "
+            "and hyphens. Fix: pulumi config set encord-s3:bucketName <bucket name>",
+        ),
+        (
+            {"kmsKeyArn": "alias/encord"},
+            "encord-s3:kmsKeyArn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>). "
+            "Fix: pulumi config set encord-s3:kmsKeyArn arn:aws:kms:<region>:<account>:key/<key id>",
+        ),
+        (
+            {"kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/abcd"},  # dev is eu-west-2
+            "encord-s3:kmsKeyArn must be a key in the stack's aws:region (S3 needs a same-region key). "
+            "Fix: pulumi config set encord-s3:kmsKeyArn arn:aws:kms:<region>:<account>:key/<key id>",
+        ),
+        (
+            {"roleName": "encord role"},
+            "encord-s3:roleName must be 1-64 letters, digits and _+=,.@-. "
+            "Fix: pulumi config set encord-s3:roleName <IAM role name>",
+        ),
+    ],
+    ids=lambda value: str(value)[:40] if isinstance(value, dict) else "",
+)
+def test_bad_value_names_the_key_and_the_fix(settings, message):
+    assert bad(**settings) == message
+
+
+def test_misspelt_key_is_not_silently_ignored():
+    message = bad(allowwrite=True)
+    assert message.startswith("encord-s3:allowwrite is not a setting of this program (known: ")
+    assert "allowWrite" in message
+    assert message.endswith("Fix: pulumi config rm encord-s3:allowwrite")
+
+
+@pytest.mark.parametrize(
+    "external_id", ["x", "a" * 1225, "has space", "semi;colon", "ünïcode", "trailing-newline\n"]
+)
+def test_malformed_external_id_is_refused_without_echoing_it(external_id):
+    message = config_error({"encordPrincipal": ENCORD_ROLE}, {"externalId": external_id})
+    assert message == (  # exactly this: the value itself never appears
+        "encord-s3:externalId must be 2-1224 characters of letters, digits and _+=,.@:/-. "
+        f"Fix: {SET_EXTERNAL_ID}"
+    )
+
+
+@pytest.mark.parametrize("external_id", ["ab", "a" * 1224, "Encord+org=1,x.y@z:w/v-u_t"])
+def test_external_ids_within_aws_limits_are_accepted(external_id):
+    config = load_stack_config("dev", {"encordPrincipal": ENCORD_ROLE}, {"externalId": external_id})
+    assert run_program(config, FakeAws()).outputs["externalId"] == external_id
+
+
+def test_missing_external_id():
+    assert (
+        config_error({"encordPrincipal": ENCORD_ROLE})
+        == f"encord-s3:externalId is not set. Fix: {SET_EXTERNAL_ID}"
+    )
+
+
+def test_missing_principal():
+    assert (
+        config_error({}, {"externalId": EXTERNAL_ID})
+        == f"encord-s3:encordPrincipal is not set. Fix: {SET_PRINCIPAL}"
+    )
+
+
+def test_external_id_in_plain_text_is_refused():
+    message = config_error({"encordPrincipal": ENCORD_ROLE, "externalId": EXTERNAL_ID})
+    assert message == f"encord-s3:externalId must be stored as a secret. Fix: {SET_EXTERNAL_ID}"
+
+
+def test_several_bad_keys_give_one_line_each():
+    lines = config_error({"encordPrincipal": "encord", "aws:region": "mars-1"}).splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "aws:region",
+        "encord-s3:encordPrincipal",
+        "encord-s3:externalId",
+    ]
+
+
+def test_config_error_is_a_run_error_so_the_cli_prints_it_without_a_traceback():
+    # The Python language host catches pulumi.RunError, logs str(error) and exits non-zero.
+    with pytest.raises(pulumi.RunError):
+        run_stack("dev", {"encordPrincipal": "encord"})
+
+
+def test_an_encrypted_value_without_an_override_is_reported(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: encord-s3\n")
+    (tmp_path / "Pulumi.ci.yaml").write_text(
+        "config:\n  encord-s3:externalId:\n    secure: AAABAJ==\n"
+    )
+    with pytest.raises(
+        StackConfigError, match="encrypted encord-s3:externalId need a secret override"
+    ):
+        load_stack_config("ci", project_dir=tmp_path)
