@@ -242,10 +242,11 @@ class EncordClient:
         self,
         what: str,
         call: Callable[[], T],
-        retries: Iterable[float] = RETRY_DELAYS_SECONDS,
+        retries: Iterable[float] | None = None,
     ) -> T:
-        """Run one SDK call, retrying transient errors; a lasting failure becomes a UserError."""
-        delays = iter(retries)
+        """Run one SDK call, retrying transient errors (by default after each of
+        RETRY_DELAYS_SECONDS); a lasting failure becomes a UserError."""
+        delays = iter(RETRY_DELAYS_SECONDS if retries is None else retries)
         while True:
             try:
                 return call()

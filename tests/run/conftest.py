@@ -15,6 +15,7 @@ from demo.local_aws import REGION, LocalAws
 from demo.samples import SampleObject, png, sample_corpus
 from ingest import encord_client
 from ingest.cli import main
+from sandbox.keys import generate_key_pair
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/encord-access"
 INTEGRATION = "S3 imports"
@@ -81,6 +82,12 @@ class Outcome:
 
 
 Ingest = Callable[..., Outcome]
+
+
+@pytest.fixture
+def ed25519_key(tmp_path: Path) -> Path:
+    """A valid Encord key file that no server knows."""
+    return generate_key_pair(tmp_path / "keys").private_key_path
 
 
 @pytest.fixture
