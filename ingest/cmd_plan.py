@@ -23,7 +23,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = plan(load_context(args))
-    print(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else report.summary())
+    print(
+        json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        if args.json
+        else report.summary()
+    )
     if report.metadata_error_count:
         first = report.metadata_errors[0]
         raise UserError(
