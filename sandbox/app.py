@@ -1,0 +1,186 @@
+"""One request in, one response out: families, authentication, faults and recording.
+
+- `/v2/public/...`: v2 REST, signed with the v2 scheme;
+- `/public`, `/public/user`: v1 RPC envelopes, signed with the v1 scheme;
+- `/sandbox/...`: the sandbox's own controls (integrations as Encord's web app creates them,
+  fault injection). They take no signature: they stand for things done outside the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sandbox.auth import AuthenticationFailed, Authenticator
+from sandbox.catalog import Catalog
+from sandbox.errors import ApiError, ErrorKind, invalid
+from sandbox.faults import Faults, Injection
+from sandbox.jobs import Jobs
+from sandbox.routes_v1 import V1Api
+from sandbox.routes_v2 import build_router
+from sandbox.routing import Request
+
+logger = logging.getLogger("sandbox")
+V2_PREFIX = "/v2/public/"
+V1_PATHS = ("/public", "/public/user")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Any  # JSON-serialisable
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def encoded(self) -> bytes:
+        return json.dumps(self.body).encode()
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One answered API call, kept so tests can check every response against the SDK."""
+
+    method: str
+    path: str
+    query_type: str | None
+    status: int
+    body: Any
+
+
+class App:
+    def __init__(self, catalog: Catalog, jobs: Jobs, authenticator: Authenticator, faults: Faults):
+        self._catalog = catalog
+        self._authenticator = authenticator
+        self._faults = faults
+        self._v2 = build_router(catalog, jobs)
+        self._v1 = V1Api(catalog, jobs)
+        self._exchanges: list[Exchange] = []
+        self._exchanges_lock = threading.Lock()
+
+    def exchanges(self) -> list[Exchange]:
+        with self._exchanges_lock:
+            return list(self._exchanges)
+
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], raw_body: bytes
+    ) -> Response:
+        path = urlsplit(target).path
+        if path.startswith("/sandbox/"):
+            return self._control(method, path, raw_body)
+        family = "v2" if path.startswith(V2_PREFIX) else "v1" if path in V1_PATHS else None
+        if family is None:
+            return Response(404, {"message": f"Nothing is served at {path}."})
+        body = _parse_json(raw_body)
+        query_type = body.get("query_type") if family == "v1" and isinstance(body, dict) else None
+        response = self._answer(family, method, target, path, headers, raw_body, body, query_type)
+        if response.status != 204:
+            with self._exchanges_lock:
+                self._exchanges.append(
+                    Exchange(method, path, query_type, response.status, response.body)
+                )
+        return response
+
+    def _answer(
+        self, family, method, target, path, headers, raw_body, body, query_type
+    ) -> Response:
+        injection = self._faults.for_request(method, path, query_type)
+        if injection is not None:
+            time.sleep(injection.delay_seconds)
+            if injection.status is not None:
+                return _fault_response(family, injection)
+        try:
+            if family == "v2":
+                user = self._authenticator.verify_v2(method, target, headers, raw_body)
+            else:
+                user = self._authenticator.verify_v1(headers, raw_body)
+        except AuthenticationFailed as failure:
+            return _error(family, ApiError(ErrorKind.UNAUTHENTICATED, str(failure)))
+        request = Request(
+            method=method,
+            path=path,
+            query=parse_qs(urlsplit(target).query, keep_blank_values=True),
+            body=body,
+            user=user,
+            headers={name: headers.get(name) or "" for name in ("ResourceType", "ResourceID")},
+        )
+        try:
+            if body is _UNPARSEABLE:
+                raise invalid("The request body is not valid JSON.")
+            if family == "v2":
+                return Response(200, self._v2.dispatch(request, path[len(V2_PREFIX) :]))
+            return Response(200, {"status": 200, "response": self._v1.handle(request)})
+        except ApiError as error:
+            return _error(family, error)
+        except Exception:
+            logger.exception("sandbox bug answering %s %s", method, path)
+            return _error(
+                family, ApiError(ErrorKind.INTERNAL, "Internal error in the Encord sandbox.")
+            )
+
+    def _control(self, method: str, path: str, raw_body: bytes) -> Response:
+        body = _parse_json(raw_body)
+        try:
+            if body is _UNPARSEABLE:
+                raise invalid("The request body is not valid JSON.")
+            if (method, path) == ("POST", "/sandbox/integrations"):
+                if not isinstance(body, dict):
+                    raise invalid("Expected {title, provider, roleArn, externalId}.")
+                integration = self._catalog.add_integration(
+                    body.get("title"),
+                    body.get("provider", "AWS"),
+                    body.get("roleArn"),
+                    body.get("externalId"),
+                )
+                return Response(
+                    200, {"integrationUuid": integration["uuid"], "title": integration["title"]}
+                )
+            if (method, path) == ("POST", "/sandbox/faults"):
+                return Response(200, {"added": self._faults.add(body)})
+            if (method, path) == ("DELETE", "/sandbox/faults"):
+                self._faults.clear()
+                return Response(200, {"cleared": True})
+            if (method, path) == ("GET", "/sandbox/health"):
+                return Response(200, {"ok": True})
+            raise ApiError(ErrorKind.NOT_FOUND, f"No sandbox control {method} {path}.")
+        except ApiError as error:
+            return Response(error.kind.http_status, {"message": error.message})
+
+
+_UNPARSEABLE = object()
+
+
+def _parse_json(raw_body: bytes) -> Any:
+    if not raw_body:
+        return None
+    try:
+        return json.loads(raw_body)
+    except ValueError:
+        return _UNPARSEABLE
+
+
+def _error(family: str, error: ApiError) -> Response:
+    if family == "v2" or error.kind is ErrorKind.RATE_LIMITED:
+        return Response(error.kind.http_status, {"message": error.message})
+    # v1: the envelope carries the error; the HTTP status is informative only.
+    envelope = {
+        "status": error.kind.http_status,
+        "response": [error.kind.v1_code],
+        "payload": error.message,
+    }
+    return Response(error.kind.http_status, envelope)
+
+
+def _fault_response(family: str, injection: Injection) -> Response:
+    message = f"Injected fault: HTTP {injection.status}."
+    headers = (
+        (("Retry-After", str(injection.retry_after)),) if injection.retry_after is not None else ()
+    )
+    if family == "v2" or injection.status == 429:
+        return Response(injection.status, {"message": message}, headers)
+    envelope = {"status": injection.status, "response": ["UNKNOWN_ERROR"], "payload": message}
+    return Response(injection.status, envelope, headers)

@@ -1,0 +1,86 @@
+"""`python -m sandbox serve ...`: run the sandbox in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from sandbox.server import DEFAULT_LONG_POLL_CAP_SECONDS, IntegrationSeed, create_sandbox
+
+
+def parse_integration(text: str) -> IntegrationSeed:
+    """`title=...,role-arn=...,external-id=...` (a value may not contain a comma)."""
+    fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+    try:
+        return IntegrationSeed(fields["title"], fields["role-arn"], fields["external-id"])
+    except KeyError as missing:
+        raise argparse.ArgumentTypeError(
+            f"--integration needs title=...,role-arn=...,external-id=... (missing {missing})"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Encord API locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument(
+        "--aws-endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="where STS and S3 are (moto in tests); default AWS_ENDPOINT_URL or AWS itself",
+    )
+    serve.add_argument(
+        "--aws-access-key-id", help="the sandbox's own AWS identity (default: boto3's chain)"
+    )
+    serve.add_argument("--aws-secret-access-key")
+    serve.add_argument(
+        "--authorized-keys", required=True, help="OpenSSH authorized_keys of the users"
+    )
+    serve.add_argument("--state", help="SQLite file to keep state in (default: memory)")
+    serve.add_argument(
+        "--integration",
+        action="append",
+        default=[],
+        type=parse_integration,
+        metavar="title=...,role-arn=...,external-id=...",
+    )
+    serve.add_argument(
+        "--long-poll-cap",
+        type=float,
+        default=DEFAULT_LONG_POLL_CAP_SECONDS,
+        help="seconds a poll is held",
+    )
+    serve.add_argument("--verbose", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    if bool(args.aws_access_key_id) != bool(args.aws_secret_access_key):
+        print("error: give both --aws-access-key-id and --aws-secret-access-key", file=sys.stderr)
+        return 2
+    credentials = (
+        (args.aws_access_key_id, args.aws_secret_access_key) if args.aws_access_key_id else None
+    )
+    sandbox = create_sandbox(
+        aws_endpoint_url=args.aws_endpoint_url,
+        aws_credentials=credentials,
+        authorized_keys_path=args.authorized_keys,
+        state_path=args.state,
+        integrations=args.integration,
+        long_poll_cap_seconds=args.long_poll_cap,
+        host=args.host,
+        port=args.port,
+    )
+    print(f"Encord sandbox listening on {sandbox.url}", flush=True)
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+    return 0

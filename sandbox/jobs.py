@@ -1,0 +1,467 @@
+"""Upload jobs: accepted at once, processed by background workers, observed by long polls.
+
+A job is a list of units (a video, an image, an image group, a DICOM series, ...). Workers
+process units concurrently: validate the URL, title and metadata, assume the integration's
+role, read and sniff each file, and stage the item. When every unit has finished the job
+settles:
+
+- DONE: every staged item is committed (with `ignore_errors`, the failed units are simply
+  left out);
+- ERROR (only without `ignore_errors`): some unit failed, and nothing is committed;
+- CANCELLED: pending units are dropped, units already processed are committed.
+
+Jobs live in the store, so a restarted sandbox resumes unfinished work, and a client that
+goes away does not affect its job.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sandbox.catalog import DATA_ROW, Catalog, new_id, now
+from sandbox.client_metadata import schema_violations
+from sandbox.errors import ApiError, ErrorKind, not_found
+from sandbox.media import MediaInfo, MediaKind, describe, sniff
+from sandbox.s3_access import S3Gateway, UnitFailure, parse_object_url
+from sandbox.upload_spec import GROUP_KEYS, MANIFEST_KEYS, UnitSpec, UploadSpec
+
+JOB, UNIT = "job", "unit"
+PENDING, DONE, ERROR, CANCELLED = "PENDING", "DONE", "ERROR", "CANCELLED"
+MAX_TITLE_LENGTH = 300
+
+
+@dataclass
+class JobFault:
+    """How a fault rule bends the next job(s): see `sandbox.faults`."""
+
+    pending_polls: int = 0  # report PENDING for this many polls, whatever the progress
+    outcome: str | None = None  # "ERROR": the whole job fails when its units are done
+    unit_delay_seconds: float = 0.0  # each unit takes at least this long
+
+
+@dataclass
+class _Job:
+    doc: dict[str, Any]
+    units: list[dict[str, Any]]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def uuid(self) -> str:
+        return self.doc["uuid"]
+
+    @property
+    def finished(self) -> bool:
+        return self.doc["status"] != PENDING
+
+
+class Jobs:
+    def __init__(
+        self,
+        catalog: Catalog,
+        gateway: S3Gateway,
+        *,
+        long_poll_cap_seconds: float,
+        next_job_fault=lambda: None,
+        workers: int = 8,
+    ):
+        self._catalog = catalog
+        self._store = catalog.store
+        self._gateway = gateway
+        self._long_poll_cap = long_poll_cap_seconds
+        self._next_job_fault = next_job_fault
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-unit")
+        self._changed = threading.Condition()
+        self._jobs: dict[str, _Job] = {}
+
+    # Requests
+
+    def start(
+        self,
+        *,
+        owner: str,
+        folder_uuid: str,
+        integration_uuid: str,
+        spec: UploadSpec,
+        ignore_errors: bool,
+        file_name: str | None,
+        dataset_hash: str | None = None,
+    ) -> str:
+        self._catalog.folder(folder_uuid)
+        self._catalog.integration(integration_uuid)
+        fault = self._next_job_fault() or JobFault()
+        doc = {
+            "uuid": new_id(),
+            "folder_uuid": folder_uuid,
+            "dataset_hash": dataset_hash,
+            "integration_uuid": integration_uuid,
+            "owner": owner,
+            "ignore_errors": ignore_errors,
+            "skip_duplicate_urls": spec.skip_duplicate_urls,
+            "upsert_metadata": spec.upsert_metadata,
+            "file_name": file_name,
+            "status": PENDING,
+            "errors": [],
+            "created_at": now(),
+            "fault": asdict(fault),
+        }
+        units = [_new_unit(index, unit) for index, unit in enumerate(spec.units)]
+        job = _Job(doc, units)
+        with self._store.transaction():
+            self._store.put(JOB, job.uuid, doc)
+            for unit in units:
+                self._put_unit(job, unit)
+        with self._changed:
+            self._jobs[job.uuid] = job
+        self._schedule(job)
+        return job.uuid
+
+    def result(
+        self,
+        job_uuid: str,
+        timeout_seconds: float,
+        *,
+        folder_uuid: str | None = None,
+        dataset_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """The job's state once it settles, or when the long poll's time is up."""
+        job = self._job(job_uuid, folder_uuid, dataset_hash)
+        deadline = time.monotonic() + max(0.0, min(timeout_seconds, self._long_poll_cap))
+        with self._changed:
+            if job.doc["fault"]["pending_polls"] > 0:
+                job.doc["fault"]["pending_polls"] -= 1
+                self._store.put(JOB, job.uuid, job.doc)
+                return self._view(job, status=PENDING)
+            while not job.finished and (remaining := deadline - time.monotonic()) > 0:
+                self._changed.wait(remaining)
+            return self._view(job)
+
+    def cancel(self, job_uuid: str, *, folder_uuid: str) -> int:
+        job = self._job(job_uuid, folder_uuid, None)
+        with self._changed:
+            if job.finished:
+                return 0
+            job.cancelled.set()
+            cancelled = 0
+            for unit in job.units:
+                if unit["status"] == PENDING:
+                    unit["status"] = CANCELLED
+                    self._put_unit(job, unit)
+                    cancelled += 1
+            self._settle_if_done(job)
+            return cancelled
+
+    def resume_unfinished(self) -> None:
+        """After a restart: pick up every job that had not settled."""
+        for doc in self._store.all(JOB):
+            if doc["status"] == PENDING:
+                job = self._load(doc)
+                with self._changed:
+                    self._jobs[job.uuid] = job
+                    self._settle_if_done(job)
+                self._schedule(job)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # Processing
+
+    def _schedule(self, job: _Job) -> None:
+        for unit in job.units:
+            if unit["status"] == PENDING:
+                self._pool.submit(self._run_unit, job, unit)
+
+    def _run_unit(self, job: _Job, unit: dict[str, Any]) -> None:
+        if job.cancelled.is_set():
+            return
+        delay = job.doc["fault"]["unit_delay_seconds"]
+        if delay and job.cancelled.wait(delay):
+            return
+        try:
+            outcome = self._process(job.doc, unit)
+        except UnitFailure as failure:
+            outcome = {"status": ERROR, "error": str(failure)}
+        except Exception as error:  # a sandbox bug must fail the unit, not hang the job
+            outcome = {"status": ERROR, "error": f"internal error: {error!r}"}
+        with self._changed:
+            if unit["status"] != PENDING:  # cancelled meanwhile
+                return
+            unit.update(outcome)
+            self._put_unit(job, unit)
+            self._settle_if_done(job)
+
+    def _process(self, job: dict[str, Any], unit: dict[str, Any]) -> dict[str, Any]:
+        key, urls = unit["manifest_key"], unit["urls"]
+        expected, item_type, _ = MANIFEST_KEYS[key]
+        locations = [_checked_location(url) for url in urls]
+        if key in GROUP_KEYS and not unit["title"]:
+            raise UnitFailure(
+                "a title is required for image groups and DICOM series imported from a cloud integration."
+            )
+        name = unit["title"] or posixpath.basename(locations[0].key) or locations[0].key
+        if len(name) > MAX_TITLE_LENGTH:
+            raise UnitFailure(
+                f"the title is {len(name)} characters long; at most {MAX_TITLE_LENGTH} are allowed."
+            )
+        violations = schema_violations(
+            unit["client_metadata"], self._catalog.metadata_schema() or {}
+        )
+        if violations:
+            raise UnitFailure(
+                "clientMetadata does not conform to the organisation's metadata schema: "
+                + "; ".join(violations)
+            )
+        if job["skip_duplicate_urls"]:
+            existing = self._catalog.items_with_urls(job["folder_uuid"], urls)
+            if existing:
+                return {
+                    "status": DONE,
+                    "existing_item_uuid": existing[0]["uuid"],
+                    "item_name": existing[0]["name"],
+                }
+        integration = self._catalog.integration(job["integration_uuid"])
+        files = [self._inspect(url, expected, unit["media_metadata"], integration) for url in urls]
+        item_type = "imageSequence" if key == "image_groups" and unit["create_video"] else item_type
+        item = _new_item(job, unit, name, item_type, files)
+        return {"status": DONE, "staged_item": item, "item_name": name}
+
+    def _inspect(
+        self, url: str, expected: MediaKind, provided: dict | None, integration: dict
+    ) -> dict:
+        if provided is not None:  # "used without performing any additional validation"
+            return _provided_file(expected, provided)
+        head = self._gateway.read_head(url, integration["role_arn"], integration["external_id"])
+        info = sniff(head.data)
+        if info is None or info.kind is not expected:
+            found = (
+                info.mime_type
+                if info
+                else (describe(head.data) if head.data else "application/x-empty")
+            )
+            article = "an" if expected.value[0] in "aeiouAEIOU" else "a"
+            raise UnitFailure(f"Expected {article} {expected.value}, got a file of type {found}.")
+        return _sniffed_file(info, head.size)
+
+    # Settling
+
+    def _settle_if_done(self, job: _Job) -> None:
+        """Called with the lock held after every unit change."""
+        if job.finished or any(unit["status"] == PENDING for unit in job.units):
+            return
+        doc = job.doc
+        failed = [unit for unit in job.units if unit["status"] == ERROR]
+        if job.cancelled.is_set():
+            doc["status"] = CANCELLED
+        elif doc["fault"]["outcome"] == ERROR:
+            doc["status"], doc["errors"] = (
+                ERROR,
+                ["The upload job failed (fault injected by the sandbox)."],
+            )
+        elif failed and not doc["ignore_errors"]:
+            doc["status"] = ERROR
+            doc["errors"] = [f"{', '.join(unit['urls'])}: {unit['error']}" for unit in failed]
+        else:
+            doc["status"] = DONE
+        with self._store.transaction():
+            if doc["status"] in (DONE, CANCELLED):
+                self._commit(job)
+            self._store.put(JOB, job.uuid, doc)
+        self._changed.notify_all()
+
+    def _commit(self, job: _Job) -> None:
+        created = []
+        for unit in job.units:
+            if unit["status"] != DONE:
+                continue
+            if unit.get("staged_item"):
+                item = unit.pop("staged_item")
+                self._catalog.put_item(item)
+                unit["item_uuid"] = item["uuid"]
+                created.append(item["uuid"])
+            else:
+                unit["item_uuid"] = unit["existing_item_uuid"]
+                if job.doc["upsert_metadata"]:
+                    self._upsert_metadata(unit)
+            self._put_unit(job, unit)
+        folder = self._catalog.folder(job.doc["folder_uuid"])
+        if folder["synced_dataset_hash"]:  # a mirror dataset shows everything in its folder
+            self._catalog.link_items(folder["synced_dataset_hash"], created, "SKIP")
+        target = job.doc["dataset_hash"]
+        if target and target != folder["synced_dataset_hash"]:
+            done = [unit["item_uuid"] for unit in job.units if unit["status"] == DONE]
+            self._catalog.link_items(target, done, "SKIP")
+
+    def _upsert_metadata(self, unit: dict[str, Any]) -> None:
+        item = self._catalog.item(unit["item_uuid"])
+        item["client_metadata"] = unit["client_metadata"]
+        item["last_edited_at"] = now()
+        self._catalog.put_item(item)
+
+    # Views
+
+    def _view(self, job: _Job, status: str | None = None) -> dict[str, Any]:
+        counts = {state: 0 for state in (PENDING, DONE, ERROR, CANCELLED)}
+        for unit in job.units:
+            counts[unit["status"]] += 1
+        settled_with_items = job.doc["status"] in (DONE, CANCELLED) and status is None
+        items = [
+            {"item_uuid": unit["item_uuid"], "name": unit["item_name"]}
+            for unit in job.units
+            if settled_with_items and unit.get("item_uuid")
+        ]
+        return {
+            "status": status or job.doc["status"],
+            "items": items,
+            "errors": list(job.doc["errors"]),
+            "units_pending_count": counts[PENDING],
+            "units_done_count": counts[DONE],
+            "units_error_count": counts[ERROR],
+            "units_cancelled_count": counts[CANCELLED],
+            "unit_errors": [
+                {
+                    "object_urls": unit["urls"],
+                    "error": f"{', '.join(unit['urls'])}: {unit['error']}",
+                    "subtask_uuid": unit["subtask_uuid"],
+                    "action_description": MANIFEST_KEYS[unit["manifest_key"]][2],
+                }
+                for unit in job.units
+                if unit["status"] == ERROR
+            ],
+            "file_name": job.doc["file_name"],
+            "dataset_rows": self._dataset_rows(job, items) if settled_with_items else [],
+        }
+
+    def _dataset_rows(self, job: _Job, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """For the legacy dataset upload: the rows in the job's dataset for its items."""
+        target = job.doc["dataset_hash"]
+        if not target:
+            return []
+        rows = []
+        for item in items:
+            for row in self._store.find(DATA_ROW, key=item["item_uuid"], parent=target)[:1]:
+                rows.append(
+                    {
+                        "data_hash": row["data_hash"],
+                        "title": item["name"],
+                        "backing_item_uuid": item["item_uuid"],
+                    }
+                )
+        return rows
+
+    # Persistence
+
+    def _job(self, job_uuid: str, folder_uuid: str | None, dataset_hash: str | None) -> _Job:
+        with self._changed:
+            job = self._jobs.get(job_uuid)
+        if job is None:
+            doc = self._store.get(JOB, job_uuid)
+            if doc is None:
+                raise not_found(f"Upload job {job_uuid} does not exist.")
+            job = self._load(doc)
+            with self._changed:
+                job = self._jobs.setdefault(job_uuid, job)
+        if folder_uuid is not None and job.doc["folder_uuid"] != folder_uuid:
+            raise not_found(f"Upload job {job_uuid} does not belong to folder {folder_uuid}.")
+        if dataset_hash is not None and job.doc["dataset_hash"] != dataset_hash:
+            raise ApiError(
+                ErrorKind.NOT_FOUND,
+                f"Upload job {job_uuid} does not belong to dataset {dataset_hash}.",
+            )
+        return job
+
+    def _load(self, doc: dict[str, Any]) -> _Job:
+        units = sorted(self._store.all(UNIT, parent=doc["uuid"]), key=lambda unit: unit["index"])
+        return _Job(doc, units)
+
+    def _put_unit(self, job: _Job, unit: dict[str, Any]) -> None:
+        self._store.put(UNIT, unit["subtask_uuid"], unit, parent=job.uuid)
+
+
+def _new_unit(index: int, spec: UnitSpec) -> dict[str, Any]:
+    return {
+        "subtask_uuid": new_id(),
+        "index": index,
+        "manifest_key": spec.manifest_key,
+        "urls": spec.urls,
+        "title": spec.title,
+        "client_metadata": spec.client_metadata,
+        "create_video": spec.create_video,
+        "media_metadata": spec.media_metadata,
+        "status": PENDING,
+        "error": None,
+    }
+
+
+def _checked_location(url: str):
+    location = parse_object_url(url)
+    if len(url) > 16 * 1024:
+        raise UnitFailure("the object URL is longer than 16 KB.")
+    return location
+
+
+def _sniffed_file(info: MediaInfo, size: int) -> dict[str, Any]:
+    return {
+        "file_size": size,
+        "mime_type": info.mime_type,
+        "width": info.width,
+        "height": info.height,
+        "duration": info.duration,
+        "audio_sample_rate": info.sample_rate,
+        "audio_bit_depth": info.bit_depth,
+        "audio_codec": info.codec,
+        "audio_num_channels": info.num_channels,
+    }
+
+
+def _provided_file(expected: MediaKind, provided: dict[str, Any]) -> dict[str, Any]:
+    def field_(*names: str) -> Any:
+        return next((provided[name] for name in names if name in provided), None)
+
+    return {
+        "file_size": field_("fileSize", "file_size"),
+        "mime_type": field_("mimeType", "mime_type"),
+        "width": field_("width"),
+        "height": field_("height"),
+        "duration": field_("duration"),
+        "fps": field_("fps"),
+        "audio_sample_rate": field_("sampleRate", "sample_rate"),
+        "audio_bit_depth": field_("bitDepth", "bit_depth"),
+        "audio_codec": field_("codec"),
+        "audio_num_channels": field_("numChannels", "num_channels"),
+    }
+
+
+def _new_item(
+    job: dict, unit: dict, name: str, item_type: str, files: list[dict]
+) -> dict[str, Any]:
+    first = files[0]
+    single = len(unit["urls"]) == 1 and unit["manifest_key"] not in GROUP_KEYS
+    stamp = now()
+    return {
+        "uuid": new_id(),
+        "parent": job["folder_uuid"],
+        "item_type": item_type,
+        "name": name,
+        "client_metadata": unit["client_metadata"],
+        "owner": job["owner"],
+        "created_at": stamp,
+        "last_edited_at": stamp,
+        "integration_hash": job["integration_uuid"],
+        "urls": unit["urls"],
+        "url": unit["urls"][0] if single else None,
+        "file_size": sum(f["file_size"] or 0 for f in files) if not single else first["file_size"],
+        "mime_type": first["mime_type"],
+        "width": first["width"],
+        "height": first["height"],
+        "duration": first["duration"],
+        "fps": first.get("fps"),
+        "frame_count": None if single else len(files),
+        "audio_sample_rate": first["audio_sample_rate"],
+        "audio_bit_depth": first["audio_bit_depth"],
+        "audio_codec": first["audio_codec"],
+        "audio_num_channels": first["audio_num_channels"],
+    }

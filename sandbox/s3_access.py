@@ -1,0 +1,178 @@
+"""Read customers' S3 objects the way Encord does: through the integration's role.
+
+For every unit the sandbox calls sts:AssumeRole on the integration's role with its external
+ID, using the sandbox's own AWS identity ("Encord's account"), then reads the object with the
+temporary credentials. So a wrong external ID, a role that does not trust Encord, or a
+permission policy that does not cover the object fails the unit as it would in Encord.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sandbox.media import SNIFF_BYTES
+
+DEFAULT_REGION = "us-east-1"
+_VIRTUAL_HOSTED = re.compile(
+    r"^(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.s3(?:\.(?P<region>[a-z0-9-]+))?\.amazonaws\.com$"
+)
+_PATH_STYLE = re.compile(r"^s3(?:\.(?P<region>[a-z0-9-]+))?\.amazonaws\.com$")
+_MRAP = re.compile(r"^arn:aws:s3::(?P<account>\d{12}):accesspoint/(?P<alias>[^/]+)/(?P<key>.+)$")
+
+
+class UnitFailure(Exception):
+    """Why one unit of an upload job failed (the cause; the job names the URL)."""
+
+
+@dataclass(frozen=True)
+class ObjectLocation:
+    bucket: str | None  # None until a Multi-Region Access Point alias is resolved
+    key: str
+    region: str = DEFAULT_REGION
+    mrap_account: str | None = None
+    mrap_alias: str | None = None
+
+
+def parse_object_url(url: str) -> ObjectLocation:
+    """Accept the S3 URL forms Encord accepts; anything else fails the unit."""
+    if any(character.isspace() for character in url):
+        raise UnitFailure("the object URL contains whitespace, which is not allowed.")
+    mrap = _MRAP.match(url)
+    if mrap:
+        return ObjectLocation(
+            bucket=None,
+            key=unquote(mrap["key"]),
+            mrap_account=mrap["account"],
+            mrap_alias=mrap["alias"],
+        )
+    parts = urlsplit(url)
+    path = parts.path.lstrip("/")
+    if parts.scheme == "https" and not parts.query and path:
+        host = parts.hostname or ""
+        virtual = _VIRTUAL_HOSTED.match(host)
+        if virtual:
+            return ObjectLocation(
+                virtual["bucket"], unquote(path), virtual["region"] or DEFAULT_REGION
+            )
+        path_style = _PATH_STYLE.match(host)
+        bucket, _, key = path.partition("/")
+        if path_style and key:
+            return ObjectLocation(bucket, unquote(key), path_style["region"] or DEFAULT_REGION)
+    raise UnitFailure(
+        "not a supported S3 URL: use https://<bucket>.s3.<region>.amazonaws.com/<key>, "
+        "https://s3.<region>.amazonaws.com/<bucket>/<key> or a Multi-Region Access Point ARN followed by the key."
+    )
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """The first bytes of an object (enough to sniff its type) and its full size."""
+
+    data: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def client_kwargs(self) -> dict[str, str | None]:
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_session_token": self.session_token,
+        }
+
+
+class S3Gateway:
+    def __init__(self, endpoint_url: str | None, credentials: AwsCredentials | None = None):
+        self._endpoint_url = endpoint_url
+        self._own = credentials.client_kwargs() if credentials else {}
+        self._session = boto3.session.Session()
+        # boto3 sessions are not safe for concurrent client creation.
+        self._lock = threading.Lock()
+
+    def read_head(self, url: str, role_arn: str, external_id: str) -> ObjectHead:
+        location = parse_object_url(url)
+        role = self._assume_role(role_arn, external_id)
+        bucket = location.bucket or self._resolve_access_point(location)
+        s3 = self._client("s3", location.region, role.client_kwargs())
+        try:
+            response = s3.get_object(
+                Bucket=bucket, Key=location.key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
+            )
+            data = response["Body"].read()
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise UnitFailure(
+                    f"the object does not exist (s3://{bucket}/{location.key})."
+                ) from error
+            if code == "NoSuchBucket":
+                raise UnitFailure(f"the bucket {bucket} does not exist.") from error
+            if code in ("AccessDenied", "403", "Forbidden"):
+                raise UnitFailure(
+                    f"access denied reading s3://{bucket}/{location.key} with the integration's role {role_arn}."
+                ) from error
+            if code == "InvalidRange":  # an empty object has no byte 0
+                return ObjectHead(b"", 0)
+            raise UnitFailure(f"S3 refused the read: {code}: {_message(error)}") from error
+        except BotoCoreError as error:
+            raise UnitFailure(f"could not reach S3: {error}") from error
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(response.get("ContentLength", len(data)))
+        return ObjectHead(data, size)
+
+    def _assume_role(self, role_arn: str, external_id: str) -> AwsCredentials:
+        sts = self._client("sts", DEFAULT_REGION, self._own)
+        try:
+            credentials = sts.assume_role(
+                RoleArn=role_arn, RoleSessionName="encord-sandbox", ExternalId=external_id
+            )["Credentials"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            raise UnitFailure(
+                f"could not assume the integration's role {role_arn} with its external ID: {code}: {_message(error)}"
+            ) from error
+        except BotoCoreError as error:
+            raise UnitFailure(f"could not reach AWS STS to assume {role_arn}: {error}") from error
+        return AwsCredentials(
+            credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+        )
+
+    def _resolve_access_point(self, location: ObjectLocation) -> str:
+        """The bucket behind a Multi-Region Access Point alias (AWS routes this internally)."""
+        s3control = self._client("s3control", DEFAULT_REGION, self._own)
+        try:
+            points = s3control.list_multi_region_access_points(AccountId=location.mrap_account)
+        except (ClientError, BotoCoreError) as error:
+            raise UnitFailure(f"could not look up Multi-Region Access Points: {error}") from error
+        for point in points.get("AccessPoints", []):
+            if point.get("Alias") == location.mrap_alias and point.get("Regions"):
+                return point["Regions"][0]["Bucket"]
+        raise UnitFailure(
+            f"the Multi-Region Access Point {location.mrap_alias} does not exist in account {location.mrap_account}."
+        )
+
+    def _client(self, service: str, region: str, credentials: dict):
+        with self._lock:
+            return self._session.client(
+                service,
+                endpoint_url=self._endpoint_url,
+                region_name=region,
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+                **credentials,
+            )
+
+
+def _message(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Message", "") or str(error)

@@ -1,0 +1,187 @@
+"""Run the sandbox: an HTTP server on a background thread, or in the foreground (`cli`).
+
+`running_sandbox(...)` is what tests and the demo use:
+
+    with running_sandbox(aws_endpoint_url=aws.endpoint_url,
+                         authorized_keys_path=keys_file) as sandbox:
+        integration_id = sandbox.add_integration("bucket", role_arn, external_id)
+        client = EncordUserClient.create_with_ssh_private_key(
+            ssh_private_key_path=key.private_key_path, domain=sandbox.url)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sandbox.app import App, Exchange
+from sandbox.auth import Authenticator
+from sandbox.catalog import Catalog
+from sandbox.faults import Faults
+from sandbox.jobs import Jobs
+from sandbox.keys import load_authorized_keys
+from sandbox.s3_access import AwsCredentials, S3Gateway
+from sandbox.state import Store
+
+DEFAULT_LONG_POLL_CAP_SECONDS = 5.0
+logger = logging.getLogger("sandbox")
+
+
+@dataclass(frozen=True)
+class IntegrationSeed:
+    """An integration to create at start-up, as if a user had made it in Encord's web app."""
+
+    title: str
+    role_arn: str
+    external_id: str
+
+
+class _HttpHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        response = self.server.app.handle(self.command, self.path, self.headers, raw_body)
+        payload = response.encoded()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: App):
+        super().__init__(address, _HttpHandler)
+        self.app = app
+
+
+class Sandbox:
+    """A running sandbox. `url` is the `domain` to give the SDK."""
+
+    def __init__(self, server: _HttpServer, app: App, jobs: Jobs, store: Store):
+        self._server = server
+        self._app = app
+        self._jobs = jobs
+        self._store = store
+        host, port = server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        # Talk to ourselves directly, whatever HTTP(S)_PROXY says.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def add_integration(self, title: str, role_arn: str, external_id: str) -> str:
+        """Create an AWS integration the way a user does in the web app; returns its id."""
+        body = {"title": title, "provider": "AWS", "roleArn": role_arn, "externalId": external_id}
+        return self._control("POST", "/sandbox/integrations", body)["integrationUuid"]
+
+    def inject_faults(self, *rules: Mapping[str, Any]) -> None:
+        """Add fault rules (see `sandbox.faults` for their shape)."""
+        self._control("POST", "/sandbox/faults", {"rules": list(rules)})
+
+    def clear_faults(self) -> None:
+        self._control("DELETE", "/sandbox/faults", None)
+
+    def exchanges(self) -> list[Exchange]:
+        """Every API response sent so far (not the /sandbox controls)."""
+        return self._app.exchanges()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._jobs.shutdown()
+        self._store.close()
+
+    def _control(self, method: str, path: str, body: Any) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with self._opener.open(request, timeout=30) as response:
+            return json.loads(response.read())
+
+
+def create_sandbox(
+    *,
+    aws_endpoint_url: str | None,
+    authorized_keys_path: str | os.PathLike,
+    aws_credentials: Any = None,
+    state_path: str | os.PathLike | None = None,
+    integrations: Iterable[IntegrationSeed | tuple[str, str, str]] = (),
+    long_poll_cap_seconds: float = DEFAULT_LONG_POLL_CAP_SECONDS,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Sandbox:
+    """Build and bind a sandbox (not yet serving); unfinished jobs from `state_path` resume."""
+    store = Store(str(state_path) if state_path else None)
+    catalog = Catalog(store)
+    for seed in integrations:
+        seed = seed if isinstance(seed, IntegrationSeed) else IntegrationSeed(*seed)
+        _seed_integration(catalog, seed)
+    faults = Faults()
+    gateway = S3Gateway(aws_endpoint_url, _credentials(aws_credentials))
+    jobs = Jobs(
+        catalog,
+        gateway,
+        long_poll_cap_seconds=long_poll_cap_seconds,
+        next_job_fault=faults.next_job_fault,
+    )
+    authenticator = Authenticator(load_authorized_keys(authorized_keys_path))
+    app = App(catalog, jobs, authenticator, faults)
+    server = _HttpServer((host, port), app)
+    jobs.resume_unfinished()
+    return Sandbox(server, app, jobs, store)
+
+
+@contextmanager
+def running_sandbox(**options: Any) -> Iterator[Sandbox]:
+    """`create_sandbox(**options)` serving on a background thread until the block ends."""
+    sandbox = create_sandbox(**options)
+    thread = threading.Thread(target=sandbox.serve_forever, name="encord-sandbox", daemon=True)
+    thread.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
+        thread.join(timeout=10)
+
+
+def _seed_integration(catalog: Catalog, seed: IntegrationSeed) -> None:
+    """Idempotent by title, so restarting with the same `--integration` keeps its id."""
+    for existing in catalog.integrations():
+        if existing["title"] == seed.title:
+            existing.update(role_arn=seed.role_arn, external_id=seed.external_id)
+            catalog.store.put("integration", existing["uuid"], existing)
+            return
+    catalog.add_integration(seed.title, "AWS", seed.role_arn, seed.external_id)
+
+
+def _credentials(value: Any) -> AwsCredentials | None:
+    """None (boto3's default chain), an (id, secret) pair, or anything with those attributes."""
+    if value is None or isinstance(value, AwsCredentials):
+        return value
+    if isinstance(value, tuple):
+        return AwsCredentials(*value)
+    return AwsCredentials(value.access_key_id, value.secret_access_key)
