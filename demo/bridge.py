@@ -22,14 +22,14 @@ import secrets
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pulumi
 
 from demo.local_aws import Credentials
-from demo.pulumi_offline import ProgramRun, load_stack_config, run_program
+from demo.pulumi_offline import ProgramRun, StackConfigError, load_stack_config, run_program
 
 STAND_IN_NOTICE = (
     "LOCAL STAND-IN for `pulumi up`: the Pulumi program runs under Pulumi's mock runtime and "
@@ -269,6 +269,10 @@ class MotoBridge(pulumi.runtime.Mocks):
             Description=inputs.get("description", ""),
             MaxSessionDuration=int(inputs.get("maxSessionDuration", 3600)),
         )["Role"]
+        # AWS validates the trust policy on CreateRole; moto only on UpdateAssumeRolePolicy.
+        self._iam.update_assume_role_policy(
+            RoleName=role["RoleName"], PolicyDocument=inputs["assumeRolePolicy"]
+        )
         return role["RoleName"], {
             **inputs,
             "name": role["RoleName"],
@@ -300,14 +304,18 @@ def apply(
     credentials: Credentials,
     overrides: dict[str, str] | None = None,
     secret_overrides: dict[str, str] | None = None,
-    out: TextIO | None = sys.stderr,
+    quiet: bool = False,
 ) -> ProgramRun:
     """Apply the program with `stack`'s config to moto: outputs, which are secret, resources.
 
-    Progress (resource types, names and ids, never values) goes to `out`; None silences it.
+    Progress (resource types, names and ids, never values) goes to stderr unless `quiet`.
     """
     config = load_stack_config(stack, overrides, secret_overrides)
-    echo = (lambda line: print(line, file=out, flush=True)) if out else (lambda line: None)
+
+    def echo(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr, flush=True)
+
     echo(STAND_IN_NOTICE)
     echo(f"Stack {config.project}/{stack} → {endpoint_url}")
     bridge = MotoBridge(endpoint_url, credentials, config.values["aws:region"], echo)
@@ -320,10 +328,10 @@ def deploy(
     credentials: Credentials,
     overrides: dict[str, str] | None = None,
     secret_overrides: dict[str, str] | None = None,
-    out: TextIO | None = sys.stderr,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """`apply`, returning the plain stack outputs (secrets such as externalId included)."""
-    return apply(stack, endpoint_url, credentials, overrides, secret_overrides, out).outputs
+    return apply(stack, endpoint_url, credentials, overrides, secret_overrides, quiet).outputs
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:
@@ -352,14 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
     )
-    run_outputs = deploy(
-        args.stack, args.endpoint_url, credentials, _key_values(args.set), secret_overrides
-    )
-    print(
-        json.dumps(
-            {k: "[secret]" if k == "externalId" else v for k, v in run_outputs.items()}, indent=2
+    try:
+        run = apply(
+            args.stack, args.endpoint_url, credentials, _key_values(args.set), secret_overrides
         )
-    )
+    except (pulumi.RunError, StackConfigError) as error:  # config problems: the message says it all
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    shown = {k: "[secret]" if k in run.secret_outputs else v for k, v in run.outputs.items()}
+    print(json.dumps(shown, indent=2))
     return 0
 
 

@@ -6,9 +6,11 @@ hands the program a resource monitor, here `pulumi.runtime.set_mocks` with the c
 `Mocks` (a recorder in tests, demo/bridge.py for moto).
 
 The Pulumi runtime is process-global. Each `run_program` call installs fresh mocks and
-settings, clears the root stack, and runs the program in a new root stack exactly as the
-CLI's `run_in_stack` does, so several stacks run one after another in one process without
-their resources or exports mixing. Runs must not overlap (the runtime has one root).
+settings, drops the previous root stack and any outputs a failed run left pending, and runs
+the program in a new root stack as the CLI's `run_in_stack` does. So stacks run one after
+another in one process (a pytest session) without their resources, exports or errors
+mixing; runs must not overlap (the runtime has one root). In-process rather than one
+subprocess per stack keeps the caller's Mocks object (and its recorded resources) usable.
 """
 
 from __future__ import annotations
@@ -157,6 +159,9 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
     recorder = _Recorder(mocks)
     pulumi.runtime.set_mocks(recorder, project=config.project, stack=config.stack, preview=False)
     runtime_settings.set_root_resource(None)  # run_in_stack makes this run's root stack
+    # set_mocks renews the RPC manager but not the outputs a failed run left pending, which
+    # the next run would await and re-raise.
+    runtime_settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_all_config(dict(config.values), sorted(config.secret_keys))
     program = config.project_dir / "__main__.py"
     if str(config.project_dir) not in sys.path:  # as the CLI does: the program imports infra/

@@ -1,0 +1,76 @@
+"""demo/bridge.py fails loudly on what it cannot apply, and never prints secrets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pulumi
+import pytest
+from stack_harness import EXTERNAL_ID
+
+from demo.bridge import STAND_IN_NOTICE, MotoBridge, UnsupportedResourceError, main
+from demo.local_aws import ANONYMOUS
+
+
+@pytest.fixture(scope="module")
+def bridge(aws):
+    return MotoBridge(aws.endpoint_url, ANONYMOUS, "us-east-1")
+
+
+def resource(typ: str, inputs: dict) -> pulumi.runtime.MockResourceArgs:
+    return pulumi.runtime.MockResourceArgs(typ=typ, name="x", inputs=inputs, custom=True)
+
+
+def test_unknown_resource_type_is_refused(bridge):
+    with pytest.raises(UnsupportedResourceError, match="cannot create aws:sqs/queue:Queue"):
+        bridge.new_resource(resource("aws:sqs/queue:Queue", {}))
+
+
+def test_input_the_bridge_would_not_apply_is_refused(bridge):
+    with pytest.raises(
+        UnsupportedResourceError, match="does not apply input\\(s\\) objectLockEnabled"
+    ):
+        bridge.new_resource(resource("aws:s3/bucket:Bucket", {"objectLockEnabled": True}))
+
+
+def test_invokes_are_refused(bridge):
+    call = pulumi.runtime.MockCallArgs("aws:index/getCallerIdentity:getCallerIdentity", {}, "")
+    with pytest.raises(UnsupportedResourceError, match="getCallerIdentity"):
+        bridge.call(call)
+
+
+def test_cli_says_it_is_a_stand_in_and_masks_secrets(aws, monkeypatch, capsys):
+    monkeypatch.setenv("TEST_EXTERNAL_ID", EXTERNAL_ID)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ANONYMOUS.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ANONYMOUS.secret_access_key)
+    suffix = uuid.uuid4().hex[:8]
+    status = main(
+        [
+            "--endpoint-url",
+            aws.endpoint_url,
+            "--set",
+            f"bucketName=cli-{suffix}",
+            "--set",
+            f"roleName=encord-cli-{suffix}",
+            "--secret-env",
+            "externalId=TEST_EXTERNAL_ID",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert STAND_IN_NOTICE in err
+    outputs = json.loads(out)
+    assert outputs["bucketName"] == f"cli-{suffix}" and outputs["externalId"] == "[secret]"
+    assert EXTERNAL_ID not in out + err
+
+
+def test_cli_reports_a_config_error_in_one_line(aws, monkeypatch, capsys):
+    monkeypatch.setenv("TEST_EXTERNAL_ID", "x")
+    status = main(
+        ["--endpoint-url", aws.endpoint_url, "--secret-env", "externalId=TEST_EXTERNAL_ID"]
+    )
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert err.splitlines()[-1].startswith("error: encord-s3:externalId must be 2-1224 characters")
+    assert "Traceback" not in err
