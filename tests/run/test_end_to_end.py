@@ -1,0 +1,331 @@
+"""`python -m ingest run` end to end: moto for AWS, the sandbox for Encord, the real SDK between.
+
+The resulting Dataset is checked through the SDK, as a user would, not through our state.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from encord import EncordUserClient
+from encord.http.constants import RequestsSettings
+
+from demo.local_aws import ANONYMOUS
+from demo.samples import SampleObject, png
+from ingest import encord_client
+from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
+from tests.run.conftest import (
+    EXTERNAL_ID,
+    INTEGRATION,
+    ROLE_ARN,
+    Bucket,
+    Ingest,
+    Outcome,
+    new_images,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+UPLOAD_JOBS = "/v2/public/storage/folders/*/data-upload-jobs"
+# sample_corpus() as `ingest` imports it: one entry per file, one per DICOM series;
+# misc/archive.zip is unsupported and the sidecar is metadata, not an entry.
+CORPUS_TITLES = sorted(
+    [
+        "audio/call-001.wav",
+        "dicom/study-1/series-1/",
+        "docs/notes/readme.txt",
+        "docs/reports/report.pdf",
+        "groups/ward-a/frame-1.png",
+        "groups/ward-a/frame-10.png",
+        "groups/ward-a/frame-2.png",
+        "images/cats/cat-1.png",
+        "images/cats/cat-2.png",
+        "images/cats/cat-3.png",
+        "images/dogs/chien-été.png",
+        "images/dogs/dog 1.jpg",
+        "scans/brain.nii",
+        "sequences/drive-1/0001.png",
+        "sequences/drive-1/0002.png",
+        "sequences/drive-1/0003.png",
+        "videos/intersection.mp4",
+    ]
+)
+
+
+@pytest.fixture
+def key_pair(tmp_path: Path) -> KeyPair:
+    return generate_key_pair(tmp_path / "keys")
+
+
+@pytest.fixture
+def sandbox(bucket: Bucket, key_pair: KeyPair, tmp_path: Path) -> Iterator[Sandbox]:
+    with running_sandbox(
+        aws_endpoint_url=bucket.aws.endpoint_url,
+        aws_credentials=ANONYMOUS,
+        authorized_keys_path=key_pair.write_authorized_keys(tmp_path / "authorized_keys"),
+        long_poll_cap_seconds=1,
+    ) as running:
+        running.add_integration(INTEGRATION, ROLE_ARN, EXTERNAL_ID)
+        yield running
+
+
+@pytest.fixture
+def encord_ingest(ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair) -> Ingest:
+    """`ingest` pointed at the sandbox with the registered key."""
+
+    def run(command: str, *args: str) -> Outcome:
+        return ingest(
+            command,
+            "--encord-domain",
+            sandbox.url,
+            "--ssh-key-file",
+            str(key_pair.private_key_path),
+            *args,
+        )
+
+    return run
+
+
+def dataset_rows(sandbox: Sandbox, key_pair: KeyPair, title: str = "Imported") -> list:
+    client = EncordUserClient.create_with_ssh_private_key(
+        ssh_private_key_path=key_pair.private_key_path, domain=sandbox.url
+    )
+    [found] = client.get_datasets(title_eq=title)
+    return client.get_dataset(found["dataset"].dataset_hash).list_data_rows()
+
+
+def jobs_started(sandbox: Sandbox) -> list:
+    return [
+        exchange
+        for exchange in sandbox.exchanges()
+        if exchange.method == "POST"
+        and exchange.status == 200
+        and fnmatch.fnmatchcase(exchange.path, UPLOAD_JOBS)
+    ]
+
+
+def url_of(bucket: Bucket, key: str) -> str:
+    return f"https://{bucket.name}.s3.us-east-1.amazonaws.com/{key}"
+
+
+def test_every_data_type_reaches_the_dataset_and_a_rerun_sends_nothing(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket
+) -> None:
+    outcome = encord_ingest("run")
+
+    assert outcome.code == 0, outcome.stdout + outcome.stderr
+    rows = dataset_rows(sandbox, key_pair)
+    assert sorted(row.title for row in rows) == CORPUS_TITLES
+    by_title = {row.title: row for row in rows}
+    assert by_title["videos/intersection.mp4"].file_link == url_of(
+        bucket, "videos/intersection.mp4"
+    )
+    assert {row.data_type.value for row in rows} >= {"image", "video", "audio", "dicom", "pdf"}
+    assert "matches the bucket: 0 missing, 0 extra" in outcome.stdout
+    assert len(jobs_started(sandbox)) == 1
+
+    rerun = encord_ingest("run", "--json")
+
+    assert rerun.code == 0, rerun.stderr
+    assert rerun.json()["jobsStarted"] == [] and rerun.json()["linked"] == 0
+    assert len(jobs_started(sandbox)) == 1
+    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+
+
+def test_new_objects_are_uploaded_and_linked_alone(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket
+) -> None:
+    assert encord_ingest("run").code == 0
+    bucket.put(new_images(3))
+
+    outcome = encord_ingest("run", "--json")
+
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.json()["linked"] == 3
+    [first, second] = jobs_started(sandbox)
+    assert second.body != first.body
+    added = [f"new/img-{i:03d}.png" for i in range(3)]
+    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == sorted(
+        CORPUS_TITLES + added
+    )
+
+
+def test_verify_and_status_print_the_guides_outputs(
+    encord_ingest: Ingest, sandbox: Sandbox, bucket: Bucket
+) -> None:
+    run = encord_ingest("run", "--json")
+    [job_id] = run.json()["jobsStarted"]
+
+    status = encord_ingest("status", job_id)
+    verify = encord_ingest("verify")
+
+    assert (status.code, status.stdout) == (0, "Upload completed\n")
+    assert verify.code == 0
+    assert url_of(bucket, "scans/brain.nii") in verify.stdout.splitlines()
+    assert "0 missing, 0 extra" in verify.stdout
+
+
+def test_failed_units_are_reported_then_retried_alone(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path
+) -> None:
+    bucket.put([SampleObject("images/broken.png", b"not a png at all", "image/png")])
+
+    outcome = encord_ingest("run")
+
+    assert outcome.code == 1
+    assert "missing: images/broken.png" in outcome.stdout
+    [failure] = [
+        json.loads(line) for line in (tmp_path / "out/failed-units.jsonl").read_text().splitlines()
+    ]
+    assert failure["url"] == url_of(bucket, "images/broken.png")
+    assert "Expected an image" in failure["error"]
+    assert failure["subtask_uuid"]
+    status = encord_ingest("status", failure["job_id"])
+    assert status.stdout.splitlines()[:2] == [
+        "Upload completed",
+        "The following URLs failed to upload:",
+    ]
+    assert url_of(bucket, "images/broken.png") in status.stdout
+
+    bucket.put([SampleObject("images/broken.png", png(), "image/png")])
+    retried = encord_ingest("retry", "--json")
+
+    assert retried.code == 0, retried.stdout + retried.stderr
+    assert len(retried.json()["jobsStarted"]) == 1 and len(jobs_started(sandbox)) == 2
+    *_, resent = sorted((tmp_path / "out/uploads").glob("*/manifest-*.json"))
+    assert json.loads(resent.read_text()) == {
+        "images": [{"objectUrl": failure["url"], "title": "images/broken.png"}],
+        "skip_duplicate_urls": True,
+    }
+    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == sorted(
+        [*CORPUS_TITLES, "images/broken.png"]
+    )
+
+
+def test_a_job_that_fails_as_a_whole_exits_2_and_a_rerun_completes(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair
+) -> None:
+    sandbox.inject_faults({"job": {"outcome": "ERROR"}, "count": 1})
+
+    outcome = encord_ingest("run")
+
+    assert outcome.code == 2
+    *progress, error = outcome.stderr.rstrip("\n").split("\n")
+    assert error.startswith("error: Upload failed: ") and "ERROR" in error
+    assert [line.startswith("\rupload: ") for line in progress] == [True]
+
+    rerun = encord_ingest("run")
+    assert rerun.code == 0, rerun.stdout + rerun.stderr
+    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+
+
+def test_an_unknown_integration_says_how_to_create_it(encord_ingest: Ingest) -> None:
+    outcome = encord_ingest("run", "--integration", "No such integration")
+
+    assert outcome.code == 2
+    assert outcome.stderr.count("\n") == 1
+    assert "'No such integration'" in outcome.stderr
+    assert ROLE_ARN in outcome.stderr
+    assert "+New integration → AWS S3" in outcome.stderr
+    assert EXTERNAL_ID not in outcome.stderr
+
+
+def test_an_unregistered_key_is_access_denied(
+    ingest: Ingest, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    stranger = generate_key_pair(tmp_path / "stranger").private_key_path
+
+    outcome = ingest("run", "--encord-domain", sandbox.url, "--ssh-key-file", str(stranger))
+
+    assert outcome.code == 2
+    assert outcome.stderr.count("\n") == 1
+    assert str(stranger) in outcome.stderr and "rejected the key" in outcome.stderr
+
+
+def test_twenty_percent_faults_still_yield_the_exact_dataset(
+    encord_ingest: Ingest,
+    sandbox: Sandbox,
+    key_pair: KeyPair,
+    bucket: Bucket,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(encord_client, "REQUESTS_SETTINGS", RequestsSettings(backoff_factor=0.02))
+    bucket.put(new_images(20))
+    sandbox.inject_faults(
+        {"route": "/v2/public/*", "status": 503, "fraction": 0.2},
+        {"route": "/public*", "status": 500, "fraction": 0.2},
+    )
+
+    outcome = encord_ingest("run", "--chunk-size", "10")
+
+    sandbox.clear_faults()
+    assert outcome.code == 0, outcome.stdout + outcome.stderr
+    failures = [e for e in sandbox.exchanges() if e.status >= 500]
+    assert len(failures) >= 3  # the faults did happen
+    titles = [row.title for row in dataset_rows(sandbox, key_pair)]
+    assert sorted(titles) == sorted(CORPUS_TITLES + [f"new/img-{i:03d}.png" for i in range(20)])
+
+
+def test_a_killed_run_resumes_its_job_without_duplicates(
+    sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "ingest",
+        "run",
+        "--outputs",
+        str(bucket.outputs),
+        "--out",
+        str(out),
+        "--folder",
+        "imports",
+        "--dataset",
+        "Imported",
+        "--encord-domain",
+        sandbox.url,
+    ]
+    env = {**os.environ, "ENCORD_SSH_KEY_FILE": str(key_pair.private_key_path)}
+    # Every unit takes a while, so the job stays PENDING across several polls.
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 1.5}, "count": 1})
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for_a_recorded_job(out / "state.sqlite", process)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "0 job(s) started" in rerun.stdout
+    assert len(jobs_started(sandbox)) == 1
+    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+
+
+def _wait_for_a_recorded_job(state: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if state.exists():
+            try:
+                with sqlite3.connect(state) as db:
+                    if db.execute("SELECT count(*) FROM jobs").fetchone()[0]:
+                        return
+            except sqlite3.OperationalError:
+                pass  # created but not yet initialised
+        time.sleep(0.05)
+    raise AssertionError("the run recorded no job within 30 s")
