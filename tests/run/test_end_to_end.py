@@ -329,3 +329,45 @@ def _wait_for_a_recorded_job(state: Path, process: subprocess.Popen) -> None:
                 pass  # created but not yet initialised
         time.sleep(0.05)
     raise AssertionError("the run recorded no job within 30 s")
+
+
+def test_secrets_reach_no_output_and_no_file(
+    ingest: Ingest,
+    sandbox: Sandbox,
+    key_pair: KeyPair,
+    bucket: Bucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key_text = key_pair.private_key_path.read_text()
+    monkeypatch.setenv("ENCORD_SSH_KEY", key_text)  # the key as text, not as a file
+    monkeypatch.delenv("ENCORD_SSH_KEY_FILE", raising=False)
+    bucket.put([SampleObject("images/broken.png", b"not a png", "image/png")])
+    domain = ("--encord-domain", sandbox.url)
+
+    outcomes = [ingest("run", *domain), ingest("run", "--json", *domain)]
+    job_id = _first_job(tmp_path / "out/state.sqlite")
+    outcomes += [
+        ingest("status", job_id, *domain),
+        ingest("verify", "--json", *domain),
+        ingest("retry", *domain),
+        ingest("run", "--integration", "missing", *domain),
+    ]
+
+    assert [outcome.code for outcome in outcomes] == [1, 1, 0, 1, 1, 2]
+    key_lines = [line for line in key_text.splitlines() if "PRIVATE KEY" not in line]
+    secrets = [EXTERNAL_ID, *key_lines]
+    for outcome in outcomes:
+        for secret in secrets:
+            assert secret not in outcome.stdout + outcome.stderr
+    files = [path for path in (tmp_path / "out").rglob("*") if path.is_file()]
+    assert len(files) >= 4  # state, manifest, failed units, differences
+    for path in files:
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, path
+
+
+def _first_job(state: Path) -> str:
+    with sqlite3.connect(state) as db:
+        return db.execute("SELECT job_id FROM jobs ORDER BY rowid").fetchone()[0]
