@@ -7,7 +7,9 @@ the stack outputs come from moto. There is no Pulumi engine here: no state file,
 no updates or deletes; run it once against a fresh moto.
 
 The bridge covers exactly the resource types the program uses, with exactly the inputs it
-sets; any other type or input stops the run, rather than being silently skipped.
+sets; any other type or input stops the run, rather than being silently skipped. One
+deliberate, announced deviation: the bucket policy's TLS-only Deny is not put into moto,
+which would enforce it against every request (see `_is_tls_only`).
 
     python -m demo.bridge --stack demo --endpoint-url http://127.0.0.1:5000 \\
         --secret-env externalId=ENCORD_EXTERNAL_ID
@@ -57,6 +59,19 @@ def _api_shape(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _is_tls_only(statement: dict) -> bool:
+    """The `Deny ... aws:SecureTransport=false` statement.
+
+    moto serves plain HTTP and evaluates bucket-policy conditions it does not implement
+    (all but StringEquals) as matching, so in moto this statement denies every object
+    request, the sandbox's included. It is checked on the program's inputs
+    (tests/infra) and is what AWS enforces; the bridge leaves it out of moto.
+    """
+    return statement.get("Effect") == "Deny" and statement.get("Condition") == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
 
 
 def _auto_name(name: str) -> str:
@@ -212,7 +227,22 @@ class MotoBridge(pulumi.runtime.Mocks):
         return inputs["bucket"], dict(inputs)
 
     def _bucket_policy(self, name: str, inputs: dict) -> tuple[str, dict]:
-        self._s3.put_bucket_policy(Bucket=inputs["bucket"], Policy=inputs["policy"])
+        """The policy minus its TLS-only Deny, which moto cannot evaluate (see `_is_tls_only`)."""
+        policy = json.loads(inputs["policy"])
+        kept = [s for s in policy["Statement"] if not _is_tls_only(s)]
+        if any("Condition" in s for s in kept):
+            raise UnsupportedResourceError(
+                f"demo.bridge cannot have moto evaluate the conditions in BucketPolicy {name}"
+            )
+        if len(kept) < len(policy["Statement"]):
+            self._echo(
+                f"  ! {'BucketPolicy':<42} {name:<24} TLS-only Deny not enforced locally "
+                "(moto is plain HTTP and ignores Bool conditions)"
+            )
+        if kept:
+            self._s3.put_bucket_policy(
+                Bucket=inputs["bucket"], Policy=json.dumps(policy | {"Statement": kept})
+            )
         return inputs["bucket"], dict(inputs)
 
     def _lifecycle(self, name: str, inputs: dict) -> tuple[str, dict]:
