@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,6 +27,10 @@ _VIRTUAL_HOSTED = re.compile(
 )
 _PATH_STYLE = re.compile(r"^s3(?:\.(?P<region>[a-z0-9-]+))?\.amazonaws\.com$")
 _MRAP = re.compile(r"^arn:aws:s3::(?P<account>\d{12}):accesspoint/(?P<alias>[^/]+)/(?P<key>.+)$")
+
+
+# Service models are parsed once per process, not once per sandbox.
+_SHARED_LOADER = botocore.loaders.create_loader()
 
 
 class UnitFailure(Exception):
@@ -97,9 +103,13 @@ class S3Gateway:
     def __init__(self, endpoint_url: str | None, credentials: AwsCredentials | None = None):
         self._endpoint_url = endpoint_url
         self._own = credentials.client_kwargs() if credentials else {}
-        self._session = boto3.session.Session()
+        botocore_session = botocore.session.get_session()
+        botocore_session.register_component("data_loader", _SHARED_LOADER)
+        self._session = boto3.session.Session(botocore_session=botocore_session)
         # boto3 sessions are not safe for concurrent client creation.
         self._lock = threading.Lock()
+        self._sts = self._client("sts", DEFAULT_REGION, self._own)
+        self._s3control = self._client("s3control", DEFAULT_REGION, self._own)
 
     def read_head(self, url: str, role_arn: str, external_id: str) -> ObjectHead:
         location = parse_object_url(url)
@@ -133,9 +143,8 @@ class S3Gateway:
         return ObjectHead(data, size)
 
     def _assume_role(self, role_arn: str, external_id: str) -> AwsCredentials:
-        sts = self._client("sts", DEFAULT_REGION, self._own)
         try:
-            credentials = sts.assume_role(
+            credentials = self._sts.assume_role(
                 RoleArn=role_arn, RoleSessionName="encord-sandbox", ExternalId=external_id
             )["Credentials"]
         except ClientError as error:
@@ -151,9 +160,10 @@ class S3Gateway:
 
     def _resolve_access_point(self, location: ObjectLocation) -> str:
         """The bucket behind a Multi-Region Access Point alias (AWS routes this internally)."""
-        s3control = self._client("s3control", DEFAULT_REGION, self._own)
         try:
-            points = s3control.list_multi_region_access_points(AccountId=location.mrap_account)
+            points = self._s3control.list_multi_region_access_points(
+                AccountId=location.mrap_account
+            )
         except (ClientError, BotoCoreError) as error:
             raise UnitFailure(f"could not look up Multi-Region Access Points: {error}") from error
         for point in points.get("AccessPoints", []):
@@ -165,13 +175,32 @@ class S3Gateway:
 
     def _client(self, service: str, region: str, credentials: dict):
         with self._lock:
-            return self._session.client(
+            client = self._session.client(
                 service,
                 endpoint_url=self._endpoint_url,
                 region_name=region,
                 config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
                 **credentials,
             )
+        if service == "s3control" and self._endpoint_url:
+            without_account_host_prefix(client)
+        return client
+
+
+def without_account_host_prefix(s3control) -> None:
+    """Send S3 Control calls to the endpoint's own host, not `<account>.<host>`.
+
+    AWS routes S3 Control by an account-ID host prefix; a local endpoint (moto) has no such
+    hosts, so drop the prefix before the request is signed.
+    """
+    endpoint_host = urlsplit(s3control.meta.endpoint_url).netloc
+
+    def strip_prefix(request, **_) -> None:
+        parts = urlsplit(request.url)
+        if parts.netloc != endpoint_host and parts.netloc.endswith("." + endpoint_host):
+            request.url = parts._replace(netloc=endpoint_host).geturl()
+
+    s3control.meta.events.register("before-sign.s3-control.*", strip_prefix)
 
 
 def _message(error: ClientError) -> str:

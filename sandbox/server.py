@@ -90,7 +90,8 @@ class Sandbox:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def serve_forever(self) -> None:
-        self._server.serve_forever()
+        # A short poll interval makes close() prompt.
+        self._server.serve_forever(poll_interval=0.05)
 
     def add_integration(self, title: str, role_arn: str, external_id: str) -> str:
         """Create an AWS integration the way a user does in the web app; returns its id."""
