@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -29,17 +30,35 @@ def authorized_keys(tmp_path_factory: pytest.TempPathFactory, user_key: KeyPair)
 
 
 @pytest.fixture
-def sandbox(aws: LocalAws, authorized_keys: Path) -> Iterator[Sandbox]:
-    """A fresh sandbox (state in memory); every response it sent is checked with the SDK."""
-    with running_sandbox(
-        aws_endpoint_url=aws.endpoint_url,
-        aws_credentials=("testing", "testing"),
-        authorized_keys_path=authorized_keys,
-        long_poll_cap_seconds=TEST_LONG_POLL_CAP_SECONDS,
-    ) as running:
-        yield running
-        for exchange in running.exchanges():
-            check_exchange(exchange)
+def start_sandbox(aws: LocalAws, authorized_keys: Path) -> Iterator[Callable[..., Sandbox]]:
+    """Start sandboxes (on the session's AWS unless told otherwise); all stop after the test.
+
+    Every response each of them sent is then parsed with the SDK's own models.
+    """
+    with ExitStack() as stack:
+        started: list[Sandbox] = []
+
+        def start(**overrides) -> Sandbox:
+            options = {
+                "aws_endpoint_url": aws.endpoint_url,
+                "aws_credentials": ("testing", "testing"),
+                "authorized_keys_path": authorized_keys,
+                "long_poll_cap_seconds": TEST_LONG_POLL_CAP_SECONDS,
+                **overrides,
+            }
+            started.append(stack.enter_context(running_sandbox(**options)))
+            return started[-1]
+
+        yield start
+        for running in started:
+            for exchange in running.exchanges():
+                check_exchange(exchange)
+
+
+@pytest.fixture
+def sandbox(start_sandbox: Callable[..., Sandbox]) -> Sandbox:
+    """A fresh sandbox, state in memory."""
+    return start_sandbox()
 
 
 @pytest.fixture

@@ -1,0 +1,162 @@
+"""Upload jobs: long polls, cancellation, re-runs with skip_duplicate_urls and upsert_metadata."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from encord.orm.dataset import LongPollingStatus
+from encord.orm.storage import (
+    DataUploadImage,
+    DataUploadItems,
+    DataUploadVideo,
+    GetUploadJobParams,
+    UploadLongPollingState,
+)
+from sandbox_support import TEST_LONG_POLL_CAP_SECONDS, object_url
+
+from demo import samples
+
+
+def _images(name, keys, **extra):
+    return {"images": [{"objectUrl": object_url(name, key)} for key in keys], **extra}
+
+
+def test_a_poll_is_held_until_the_cap_while_the_job_runs(sandbox, encord, integration_id, bucket):
+    name = bucket({"a.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 3 * TEST_LONG_POLL_CAP_SECONDS}})
+    job = folder.add_private_data_to_folder_start(integration_id, _images(name, ["a.png"]))
+    started = time.monotonic()
+    # One poll exactly as the SDK sends it (a week's timeout), made through the SDK's client.
+    state = folder._api_client.get(
+        f"storage/folders/{folder.uuid}/data-upload-jobs/{job}",
+        params=GetUploadJobParams(timeout_seconds=604800),
+        result_type=UploadLongPollingState,
+    )
+    held = time.monotonic() - started
+    assert state.status == LongPollingStatus.PENDING and state.units_pending_count == 1
+    assert TEST_LONG_POLL_CAP_SECONDS * 0.9 <= held < 2 * TEST_LONG_POLL_CAP_SECONDS
+    assert folder.add_private_data_to_folder_get_result(job).status == LongPollingStatus.DONE
+
+
+def test_a_poll_returns_as_soon_as_the_job_settles(sandbox, encord, integration_id, bucket):
+    name = bucket({"a.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.3}})
+    job = folder.add_private_data_to_folder_start(integration_id, _images(name, ["a.png"]))
+    started = time.monotonic()
+    assert folder.add_private_data_to_folder_get_result(job).status == LongPollingStatus.DONE
+    assert time.monotonic() - started < TEST_LONG_POLL_CAP_SECONDS
+
+
+def test_cancel_stops_pending_units_and_keeps_processed_ones(
+    sandbox, encord, integration_id, bucket
+):
+    keys = [f"{i}.png" for i in range(20)]
+    name = bucket({key: samples.png() for key in keys})
+    folder = encord.create_storage_folder("f")
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.2}})
+    job = folder.add_private_data_to_folder_start(
+        integration_id, _images(name, keys), ignore_errors=True
+    )
+    time.sleep(0.5)  # some units finish (8 workers, 0.2 s each), most are still queued
+    cancelled = folder.add_data_to_folder_job_cancel(job)
+    result = folder.add_private_data_to_folder_get_result(job)
+    assert result.status == LongPollingStatus.CANCELLED
+    assert 0 < cancelled.units_cancelled_count == result.units_cancelled_count < 20
+    assert result.units_done_count + result.units_cancelled_count == 20
+    assert len(list(folder.list_items())) == result.units_done_count == len(result.items_with_names)
+
+
+def test_a_client_that_goes_away_does_not_affect_the_job(sandbox, connect, integration_id, bucket):
+    name = bucket({"a.png": samples.png()})
+    starter = connect(sandbox, max_retries=0)
+    folder = starter.create_storage_folder("f")
+    job = folder.add_private_data_to_folder_start(integration_id, _images(name, ["a.png"]))
+    del starter, folder
+    later = connect(sandbox, max_retries=0)
+    (folder,) = later.find_storage_folders(search="f")
+    assert folder.add_private_data_to_folder_get_result(job).status == LongPollingStatus.DONE
+
+
+def test_skip_duplicate_urls_makes_a_rerun_idempotent(sandbox, encord, integration_id, bucket):
+    name = bucket({"a.png": samples.png(), "b.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    first = folder.add_private_data_to_folder_get_result(
+        folder.add_private_data_to_folder_start(
+            integration_id, _images(name, ["a.png"], skip_duplicate_urls=True)
+        )
+    )
+    second = folder.add_private_data_to_folder_get_result(
+        folder.add_private_data_to_folder_start(
+            integration_id, _images(name, ["a.png", "b.png"], skip_duplicate_urls=True)
+        )
+    )
+    assert second.status == LongPollingStatus.DONE and second.units_done_count == 2
+    assert {i.item_uuid for i in first.items_with_names} < {
+        i.item_uuid for i in second.items_with_names
+    }
+    assert sorted(item.name for item in folder.list_items()) == ["a.png", "b.png"]
+
+
+def test_without_skip_duplicate_urls_a_rerun_duplicates(sandbox, encord, integration_id, bucket):
+    name = bucket({"a.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    for _ in range(2):
+        job = folder.add_private_data_to_folder_start(integration_id, _images(name, ["a.png"]))
+        folder.add_private_data_to_folder_get_result(job)
+    assert [item.name for item in folder.list_items()] == ["a.png", "a.png"]
+
+
+def test_upsert_metadata_updates_the_existing_item(sandbox, encord, integration_id, bucket):
+    name = bucket({"a.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+
+    def upload(metadata, upsert):
+        spec = {
+            "images": [{"objectUrl": object_url(name, "a.png"), "clientMetadata": metadata}],
+            "skip_duplicate_urls": True,
+            "upsert_metadata": upsert,
+        }
+        return folder.add_private_data_to_folder_get_result(
+            folder.add_private_data_to_folder_start(integration_id, spec)
+        )
+
+    upload({"v": 1}, upsert=False)
+    upload({"v": 2}, upsert=False)
+    assert [item.client_metadata for item in folder.list_items()] == [{"v": 1}]
+    upload({"v": 3}, upsert=True)
+    assert [item.client_metadata for item in folder.list_items()] == [{"v": 3}]
+
+
+def test_data_upload_items_are_accepted(sandbox, encord, integration_id, bucket):
+    name = bucket({"a.png": samples.png(5, 6), "v.mp4": samples.mp4()})
+    folder = encord.create_storage_folder("f")
+    items = DataUploadItems(
+        images=[
+            DataUploadImage(
+                object_url=object_url(name, "a.png"), title="A", client_metadata={"k": "v"}
+            )
+        ],
+        videos=[DataUploadVideo(object_url=object_url(name, "v.mp4"))],
+        skip_duplicate_urls=True,
+    )
+    result = folder.add_private_data_to_folder_get_result(
+        folder.add_private_data_to_folder_start(integration_id, items)
+    )
+    assert result.status == LongPollingStatus.DONE, result.unit_errors
+    listed = {item.name: item for item in folder.list_items()}
+    assert set(listed) == {"A", "v.mp4"}
+    assert (listed["A"].width, listed["A"].client_metadata) == (5, {"k": "v"})
+
+
+def test_a_spec_file_name_is_reported_back(sandbox, encord, integration_id, bucket, tmp_path):
+    name = bucket({"a.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    manifest = tmp_path / "manifest-001.json"
+    manifest.write_text(json.dumps(_images(name, ["a.png"])))
+    result = folder.add_private_data_to_folder_get_result(
+        folder.add_private_data_to_folder_start(integration_id, manifest)
+    )
+    assert result.file_name == "manifest-001.json"
