@@ -164,12 +164,12 @@ class RunState:
     def record_job_result(
         self,
         job_id: str,
-        status: str,
         items: Iterable[tuple[str, str]],
         unit_errors: Iterable[dict[str, Any]],
     ) -> list[str]:
-        """Store a finished job's items (name, uuid) and failed units; return the titles of
-        its entries that the result accounts for neither way (e.g. skipped as duplicates)."""
+        """Store a settled job's items (name, uuid) and failed units; return the titles of
+        its entries that the result accounts for neither way (e.g. skipped as duplicates).
+        The job stays pending until `finish_job`, so a kill before that settles it again."""
         with self._db:
             self._db.executemany(
                 "UPDATE entries SET item_uuid = ?, error = NULL WHERE job_id = ? AND title = ?",
@@ -182,14 +182,6 @@ class RunState:
                         " AND item_uuid IS NULL",
                         (json.dumps(unit), job_id, url),
                     )
-            if status != "DONE":
-                # The job failed or was cancelled as a whole: what it did not import counts
-                # as never submitted, so a rerun (after the cause is fixed) submits it again.
-                self._db.execute(
-                    "UPDATE entries SET job_id = NULL WHERE job_id = ? AND item_uuid IS NULL",
-                    (job_id,),
-                )
-            self._db.execute("UPDATE jobs SET status = ? WHERE job_id = ?", (status, job_id))
         rows = self._db.execute(
             "SELECT title FROM entries WHERE job_id = ? AND item_uuid IS NULL AND error IS NULL",
             (job_id,),
@@ -204,6 +196,18 @@ class RunState:
                 "UPDATE entries SET item_uuid = ?, error = ? WHERE job_id = ? AND title = ?",
                 (item_uuid, error, job_id, title),
             )
+
+    def finish_job(self, job_id: str, status: str) -> None:
+        with self._db:
+            if status != "DONE":
+                # The job failed or was cancelled as a whole: what it did not import counts
+                # as never submitted, so a rerun (after the cause is fixed) submits it again.
+                self._db.execute(
+                    "UPDATE entries SET job_id = NULL WHERE job_id = ?"
+                    " AND item_uuid IS NULL AND error IS NULL",
+                    (job_id,),
+                )
+            self._db.execute("UPDATE jobs SET status = ? WHERE job_id = ?", (status, job_id))
 
     # -- failed units ------------------------------------------------------------------
 

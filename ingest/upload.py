@@ -121,12 +121,11 @@ def poll_until_finished(
 def settle_job(
     state: RunState, target: UploadTarget, job_id: str, result: UploadLongPollingState
 ) -> None:
-    """Record a finished job's items and failed units. An entry the job's result names
-    neither way (a URL the folder already had, skipped as a duplicate) is looked up in the
-    folder by its title, which is unique and deterministic."""
+    """Record a settled job's items and failed units, then mark it finished. An entry the
+    result names neither way (a URL the folder already had, skipped as a duplicate) is
+    looked up in the folder by its title, which is unique and deterministic."""
     unaccounted = state.record_job_result(
         job_id,
-        result.status.value,
         ((item.name, str(item.item_uuid)) for item in result.items_with_names),
         (
             {
@@ -138,8 +137,10 @@ def settle_job(
             for unit in result.unit_errors
         ),
     )
-    for title in unaccounted:
-        state.resolve_item(job_id, title, target.client.find_item_uuid(target.folder, title))
+    if result.status == LongPollingStatus.DONE:
+        for title in unaccounted:
+            state.resolve_item(job_id, title, target.client.find_item_uuid(target.folder, title))
+    state.finish_job(job_id, result.status.value)
 
 
 def _chunks(entries: Iterable[Entry], max_urls: int) -> Iterator[list[Entry]]:

@@ -265,12 +265,12 @@ def test_twenty_percent_faults_still_yield_the_exact_dataset(
         {"route": "/public*", "status": 500, "fraction": 0.2},
     )
 
-    outcome = encord_ingest("run", "--chunk-size", "10")
+    outcome = encord_ingest("run", "--chunk-size", "5")
 
     sandbox.clear_faults()
     assert outcome.code == 0, outcome.stdout + outcome.stderr
     failures = [e for e in sandbox.exchanges() if e.status >= 500]
-    assert len(failures) >= 3  # the faults did happen
+    assert failures  # the faults did happen (no fault in ~30 calls: p ≈ 0.1%)
     titles = [row.title for row in dataset_rows(sandbox, key_pair)]
     assert sorted(titles) == sorted(CORPUS_TITLES + [f"new/img-{i:03d}.png" for i in range(20)])
 

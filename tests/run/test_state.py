@@ -72,12 +72,13 @@ def test_job_result_maps_items_by_title_and_failures_by_url(
 
     unaccounted = state.record_job_result(
         "job-1",
-        "DONE",
         [("a.png", "item-a")],
         [{"object_urls": list(g.urls), "error": "bad frame", "subtask_uuid": "s-1"}],
     )
 
     assert unaccounted == ["b.png"]
+    assert state.pending_jobs(FOLDER) == ["job-1"]  # until settled: a kill here redoes it
+    state.finish_job("job-1", "DONE")
     assert state.pending_jobs(FOLDER) == []
     failed = list(state.failed_units(FOLDER, number))
     assert failed == [
@@ -108,7 +109,7 @@ def test_an_entry_missing_from_the_result_and_the_folder_fails(
     a = entry("a.png")
     number, _ = scan(state, [a])
     state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
-    state.record_job_result("job-1", "DONE", [], [])
+    state.record_job_result("job-1", [], [])
     state.resolve_item("job-1", "a.png", None)
     assert [title for title, _ in state.failed_units(FOLDER, number)] == ["a.png"]
 
@@ -120,7 +121,8 @@ def test_a_job_that_fails_as_a_whole_leaves_its_entries_to_resubmit(
     scan(state, [a, b])
     state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b])
 
-    assert state.record_job_result("job-1", "ERROR", [("a.png", "item-a")], []) == []
+    assert state.record_job_result("job-1", [("a.png", "item-a")], []) == ["b.png"]
+    state.finish_job("job-1", "ERROR")
 
     assert state.job("job-1")["status"] == "ERROR"
     _, new = scan(state, [a, b])
@@ -135,7 +137,6 @@ def test_failed_entries_survive_being_resubmitted_while_read(
     state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", entries)
     state.record_job_result(
         "job-1",
-        "DONE",
         [],
         [{"object_urls": [e.urls[0]], "error": "x", "subtask_uuid": "s"} for e in entries],
     )
@@ -158,7 +159,7 @@ def test_unlinked_items_come_in_batches_until_all_are_recorded(
     entries = [entry(f"{i}.png") for i in range(5)]
     number, _ = scan(state, entries)
     state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", entries)
-    state.record_job_result("job-1", "DONE", [(e.title, f"item-{e.title}") for e in entries], [])
+    state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
 
     batches = []
     while batch := state.unlinked_items(FOLDER, number, "ds", limit=2):
@@ -177,7 +178,7 @@ def test_comparison_reports_missing_extra_and_wrong_items(state: RunState, tmp_p
     a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
     number, _ = scan(state, [a, b, c])
     state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b, c])
-    state.record_job_result("job-1", "DONE", [("a.png", "item-a"), ("b.png", "item-b")], [])
+    state.record_job_result("job-1", [("a.png", "item-a"), ("b.png", "item-b")], [])
 
     rows = [("a.png", "item-a"), ("b.png", "another-item"), ("stray.png", None)]
     differences = list(state.compare_with_dataset(FOLDER, number, rows))
