@@ -84,6 +84,7 @@ class Sandbox:
         self._app = app
         self._jobs = jobs
         self._store = store
+        self._closed = False
         host, port = server.server_address[:2]
         self.url = f"http://{host}:{port}"
         # Talk to ourselves directly, whatever HTTP(S)_PROXY says.
@@ -110,6 +111,10 @@ class Sandbox:
         return self._app.exchanges()
 
     def close(self) -> None:
+        """Stop serving and release the state; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         self._server.shutdown()
         self._server.server_close()
         self._jobs.shutdown()
