@@ -211,9 +211,12 @@ def _run_summary(
         + f"; {counts['uploaded']} of {counts['entries']} entries in Encord, {counts['failed']} failed"
     )
     for unit in failed_units:
-        lines.append(f"  failed: {unit['url']}: {unit.get('error', '')}")
+        reason = (unit.get("error") or "").splitlines()[:1] or [""]
+        lines.append(f"  failed: {unit['title']}: {reason[0][:200]}")
     if counts["failed"]:
-        lines.append("  resubmit the failed units with `python -m ingest retry` (same flags)")
+        lines.append(
+            f"  all failed units: {FAILED_UNITS_FILE}; resubmit them with `python -m ingest retry` (same flags)"
+        )
     lines.append(f"dataset: linked {linked} new item(s)")
     lines.append(verification.summary())
     return "\n".join(lines)
