@@ -34,10 +34,10 @@ def glob_regex(pattern: str) -> str:
     return "".join(parts)
 
 
-def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
-    """A predicate: does the whole string match any of `patterns`?"""
+def matcher(patterns: Iterable[str]) -> Callable[[str], bool] | None:
+    """A predicate: does the whole string match any of `patterns`? None when there are none."""
     patterns = list(patterns)
     if not patterns:
-        return lambda text: False
+        return None
     compiled = re.compile("|".join(f"(?:{glob_regex(pattern)})" for pattern in patterns), re.DOTALL)
     return lambda text: compiled.fullmatch(text) is not None

@@ -1,9 +1,9 @@
-"""Stage 3, group: classified objects (in key order) → data units, one per Encord entry.
+"""Stage 3, group: classified objects (in key order) → entries, one per Encord data unit.
 
 - `.dcm` files directly inside one folder → one DICOM series (unless `dicomSeries: false`).
 - Images directly inside a folder matched by a `groups` rule → one image group, or an image
   sequence (an image group with `createVideo: true`).
-- Everything else → one unit per object.
+- Everything else → one entry per object.
 
 S3 lists keys in order, but a folder's direct children are not contiguous: its subfolders'
 keys sort between them. So a grouped folder stays open until the listing moves past its
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from ingest.classify import DICOM
 from ingest.globs import matcher
+from ingest.model import Entry
 from ingest.settings import GroupRule
 
 MAX_TITLE = 300  # Encord's limit on file names / titles
@@ -35,23 +36,13 @@ class Item(NamedTuple):
     sidecar: str | None = None
 
 
-class Unit(NamedTuple):
-    """One future manifest entry: a single object, or a folder's frames in natural order.
+class Grouped(NamedTuple):
+    """An entry (without metadata yet), the key a metadata table row uses for it (the
+    object's key, or a group's folder path ending in '/'), and its sidecar's key if any."""
 
-    `name` is the object's key, or for a group its folder path ending in '/' (the key a
-    metadata table row uses); `title` is `name` within Encord's 300 characters.
-    """
-
-    kind: str
+    entry: Entry
     name: str
-    keys: tuple[str, ...]
-    etags: tuple[str, ...]
-    create_video: bool = False
-    sidecar: str | None = None
-
-    @property
-    def title(self) -> str:
-        return title_for(self.name)
+    sidecar: str | None
 
 
 def title_for(name: str) -> str:
@@ -76,7 +67,7 @@ class FolderRules:
     """Which folders group their files, per the settings' `groups` and `dicomSeries`."""
 
     def __init__(self, rules: Iterable[GroupRule], dicom_series: bool = True) -> None:
-        self._rules = [(matcher([rule.folders]), rule.as_) for rule in rules]
+        self._rules = [(matcher([rule.folders]), rule.as_) for rule in rules]  # never None
         self.dicom_series = dicom_series
 
     def image_mode(self, folder: str) -> str | None:
@@ -88,15 +79,18 @@ class FolderRules:
         return None
 
 
-def group(items: Iterable[Item], rules: FolderRules) -> Iterator[Unit]:
-    """Units in a deterministic order: single objects as listed, a group when its folder closes."""
+def group(
+    items: Iterable[Item], rules: FolderRules, url_for: Callable[[str], str]
+) -> Iterator[Grouped]:
+    """Entries in a deterministic order: single objects as listed, a group when its folder
+    closes. `url_for` turns a key into its object URL."""
     open_folders: dict[str, dict[str, list[Item]]] = {}  # folder → mode → frames
     last_folder, last_mode = None, None
     for item in items:
         key = item.key
         if open_folders:
             for folder in [folder for folder in open_folders if not key.startswith(folder)]:
-                yield from _close(folder, open_folders.pop(folder))
+                yield from _close(folder, open_folders.pop(folder), url_for)
         folder = key[: key.rfind("/") + 1]
         if folder != last_folder:
             last_folder, last_mode = folder, rules.image_mode(folder)
@@ -105,19 +99,23 @@ def group(items: Iterable[Item], rules: FolderRules) -> Iterator[Unit]:
         elif item.kind == "images" and last_mode is not None:
             mode = last_mode
         else:
-            yield _single(item)
+            entry = Entry(
+                kind="dicom_series" if item.kind == DICOM else item.kind,
+                title=title_for(key),
+                keys=(key,),
+                urls=(url_for(key),),
+                etags=(item.etag,),
+            )
+            yield Grouped(entry, key, item.sidecar)
             continue
         open_folders.setdefault(folder, {}).setdefault(mode, []).append(item)
     for folder in list(open_folders):
-        yield from _close(folder, open_folders.pop(folder))
+        yield from _close(folder, open_folders.pop(folder), url_for)
 
 
-def _single(item: Item) -> Unit:
-    kind = "dicom_series" if item.kind == DICOM else item.kind
-    return Unit(kind, item.key, (item.key,), (item.etag,), False, item.sidecar)
-
-
-def _close(folder: str, modes: dict[str, list[Item]]) -> Iterator[Unit]:
+def _close(
+    folder: str, modes: dict[str, list[Item]], url_for: Callable[[str], str]
+) -> Iterator[Grouped]:
     for mode in sorted(modes):  # 'dicom' before 'image…': deterministic
         frames = sorted(modes[mode], key=lambda frame: natural_key(frame.key))
         # The folder path with its trailing '/' as title: no file's key ends in '/', so a
@@ -126,10 +124,12 @@ def _close(folder: str, modes: dict[str, list[Item]]) -> Iterator[Unit]:
         name = folder or "/"
         if mode != DICOM and DICOM in modes:
             name += " (images)"
-        yield Unit(
-            "dicom_series" if mode == DICOM else "image_groups",
-            name,
-            tuple(frame.key for frame in frames),
-            tuple(frame.etag for frame in frames),
-            mode == "imageSequence",
+        entry = Entry(
+            kind="dicom_series" if mode == DICOM else "image_groups",
+            title=title_for(name),
+            keys=tuple(frame.key for frame in frames),
+            urls=tuple(url_for(frame.key) for frame in frames),
+            etags=tuple(frame.etag for frame in frames),
+            create_video=mode == "imageSequence",
         )
+        yield Grouped(entry, name, None)

@@ -2,13 +2,11 @@
 
 Object URLs are the stack's `objectUrlPrefix` followed by the percent-encoded key (UTF-8,
 '/' kept), so no URL holds whitespace and every URL maps back to exactly one key. Files are
-written streaming: each entry goes to a per-kind spool file as soon as it arrives, and a
-chunk is assembled from its spools when full, then renamed into place (atomic).
+written streaming and renamed into place when complete (atomic).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -17,21 +15,31 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-from ingest.model import KINDS, Entry
+from ingest.model import KINDS, SINGLE_FILE_KINDS, Entry
 
 MANIFEST_GLOB = "manifest-*.json"
 CSV_GLOB = "import-*.csv"
 CSV_MAX_ROWS = 10_000  # Encord's limit per CSV file
-_SAFE_KEY = re.compile(r"[A-Za-z0-9/_.~-]*")  # keys that need no percent-encoding
+_UNSAFE = re.compile(r"[^A-Za-z0-9/_.~-]+")  # what quote(key, safe="/") would encode
+_PERCENT = [f"%{byte:02X}" for byte in range(256)]
+_BUFFERED = 2000  # entries or rows gathered before one write: fewer, larger writes
+# Reused: building an encoder per call costs more than encoding a small value.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_string = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept
 
 
 def object_url(prefix: str, key: str) -> str:
-    """The URL Encord fetches `key` by, in the exact form of the stack's `objectUrlPrefix`."""
-    if _SAFE_KEY.fullmatch(key):
+    """The URL Encord fetches `key` by, in the exact form of the stack's `objectUrlPrefix`:
+    the key's UTF-8 bytes percent-encoded except unreserved characters and '/'."""
+    if _UNSAFE.search(key) is None:
         return prefix + key
-    return prefix + quote(key, safe="/")
+    return prefix + _UNSAFE.sub(_percent_encoded, key)
+
+
+def _percent_encoded(match: re.Match[str]) -> str:
+    return "".join([_PERCENT[byte] for byte in match.group().encode()])
 
 
 def key_from_url(prefix: str, url: str) -> str | None:
@@ -41,11 +49,28 @@ def key_from_url(prefix: str, url: str) -> str | None:
     return unquote(url[len(prefix) :], errors="strict")
 
 
+def entry_json(entry: Entry) -> str:
+    """`entry.to_manifest()` as compact JSON, byte for byte, built directly (the hot path)."""
+    if entry.kind in SINGLE_FILE_KINDS:
+        text = '{"objectUrl":' + _string(entry.urls[0]) + ',"title":' + _string(entry.title)
+    else:
+        parts = ['{"title":', _string(entry.title)]
+        if entry.kind == "image_groups":
+            parts.append(',"createVideo":true' if entry.create_video else ',"createVideo":false')
+        parts.extend(f',"objectUrl_{i}":{_string(url)}' for i, url in enumerate(entry.urls))
+        text = "".join(parts)
+    if entry.client_metadata:
+        text += ',"clientMetadata":' + _JSON.encode(entry.client_metadata)
+    return text + "}"
+
+
 class ManifestWriter:
     """Writes `manifest-00001.json`, … into `directory`, at most `chunk_size` URLs each.
 
     A chunk closes before an entry that would push it past `chunk_size` URLs, so a group is
-    never split; a group larger than `chunk_size` gets a file of its own.
+    never split; a group larger than `chunk_size` gets a file of its own. Entries wait in
+    small per-kind buffers, then go to per-kind spool files; a full chunk is assembled from
+    its spools, so memory holds a few thousand entries at most, never a chunk.
     """
 
     def __init__(self, directory: Path, chunk_size: int) -> None:
@@ -53,21 +78,22 @@ class ManifestWriter:
         self.chunk_size = chunk_size
         self.paths: list[Path] = []
         self._spools: dict[str, IO[str]] = {}
+        self._buffers: dict[str, list[str]] = {}
+        self._buffered = 0
         self._urls = 0
         directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: Entry) -> None:
         if self._urls and self._urls + len(entry.urls) > self.chunk_size:
             self._finish_chunk()
-        spool = self._spools.get(entry.kind)
-        if spool is None:
-            spool = self._spools[entry.kind] = tempfile.TemporaryFile(  # noqa: SIM115 (lives until the chunk closes)
-                "w+", encoding="utf-8", dir=self.directory
-            )
-        else:
-            spool.write(",")
-        spool.write(json.dumps(entry.to_manifest(), ensure_ascii=False, separators=(",", ":")))
+        buffer = self._buffers.get(entry.kind)
+        if buffer is None:
+            buffer = self._buffers[entry.kind] = []
+        buffer.append(entry_json(entry))
         self._urls += len(entry.urls)
+        self._buffered += 1
+        if self._buffered >= _BUFFERED:
+            self._spill()
 
     def close(self) -> list[Path]:
         """Finish the last chunk and delete manifests left over from a larger earlier run."""
@@ -76,9 +102,25 @@ class ManifestWriter:
         _remove_stale(self.directory, MANIFEST_GLOB, self.paths)
         return self.paths
 
+    def _spill(self) -> None:
+        for kind, buffer in self._buffers.items():
+            if not buffer:
+                continue
+            spool = self._spools.get(kind)
+            if spool is None:
+                spool = self._spools[kind] = tempfile.TemporaryFile(  # noqa: SIM115 (lives until the chunk closes)
+                    "w+", encoding="utf-8", dir=self.directory
+                )
+                spool.write(",".join(buffer))
+            else:
+                spool.write("," + ",".join(buffer))
+            buffer.clear()
+        self._buffered = 0
+
     def _finish_chunk(self) -> None:
+        self._spill()
         path = self.directory / f"manifest-{len(self.paths) + 1:05d}.json"
-        with _atomic(path) as out:
+        with AtomicFile(path) as out:
             out.write("{")
             for kind in KINDS:
                 spool = self._spools.pop(kind, None)
@@ -115,82 +157,109 @@ CSV_TITLE_COLUMNS = {
     "dicom_series": "Series title",
 }
 CSV_HEADER = ["ObjectUrl", *CSV_TITLE_COLUMNS.values(), "Create video", "Client metadata"]
+# Each row: URL, the title in its type's column, createVideo, clientMetadata; the commas
+# around the title are fixed per type. URLs are percent-encoded, so never need quoting.
+_CSV_GAPS = {
+    kind: ("," * index, "," * (len(CSV_HEADER) - 2 - index))
+    for kind, index in (
+        (kind, CSV_HEADER.index(column)) for kind, column in CSV_TITLE_COLUMNS.items()
+    )
+}
+_CSV_SPECIAL = re.compile(r'[",\r\n]')
+
+
+def csv_field(text: str) -> str:
+    """`text` as one CSV field, quoted only when needed (as the csv module's QUOTE_MINIMAL)."""
+    if _CSV_SPECIAL.search(text) is None:
+        return text
+    return '"' + text.replace('"', '""') + '"'
 
 
 class CsvWriter:
-    """Writes `import-00001.csv`, … with at most `CSV_MAX_ROWS` rows each."""
+    """Writes `import-00001.csv`, … with at most `CSV_MAX_ROWS` rows each, atomically."""
 
     def __init__(self, directory: Path, max_rows: int = CSV_MAX_ROWS) -> None:
         self.directory = directory
         self.max_rows = max_rows
         self.paths: list[Path] = []
-        self._file: IO[str] | None = None
-        self._writer = None
+        self._file: AtomicFile | None = None
+        self._lines: list[str] = []
         self._rows = 0
         directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: Entry) -> None:
         if self._file is None or self._rows + len(entry.urls) > self.max_rows:
             self._finish_file()
-            self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives until the file is full)
-                "w", encoding="utf-8", newline="", dir=self.directory, delete=False, suffix=".tmp"
-            )
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(CSV_HEADER)
-        row = dict.fromkeys(CSV_HEADER, "")
-        row[CSV_TITLE_COLUMNS[entry.kind]] = entry.title
-        if entry.kind == "image_groups":
-            row["Create video"] = "true" if entry.create_video else "false"
-        if entry.client_metadata:
-            row["Client metadata"] = json.dumps(entry.client_metadata, ensure_ascii=False)
-        for url in entry.urls:
-            row["ObjectUrl"] = url
-            self._writer.writerow(row.values())
+            self._file = AtomicFile(self.directory / f"import-{len(self.paths) + 1:05d}.csv")
+            self._lines.append(",".join(CSV_HEADER) + "\r\n")
+        before, after = _CSV_GAPS[entry.kind]
+        create_video = (
+            ("true" if entry.create_video else "false") if entry.kind == "image_groups" else ""
+        )
+        metadata = csv_field(_JSON.encode(entry.client_metadata)) if entry.client_metadata else ""
+        rest = f"{before}{csv_field(entry.title)}{after}{create_video},{metadata}\r\n"
+        self._lines.extend([url + rest for url in entry.urls])
         self._rows += len(entry.urls)
+        if len(self._lines) >= _BUFFERED:
+            self._flush()
 
     def close(self) -> list[Path]:
         self._finish_file()
         _remove_stale(self.directory, CSV_GLOB, self.paths)
         return self.paths
 
+    def abort(self) -> None:
+        """Drop the file being written (the run failed); finished files stay."""
+        if self._file is not None:
+            self._file.discard()
+            self._file = None
+
+    def _flush(self) -> None:
+        self._file.file.write("".join(self._lines))
+        self._lines.clear()
+
     def _finish_file(self) -> None:
         if self._file is None:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        path = self.directory / f"import-{len(self.paths) + 1:05d}.csv"
-        os.replace(self._file.name, path)
-        self.paths.append(path)
+        self._flush()
+        self._file.commit()
+        self.paths.append(self._file.path)
         self._file, self._rows = None, 0
 
 
-class _atomic:
-    """Write to a temporary file beside `path`, then rename over it: readers never see half."""
+class AtomicFile:
+    """A file written under a temporary name beside `path`, renamed over it on `commit()`:
+    readers never see half a file, and a failed run leaves the previous file in place."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by commit or discard)
+            "w", encoding="utf-8", newline="", dir=path.parent, delete=False, suffix=".tmp"
+        )
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.file.name, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        os.unlink(self.file.name)
 
     def __enter__(self) -> IO[str]:
-        self._file = tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=self.path.parent, delete=False, suffix=".tmp"
-        )
-        return self._file
+        return self.file
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._file.close()
-            os.unlink(self._file.name)
-            return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._file.name, self.path)
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically."""
-    with _atomic(path) as out:
+    with AtomicFile(path) as out:
         out.write(text)
 
 

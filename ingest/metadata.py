@@ -1,13 +1,13 @@
-"""Stage 4, metadata: each unit's `clientMetadata`, from sidecars and/or a CSV/JSONL table.
+"""Stage 4, metadata: each entry's `clientMetadata`, from sidecars and/or a CSV/JSONL table.
 
 - Sidecar: `<key>.metadata.json` beside a single object (Encord's own convention), read from S3.
 - Table: CSV with a `key` column, or JSONL objects with a `key` field; every other column or
-  field is a metadata key. Rows for an image group or DICOM series use the group's title
-  (its folder path, ending in '/') as `key`. The table is loaded into a temporary SQLite
+  field is a metadata key. Rows for an image group or DICOM series use the group's folder
+  path, ending in '/', as `key`. The table is loaded into a temporary SQLite
   file, so memory doesn't grow with it. Table values win over sidecar values.
 
-Values are checked against the metadata schema file; a unit with a wrong value is reported
-(object key, metadata key, expected type) and left out of the manifest.
+Values are checked against the metadata schema file; an entry with a wrong value is
+reported (object key, metadata key, expected type) and left out of the manifest.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import UserError
-from ingest.group import Unit
+from ingest.group import Grouped
+from ingest.model import Entry
 from ingest.report import PlanReport
 from ingest.schema import MetadataSchema
 
@@ -136,55 +138,61 @@ class MetadataSource:
         self.schema = schema
 
     def metadata_for(
-        self, unit: Unit, sidecar: bytes | None
+        self, grouped: Grouped, sidecar: bytes | None
     ) -> tuple[dict[str, Any] | None, list[str]]:
-        """(metadata or None, error messages) for one unit."""
+        """(metadata or None, error messages) for one entry."""
         metadata: dict[str, Any] = {}
         if sidecar is not None:
             try:
                 parsed = json.loads(sidecar)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                return None, [f"sidecar {unit.sidecar} is not JSON: {error}"]
+                return None, [f"sidecar {grouped.sidecar} is not JSON: {error}"]
             if not isinstance(parsed, dict):
-                return None, [f"sidecar {unit.sidecar} must hold a JSON object"]
+                return None, [f"sidecar {grouped.sidecar} must hold a JSON object"]
             metadata.update(parsed)
         if self.table is not None:
-            metadata.update(self.table.get(unit.name) or {})
+            metadata.update(self.table.get(grouped.name) or {})
         errors = self.schema.check(metadata) if self.schema and metadata else []
         return (metadata or None), errors
 
 
 def attach_metadata(
-    units: Iterable[Unit], source: MetadataSource, report: PlanReport, workers: int = 16
-) -> Iterator[tuple[Unit, dict[str, Any] | None]]:
-    """(unit, clientMetadata) in the units' order; units with bad metadata are reported and
-    skipped. Sidecars are fetched `workers` at a time, a bounded window ahead of the output."""
+    grouped: Iterable[Grouped], source: MetadataSource, report: PlanReport, workers: int = 16
+) -> Iterator[Entry]:
+    """Entries with their `clientMetadata`, in order; entries with bad metadata are reported
+    and skipped. Sidecars are fetched `workers` at a time, a bounded window ahead."""
     if source.read_object is None:
-        fetched: Iterator[tuple[Unit, bytes | None]] = ((unit, None) for unit in units)
+        fetched: Iterator[tuple[Grouped, bytes | None]] = ((each, None) for each in grouped)
     else:
-        fetched = _prefetch_sidecars(units, source.read_object, workers)
-    for unit, sidecar in fetched:
-        metadata, errors = source.metadata_for(unit, sidecar)
+        fetched = _prefetch_sidecars(grouped, source.read_object, workers)
+    for each, sidecar in fetched:
+        if sidecar is None and source.table is None:
+            yield each.entry
+            continue
+        metadata, errors = source.metadata_for(each, sidecar)
         if errors:
             for message in errors:
-                report.add_metadata_error(unit.name, message)
+                report.add_metadata_error(each.name, message)
             continue
-        yield unit, metadata
+        yield replace(each.entry, client_metadata=metadata) if metadata else each.entry
 
 
 def _prefetch_sidecars(
-    units: Iterable[Unit], read_object: ReadObject, workers: int
-) -> Iterator[tuple[Unit, bytes | None]]:
-    window: deque[tuple[Unit, Future | None]] = deque()
+    grouped: Iterable[Grouped], read_object: ReadObject, workers: int
+) -> Iterator[tuple[Grouped, bytes | None]]:
+    window: deque[tuple[Grouped, Future]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sidecar") as pool:
-        for unit in units:
-            window.append((unit, pool.submit(read_object, unit.sidecar) if unit.sidecar else None))
+        for each in grouped:
+            if each.sidecar is None and not window:
+                yield each, None  # the common case: nothing to wait for
+                continue
+            window.append((each, pool.submit(read_object, each.sidecar) if each.sidecar else None))
             while len(window) > workers * 4 or (window and window[0][1] is None):
                 yield _resolved(window.popleft())
         while window:
             yield _resolved(window.popleft())
 
 
-def _resolved(pending: tuple[Unit, Future | None]) -> tuple[Unit, bytes | None]:
-    unit, future = pending
-    return unit, future.result() if future is not None else None
+def _resolved(pending: tuple[Grouped, Future | None]) -> tuple[Grouped, bytes | None]:
+    each, future = pending
+    return each, future.result() if future is not None else None

@@ -11,11 +11,12 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ingest.classify import SIDECAR, SIDECAR_SUFFIX, classify
+from ingest.classify import SIDECAR, SIDECAR_SUFFIX, classify, extension
 from ingest.context import PlanContext
 from ingest.errors import UserError
 from ingest.globs import matcher
@@ -32,7 +33,7 @@ ContentTypeOf = Callable[[str], str | None]
 
 def items(
     objects: Iterable[ListedObject],
-    excluded: Callable[[str], bool],
+    excluded: Callable[[str], bool] | None,
     content_type_of: ContentTypeOf,
     report: PlanReport,
 ) -> Iterator[Item]:
@@ -43,38 +44,37 @@ def items(
     """
     waiting: deque[tuple[Item, str]] = deque()  # (item, its sidecar's key), in key order
     sidecars_seen: set[str] = set()  # sidecars of waiting items only
-    for obj in objects:
-        key = obj.key
-        report.objects += 1
-        while waiting and key > waiting[0][1]:
-            yield _paired(waiting.popleft(), sidecars_seen, report)
-        if excluded(key):
-            report.excluded += 1
-            continue
-        kind, reason = classify(key, content_type_of(key) if _needs_content_type(key) else None)
-        if kind == SIDECAR:
-            report.sidecars += 1
-            if any(key == sidecar for _, sidecar in waiting):
-                sidecars_seen.add(key)
+    listed = 0
+    try:
+        for listed, obj in enumerate(objects, start=1):  # noqa: B007 (the count is `listed`)
+            key = obj.key
+            while waiting and key > waiting[0][1]:
+                yield _paired(*waiting.popleft(), sidecars_seen)
+            if excluded is not None and excluded(key):
+                report.excluded += 1
+                continue
+            kind, reason = classify(key)
+            if kind is None and not extension(key) and not key.endswith("/"):
+                # Listings carry no content type: ask S3, but only for keys without an extension.
+                kind, reason = classify(key, content_type_of(key))
+            if kind == SIDECAR:
+                report.sidecars += 1
+                if any(key == sidecar for _, sidecar in waiting):
+                    sidecars_seen.add(key)
+                else:
+                    report.orphan_sidecars += 1
+            elif kind is None:
+                report.add_unsupported(key, reason)
             else:
-                report.orphan_sidecars += 1
-        elif kind is None:
-            report.add_unsupported(key, reason)
-        else:
-            waiting.append((Item(key, obj.etag, kind), key + SIDECAR_SUFFIX))
-    while waiting:
-        yield _paired(waiting.popleft(), sidecars_seen, report)
+                waiting.append((Item(key, obj.etag, kind), key + SIDECAR_SUFFIX))
+        while waiting:
+            yield _paired(*waiting.popleft(), sidecars_seen)
+    finally:
+        report.objects += listed
 
 
-def _needs_content_type(key: str) -> bool:
-    # Only keys without any extension are worth a HEAD: listings carry no content type.
-    name = key[key.rfind("/") + 1 :]
-    return bool(name) and "." not in name.lstrip(".")
-
-
-def _paired(waiting: tuple[Item, str], sidecars_seen: set[str], report: PlanReport) -> Item:
-    item, sidecar = waiting
-    if sidecar in sidecars_seen:
+def _paired(item: Item, sidecar: str, sidecars_seen: set[str]) -> Item:
+    if sidecars_seen and sidecar in sidecars_seen:
         sidecars_seen.discard(sidecar)
         return item._replace(sidecar=sidecar)
     return item
@@ -85,25 +85,19 @@ def entries(
     *,
     url_prefix: str,
     rules: FolderRules,
-    excluded: Callable[[str], bool],
+    excluded: Callable[[str], bool] | None,
     content_type_of: ContentTypeOf,
     metadata: MetadataSource,
     report: PlanReport,
 ) -> Iterator[Entry]:
     """The pure pipeline over a listing; adapters for S3 are passed in."""
-    units = group(items(objects, excluded, content_type_of, report), rules)
-    for unit, client_metadata in attach_metadata(units, metadata, report):
-        entry = Entry(
-            kind=unit.kind,
-            title=unit.title,
-            keys=unit.keys,
-            urls=tuple(object_url(url_prefix, key) for key in unit.keys),
-            etags=unit.etags,
-            client_metadata=client_metadata,
-            create_video=unit.create_video,
-        )
-        report.entries[entry.kind] += 1
-        report.files[entry.kind] += len(entry.keys)
+    grouped = group(
+        items(objects, excluded, content_type_of, report), rules, partial(object_url, url_prefix)
+    )
+    entries_per_kind, files_per_kind = report.entries, report.files
+    for entry in attach_metadata(grouped, metadata, report):
+        entries_per_kind[entry.kind] += 1
+        files_per_kind[entry.kind] += len(entry.keys)
         yield entry
 
 
@@ -164,9 +158,13 @@ def plan(context: PlanContext) -> PlanReport:
     report = PlanReport()
     manifests = ManifestWriter(out, context.settings.chunk_size)
     csv_files = CsvWriter(out / "csv")
-    for entry in iter_entries(context, report):
-        manifests.add(entry)
-        csv_files.add(entry)
+    try:
+        for entry in iter_entries(context, report):
+            manifests.add(entry)
+            csv_files.add(entry)
+    except BaseException:
+        csv_files.abort()  # spooled manifest chunks are anonymous temporary files
+        raise
     report.manifests = [str(path) for path in manifests.close()]
     report.csv_files = [str(path) for path in csv_files.close()]
     write_atomic(

@@ -120,8 +120,10 @@ def test_groups_close_only_when_the_listing_leaves_the_folder() -> None:
         "g/b/still.png",
         "z.png",
     ]
-    units = list(group([Item(key, "e", classify(key)[0]) for key in sorted(keys)], rules))
-    assert [(unit.kind, unit.name, unit.keys, unit.create_video) for unit in units] == [
+    grouped = list(
+        group([Item(key, "e", classify(key)[0]) for key in sorted(keys)], rules, "u:".__add__)
+    )
+    assert [(g.entry.kind, g.name, g.entry.keys, g.entry.create_video) for g in grouped] == [
         ("images", "g/a/1/x.png", ("g/a/1/x.png",), False),
         ("image_groups", "g/a/", ("g/a/1.png", "g/a/2.png", "g/a/10.png"), True),
         ("dicom_series", "g/b/", ("g/b/s-1.dcm", "g/b/s-2.dcm", "g/b/s-10.dcm"), False),
@@ -132,10 +134,11 @@ def test_groups_close_only_when_the_listing_leaves_the_folder() -> None:
 
 def test_dicom_series_can_be_switched_off() -> None:
     keys = ["d/1.dcm", "d/2.dcm"]
-    units = list(group([Item(k, "e", DICOM) for k in keys], FolderRules([], dicom_series=False)))
-    assert [(unit.kind, unit.keys) for unit in units] == [
-        ("dicom_series", ("d/1.dcm",)),
-        ("dicom_series", ("d/2.dcm",)),
+    rules = FolderRules([], dicom_series=False)
+    grouped = list(group([Item(k, "e", DICOM) for k in keys], rules, "u:".__add__))
+    assert [(g.entry.kind, g.entry.keys, g.entry.urls) for g in grouped] == [
+        ("dicom_series", ("d/1.dcm",), ("u:d/1.dcm",)),
+        ("dicom_series", ("d/2.dcm",), ("u:d/2.dcm",)),
     ]
 
 

@@ -1,0 +1,1 @@
+"""`python -m bench`: plan throughput and peak memory from an in-memory listing (no network)."""
