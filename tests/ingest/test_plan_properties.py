@@ -3,17 +3,28 @@ a crash; every URL maps back to its key; memory doesn't grow with the listing.""
 
 from __future__ import annotations
 
+import csv
+import json
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.classify import EXTENSION_KINDS, SIDECAR_SUFFIX
 from ingest.group import FolderRules
-from ingest.manifest import key_from_url, object_url, write_manifests
+from ingest.manifest import (
+    CSV_HEADER,
+    CsvWriter,
+    entry_json,
+    key_from_url,
+    object_url,
+    write_manifests,
+)
 from ingest.metadata import MetadataSource
+from ingest.model import Entry
 from ingest.plan import entries
 from ingest.report import PlanReport
 from ingest.scan import ListedObject
@@ -108,3 +119,58 @@ def test_memory_does_not_grow_with_the_listing(tmp_path) -> None:
     small = peak_bytes(5_000, tmp_path / "small")
     large = peak_bytes(30_000, tmp_path / "large")
     assert large < small * 1.5, (small, large)
+
+
+@given(
+    keys=st.lists(s3_key, min_size=1, max_size=4, unique=True),
+    metadata=st.none() | st.dictionaries(any_text, any_text, max_size=2),
+)
+def test_fast_renderings_equal_the_reference_ones(keys, metadata) -> None:
+    """`entry_json` and `object_url` are hand-rolled for speed; the standard library is the spec."""
+    for key in keys:
+        assert object_url(PREFIXES[0], key) == PREFIXES[0] + quote(key, safe="/")
+    urls = tuple(object_url(PREFIXES[0], key) for key in keys)
+    for entry in (
+        Entry("images", keys[0], keys[:1], urls[:1], client_metadata=metadata),
+        Entry(
+            "image_groups", keys[0], tuple(keys), urls, client_metadata=metadata, create_video=True
+        ),
+        Entry("dicom_series", keys[-1], tuple(keys), urls),
+    ):
+        assert entry_json(entry) == json.dumps(
+            entry.to_manifest(), ensure_ascii=False, separators=(",", ":")
+        )
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    keys=st.lists(s3_key, min_size=1, max_size=6, unique=True),
+    metadata=st.none() | st.dictionaries(any_text, any_text, max_size=2),
+)
+def test_csv_rows_read_back_as_written(keys, metadata, tmp_path_factory) -> None:
+    urls = tuple(object_url(PREFIXES[0], key) for key in keys)
+    entries = [
+        Entry("videos", keys[0], keys[:1], urls[:1], client_metadata=metadata),
+        Entry("image_groups", keys[-1], tuple(keys), urls, create_video=False),
+    ]
+    writer = CsvWriter(tmp_path_factory.mktemp("csv"), max_rows=len(keys))
+    for entry in entries:
+        writer.add(entry)
+    paths = writer.close()
+    assert len(paths) == 2  # the group doesn't fit beside the video: it starts a new file
+    rows = []
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            assert next(reader) == CSV_HEADER
+            rows.extend(reader)
+    video = ["" for _ in CSV_HEADER]
+    video[0], video[CSV_HEADER.index("Video title")] = urls[0], keys[0]
+    if metadata:
+        video[-1] = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+    frames = []
+    for url in urls:
+        frame = ["" for _ in CSV_HEADER]
+        frame[0], frame[CSV_HEADER.index("Image group title")], frame[-2] = url, keys[-1], "false"
+        frames.append(frame)
+    assert rows == [video, *frames]
