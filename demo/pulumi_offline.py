@@ -26,6 +26,7 @@ import pulumi
 import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
@@ -52,6 +53,7 @@ class RegisteredResource:
     inputs: dict[str, Any]  # the engine's camelCase wire names, secrets unwrapped
     secret_inputs: frozenset[str]  # names of the inputs that arrived as secrets
     custom: bool  # False for component resources
+    retain_on_delete: bool  # the resource option: `pulumi destroy` leaves it in the cloud
     id: str | None
     state: dict[str, Any]
 
@@ -131,8 +133,9 @@ class _Recorder(pulumi.runtime.Mocks):
     """Hands the caller's mocks plain inputs (the mock monitor keeps secrets wrapped) and
     keeps what was registered."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    def __init__(self, mocks: pulumi.runtime.Mocks, retained: set[tuple[str, str]]) -> None:
         self._mocks = mocks
+        self._retained = retained
         self.resources: list[RegisteredResource] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -142,7 +145,14 @@ class _Recorder(pulumi.runtime.Mocks):
         secret_inputs = frozenset(name for name, (_, secret) in revealed.items() if secret)
         self.resources.append(
             RegisteredResource(
-                args.typ, args.name, args.inputs, secret_inputs, args.custom, resource_id, state
+                args.typ,
+                args.name,
+                args.inputs,
+                secret_inputs,
+                args.custom,
+                (args.typ, args.name) in self._retained,
+                resource_id,
+                state,
             )
         )
         return resource_id, state
@@ -151,13 +161,31 @@ class _Recorder(pulumi.runtime.Mocks):
         return self._mocks.call(args)
 
 
+class _OptionsMonitor(MockMonitor):
+    """The mock monitor, also noting which resources are retained on delete (an option
+    MockResourceArgs does not carry)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.retained: set[tuple[str, str]] = set()
+
+    def RegisterResource(self, request):
+        if request.retainOnDelete:
+            self.retained.add((request.type, request.name))
+        return super().RegisterResource(request)
+
+
 def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
     """Run `__main__.py` with this config against `mocks`; raise whatever the program raises.
 
     A program error (e.g. infra.config.ConfigError, a pulumi.RunError) propagates unchanged.
     """
-    recorder = _Recorder(mocks)
-    pulumi.runtime.set_mocks(recorder, project=config.project, stack=config.stack, preview=False)
+    monitor = _OptionsMonitor(mocks)
+    recorder = _Recorder(mocks, monitor.retained)
+    monitor.mocks = recorder
+    pulumi.runtime.set_mocks(
+        recorder, project=config.project, stack=config.stack, preview=False, monitor=monitor
+    )
     runtime_settings.set_root_resource(None)  # run_in_stack makes this run's root stack
     # set_mocks renews the RPC manager but not the outputs a failed run left pending, which
     # the next run would await and re-raise.

@@ -83,11 +83,14 @@ class EncordS3Integration(pulumi.ComponentResource):
         self.register_outputs(self.stack_outputs)
 
     def _create_bucket(self, settings: IntegrationSettings) -> pulumi.Output[str]:
-        name, child = self._name, self._child
+        name = self._name
+        # Unless forceDestroy, `pulumi destroy` leaves the bucket, its data and the settings
+        # that protect it in place (it only forgets them), and removes Encord's access.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=not settings.force_destroy)
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=settings.bucket_name,  # None: Pulumi auto-names it
-            force_destroy=settings.force_destroy,  # off: destroy never empties users' data
+            force_destroy=settings.force_destroy,
             opts=child,
         )
         public_access = aws.s3.BucketPublicAccessBlock(

@@ -184,8 +184,25 @@ def test_new_bucket_aborts_incomplete_multipart_uploads(created):
     assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] > 0
 
 
-def test_new_bucket_keeps_objects_on_destroy_by_default(created):
+def test_destroy_keeps_the_bucket_and_its_protections_but_revokes_encord(created):
     assert created.one(BUCKET).inputs["forceDestroy"] is False
+    retained = {r.type for r in created.resources if r.retain_on_delete}
+    assert retained == {
+        BUCKET,
+        PUBLIC_ACCESS_BLOCK,
+        OWNERSHIP,
+        ENCRYPTION,
+        BUCKET_POLICY,
+        LIFECYCLE,
+        VERSIONING,
+    }
+    assert not {ROLE, POLICY, ATTACHMENT, CORS} & retained
+
+
+def test_force_destroy_lets_destroy_delete_the_bucket():
+    run = run_stack("dev", {"forceDestroy": True})
+    assert run.one(BUCKET).inputs["forceDestroy"] is True
+    assert not any(r.retain_on_delete for r in run.resources)
 
 
 def test_read_only_by_default(created):
@@ -209,9 +226,9 @@ def test_versioning_and_access_logging_are_options():
     }
 
 
-def test_bucket_name_and_force_destroy_are_configurable():
-    run = run_stack("dev", {"bucketName": "acme-encord-dev", "forceDestroy": True})
-    assert run.one(BUCKET).inputs == {"bucket": "acme-encord-dev", "forceDestroy": True}
+def test_bucket_name_is_configurable():
+    run = run_stack("dev", {"bucketName": "acme-encord-dev"})
+    assert run.one(BUCKET).inputs == {"bucket": "acme-encord-dev", "forceDestroy": False}
     assert run.outputs["bucketName"] == "acme-encord-dev"
 
 
