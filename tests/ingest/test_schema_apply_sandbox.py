@@ -1,0 +1,64 @@
+"""`ingest schema apply` end to end: the real SDK against the local Encord sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from encord import EncordUserClient
+
+from demo.local_aws import LocalAws
+from ingest.cli import main
+from sandbox import generate_key_pair, running_sandbox, write_authorized_keys
+
+
+@pytest.fixture
+def encord_sandbox(aws: LocalAws, tmp_path):
+    key = generate_key_pair(tmp_path / "keys", "schema@example.com")
+    authorized = write_authorized_keys(tmp_path / "authorized_keys", [key])
+    with running_sandbox(
+        aws_endpoint_url=aws.endpoint_url,
+        aws_credentials=("testing", "testing"),
+        authorized_keys_path=authorized,
+        long_poll_cap_seconds=1,
+    ) as sandbox:
+        client = EncordUserClient.create_with_ssh_private_key(
+            ssh_private_key_path=str(key.private_key_path), domain=sandbox.url
+        )
+        yield sandbox, key.private_key_path, client
+
+
+def test_apply_merges_into_the_organisation_schema(encord_sandbox, tmp_path, capsys) -> None:
+    sandbox, key_path, client = encord_sandbox
+    existing = client.metadata_schema()
+    existing.add_scalar("team.owner", data_type="varchar")
+    existing.add_enum("camera", values=["front"])
+    existing.save()
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("camera: {type: enum, values: [front, rear]}\ncaptured_at: datetime\n")
+    argv = [
+        "schema",
+        "apply",
+        str(schema),
+        "--ssh-key-file",
+        str(key_path),
+        "--encord-domain",
+        sandbox.url,
+    ]
+
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "added options ['rear'] to enum 'camera'",
+        "added 'captured_at' (datetime)",
+    ]
+    stored = client.metadata_schema()
+    assert sorted(stored.keys()) == ["camera", "captured_at", "team.owner"]
+    assert stored.get_enum_options("camera") == ["front", "rear"]
+    assert stored.get_key_type("team.owner") == "varchar"
+
+    assert main(argv) == 0  # idempotent
+    assert "already has every key" in capsys.readouterr().out
+
+    schema.write_text("team.owner: number\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "'team.owner' is varchar in Encord but number" in err and err.count("\n") == 1
+    assert client.metadata_schema().get_key_type("team.owner") == "varchar"
