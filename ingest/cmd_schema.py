@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from encord import EncordUserClient
 from encord.exceptions import EncordException
 from encord.metadata_schema import MetadataSchemaError
 
+from ingest.context import settings_overrides
 from ingest.encord_client import DEFAULT_DOMAIN, read_private_key
 from ingest.errors import UserError
+from ingest.run import encord_domain
 from ingest.schema import load_schema
 from ingest.schema_apply import apply
+from ingest.settings import load_settings
 
 
 def register(subparsers) -> None:
@@ -28,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--ssh-key-file", type=Path, help="Encord private key (or ENCORD_SSH_KEY_FILE)"
     )
+    parser.add_argument("--stack", help="read encordDomain from Pulumi.<stack>.yaml")
+    parser.add_argument("--config", type=Path, help="read encordDomain from this settings file")
     parser.add_argument("--encord-domain", metavar="URL", help=f"default {DEFAULT_DOMAIN}")
     parser.set_defaults(handler=run)
 
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         print(f"{args.file}: valid ({len(declared.keys)} keys)")
         return 0
-    domain = args.encord_domain or os.environ.get("ENCORD_DOMAIN") or DEFAULT_DOMAIN
+    domain = encord_domain(load_settings(args.stack, args.config, settings_overrides(args)))
     key = read_private_key(args.ssh_key_file)
     try:
         client = EncordUserClient.create_with_ssh_private_key(
