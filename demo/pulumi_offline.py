@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +133,8 @@ class _Recorder(pulumi.runtime.Mocks):
     """Hands the caller's mocks plain inputs (the mock monitor keeps secrets wrapped) and
     keeps what was registered."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks, retained: set[tuple[str, str]]) -> None:
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         self._mocks = mocks
-        self._retained = retained
         self.resources: list[RegisteredResource] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -150,7 +149,7 @@ class _Recorder(pulumi.runtime.Mocks):
                 args.inputs,
                 secret_inputs,
                 args.custom,
-                (args.typ, args.name) in self._retained,
+                False,  # set from the monitor's record once the run is over
                 resource_id,
                 state,
             )
@@ -180,9 +179,8 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
 
     A program error (e.g. infra.config.ConfigError, a pulumi.RunError) propagates unchanged.
     """
-    monitor = _OptionsMonitor(mocks)
-    recorder = _Recorder(mocks, monitor.retained)
-    monitor.mocks = recorder
+    recorder = _Recorder(mocks)
+    monitor = _OptionsMonitor(recorder)
     pulumi.runtime.set_mocks(
         recorder, project=config.project, stack=config.stack, preview=False, monitor=monitor
     )
@@ -209,5 +207,8 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
         secret_outputs=frozenset(
             name for name, value in exports.items() if _sync_await(value.is_secret())
         ),
-        resources=recorder.resources,
+        resources=[
+            replace(r, retain_on_delete=(r.type, r.name) in monitor.retained)
+            for r in recorder.resources
+        ],
     )
