@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 from stack_harness import ENCORD_ROLE, EXTERNAL_ID, FakeAws, run_stack
 
 from demo.pulumi_offline import StackConfigError, load_stack_config, run_program
-from infra.config import ConfigError
+from infra.config import ConfigError, load_settings
 
 SET_PRINCIPAL = (
     "pulumi config set encord-s3:encordPrincipal "
@@ -179,3 +181,29 @@ def test_an_encrypted_value_without_an_override_is_reported(tmp_path):
         StackConfigError, match="encrypted encord-s3:externalId need a secret override"
     ):
         load_stack_config("ci", project_dir=tmp_path)
+
+
+def test_settings_come_from_the_environment_the_cli_passes(monkeypatch):
+    """Under the CLI, config arrives as PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS."""
+    pulumi.runtime.set_mocks(FakeAws(), project="encord-s3", stack="ci")
+    pulumi.runtime.set_all_config({}, [])
+    cli_config = {
+        "aws:region": "eu-west-2",
+        "encord-s3:encordPrincipal": ENCORD_ROLE,
+        "encord-s3:externalId": EXTERNAL_ID,
+        "encord-s3:prefixes": '["images/"]',
+        "encord-s3:allowWrite": "true",
+    }
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(cli_config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["encord-s3:externalId"]))
+    settings = load_settings()
+    assert (settings.region, settings.prefixes, settings.allow_write) == (
+        "eu-west-2",
+        ("images/",),
+        True,
+    )
+    assert settings.role_name == "encord-s3-ci"
+    assert settings.external_id.get_secret_value() == EXTERNAL_ID
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    with pytest.raises(ConfigError, match="must be stored as a secret"):
+        load_settings()
