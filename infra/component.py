@@ -62,7 +62,8 @@ class EncordS3Integration(pulumi.ComponentResource):
 
         mrap = self._multi_region_access_point(settings, bucket_name)
         mrap_arn = mrap.arn if mrap else None
-        role = self._role(settings, bucket_name, mrap_arn)
+        external_id = pulumi.Output.secret(settings.external_id.get_secret_value())
+        role = self._role(settings, external_id, bucket_name, mrap_arn)
 
         self.stack_outputs: dict[str, pulumi.Input] = {
             "roleArn": role.arn,
@@ -76,7 +77,7 @@ class EncordS3Integration(pulumi.ComponentResource):
             "corsOrigins": list(settings.cors_origins),
             "prefixes": list(settings.prefixes),
             "integrationTitle": bucket_name.apply(lambda b: f"{settings.role_name} ({b})"),
-            "externalId": pulumi.Output.secret(settings.external_id.get_secret_value()),
+            "externalId": external_id,
         }
         if mrap:
             self.stack_outputs |= {"mrapArn": mrap.arn, "mrapAlias": mrap.alias}
@@ -180,11 +181,11 @@ class EncordS3Integration(pulumi.ComponentResource):
     def _role(
         self,
         settings: IntegrationSettings,
+        external_id: pulumi.Output[str],
         bucket_name: pulumi.Output[str],
         mrap_arn: pulumi.Output[str] | None,
     ) -> aws.iam.Role:
         name, child = self._name, self._child
-        external_id = pulumi.Output.secret(settings.external_id.get_secret_value())
         role = aws.iam.Role(
             f"{name}-role",
             name=settings.role_name,  # stable: users paste its ARN into Encord
