@@ -21,6 +21,7 @@ from ingest.model import KINDS, SINGLE_FILE_KINDS, Entry
 
 MANIFEST_GLOB = "manifest-*.json"
 CSV_GLOB = "import-*.csv"
+REPORT_FILE = "report.json"
 CSV_MAX_ROWS = 10_000  # Encord's limit per CSV file
 _UNSAFE = re.compile(r"[^A-Za-z0-9/_.~-]+")  # what quote(key, safe="/") would encode
 _PERCENT = [f"%{byte:02X}" for byte in range(256)]
@@ -96,10 +97,9 @@ class ManifestWriter:
             self._spill()
 
     def close(self) -> list[Path]:
-        """Finish the last chunk and delete manifests left over from a larger earlier run."""
+        """Finish the last chunk; returns every manifest written, in order."""
         if self._urls:
             self._finish_chunk()
-        _remove_stale(self.directory, MANIFEST_GLOB, self.paths)
         return self.paths
 
     def _spill(self) -> None:
@@ -205,14 +205,7 @@ class CsvWriter:
 
     def close(self) -> list[Path]:
         self._finish_file()
-        _remove_stale(self.directory, CSV_GLOB, self.paths)
         return self.paths
-
-    def abort(self) -> None:
-        """Drop the file being written (the run failed); finished files stay."""
-        if self._file is not None:
-            self._file.discard()
-            self._file = None
 
     def _flush(self) -> None:
         self._file.file.write("".join(self._lines))
@@ -263,6 +256,18 @@ def write_atomic(path: Path, text: str) -> None:
         out.write(text)
 
 
-def _remove_stale(directory: Path, pattern: str, keep: list[Path]) -> None:
-    for path in set(directory.glob(pattern)) - set(keep):
-        path.unlink()
+def publish(staging: Path, out: Path) -> None:
+    """Move a complete plan from `staging` into `out`, replacing the previous plan's files
+    (manifests, CSV files, report) and deleting those it no longer has; then drop `staging`.
+
+    Until this runs, `out` still holds the previous plan whole, so a failed run never leaves
+    a mix of new and old manifests."""
+    for pattern in (MANIFEST_GLOB, f"csv/{CSV_GLOB}", REPORT_FILE):
+        fresh = {path.relative_to(staging) for path in staging.glob(pattern)}
+        for name in sorted(fresh):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, out / name)
+        for path in out.glob(pattern):
+            if path.relative_to(out) not in fresh:
+                path.unlink()
+    shutil.rmtree(staging)

@@ -8,10 +8,13 @@ entries in a deterministic order, while `report` accumulates counts and problems
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,7 +24,14 @@ from ingest.context import PlanContext
 from ingest.errors import UserError
 from ingest.globs import matcher
 from ingest.group import FolderRules, Item, group
-from ingest.manifest import CsvWriter, ManifestWriter, object_url, write_atomic
+from ingest.manifest import (
+    REPORT_FILE,
+    CsvWriter,
+    ManifestWriter,
+    object_url,
+    publish,
+    write_atomic,
+)
 from ingest.metadata import MetadataSource, MetadataTable, attach_metadata
 from ingest.model import Entry
 from ingest.report import PlanReport
@@ -153,21 +163,27 @@ class _S3Objects:
 
 
 def plan(context: PlanContext) -> PlanReport:
-    """Write manifests, CSV files and `report.json` to the output directory; return the report."""
+    """Write manifests, CSV files and `report.json` to the output directory; return the report.
+
+    Everything is written to a staging directory inside the output directory first and
+    published only when complete (see `manifest.publish`)."""
     out = context.settings.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".plan-", dir=out))
     report = PlanReport()
-    manifests = ManifestWriter(out, context.settings.chunk_size)
-    csv_files = CsvWriter(out / "csv")
     try:
+        manifests = ManifestWriter(staging, context.settings.chunk_size)
+        csv_files = CsvWriter(staging / "csv")
         for entry in iter_entries(context, report):
             manifests.add(entry)
             csv_files.add(entry)
+        final = [out / path.relative_to(staging) for path in manifests.close() + csv_files.close()]
+        report.manifests = [str(path) for path in final if path.parent == out]
+        report.csv_files = [str(path) for path in final if path.parent != out]
+        document = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+        write_atomic(staging / REPORT_FILE, document)
     except BaseException:
-        csv_files.abort()  # spooled manifest chunks are anonymous temporary files
+        shutil.rmtree(staging, ignore_errors=True)
         raise
-    report.manifests = [str(path) for path in manifests.close()]
-    report.csv_files = [str(path) for path in csv_files.close()]
-    write_atomic(
-        out / "report.json", json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
-    )
+    publish(staging, out)
     return report

@@ -7,10 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import url_prefix
 
 from demo.samples import png, sample_corpus
 from ingest.cli import main
+from ingest.context import PlanContext
+from ingest.errors import UserError
+from ingest.outputs import StackOutputs
+from ingest.plan import plan
+from ingest.settings import IngestSettings
 from ingest.validate import validate_file
 
 SCHEMA = """\
@@ -221,3 +227,42 @@ def test_mrap_outputs_give_arn_urls(make_bucket, write_outputs, tmp_path: Path) 
     assert main(["plan", "--outputs", str(outputs), "--out", str(tmp_path / "o")]) == 0
     manifest = json.loads((tmp_path / "o" / "manifest-00001.json").read_text())
     assert manifest["images"] == [{"objectUrl": arn + "a%20b/c.png", "title": "a b/c.png"}]
+
+
+class FlakyS3:
+    """A paginator whose listing fails after `pages_before_error` pages (None: never)."""
+
+    def __init__(self, pages: list[list[str]], pages_before_error: int | None) -> None:
+        self.pages, self.pages_before_error = pages, pages_before_error
+
+    def get_paginator(self, operation: str):
+        return self
+
+    def paginate(self, Bucket: str, Prefix: str):
+        for number, keys in enumerate(self.pages):
+            if number == self.pages_before_error:
+                error = {"Error": {"Code": "AccessDenied", "Message": "denied"}}
+                raise ClientError(error, "ListObjectsV2")
+            yield {"Contents": [{"Key": key, "Size": 1, "ETag": '"e"'} for key in keys]}
+
+
+def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
+    outputs = StackOutputs.model_validate(
+        {
+            "source": "test",
+            "bucketName": "media",
+            "region": "us-east-1",
+            "objectUrlPrefix": "s3://media/",
+        }
+    )
+    settings = IngestSettings.model_validate({"outputDir": str(tmp_path), "chunkSize": 2})
+    pages = [["a/1.png", "a/2.png"], ["b/1.png", "b/2.png"], ["c/1.png"]]
+    plan(PlanContext(outputs, settings, FlakyS3(pages, None)))
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert len([path for path in before if path.name.startswith("manifest-")]) == 3
+
+    with pytest.raises(UserError, match="access denied listing s3://media/"):
+        plan(PlanContext(outputs, settings.model_copy(update={"chunk_size": 1}), FlakyS3(pages, 2)))
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".plan-")] == []
