@@ -275,10 +275,9 @@ def test_twenty_percent_faults_still_yield_the_exact_dataset(
     assert sorted(titles) == sorted(CORPUS_TITLES + [f"new/img-{i:03d}.png" for i in range(20)])
 
 
-def test_a_killed_run_resumes_its_job_without_duplicates(
-    sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
+@pytest.fixture
+def cli(sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path):
+    """`python -m ingest run ...` as a real process, for tests that kill it."""
     command = [
         sys.executable,
         "-m",
@@ -287,7 +286,7 @@ def test_a_killed_run_resumes_its_job_without_duplicates(
         "--outputs",
         str(bucket.outputs),
         "--out",
-        str(out),
+        str(tmp_path / "out"),
         "--folder",
         "imports",
         "--dataset",
@@ -296,39 +295,102 @@ def test_a_killed_run_resumes_its_job_without_duplicates(
         sandbox.url,
     ]
     env = {**os.environ, "ENCORD_SSH_KEY_FILE": str(key_pair.private_key_path)}
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*command, *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return start
+
+
+def kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+def test_a_killed_run_resumes_its_job_without_duplicates(
+    cli, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
     # Every unit takes a while, so the job stays PENDING across several polls.
     sandbox.inject_faults({"job": {"unitDelaySeconds": 1.5}, "count": 1})
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    process = cli()
     try:
-        _wait_for_a_recorded_job(out / "state.sqlite", process)
-        process.send_signal(signal.SIGKILL)
+        recorded = _wait_for_progress(
+            tmp_path / "out/state.sqlite", "SELECT count(*) FROM jobs", process
+        )
     finally:
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+        kill(process)
+    assert recorded and process.returncode == -signal.SIGKILL
 
-    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    rerun = cli()
+    stdout, stderr = rerun.communicate(timeout=60)
 
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "0 job(s) started" in rerun.stdout
+    assert rerun.returncode == 0, stdout + stderr
+    assert "0 job(s) started" in stdout
     assert len(jobs_started(sandbox)) == 1
     assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
 
 
-def _wait_for_a_recorded_job(state: Path, process: subprocess.Popen) -> None:
+def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
+    cli, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path
+) -> None:
+    added = new_images(12)
+    bucket.put(added)
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.4}, "count": 1000})
+    state = tmp_path / "out/state.sqlite"
+    # Kill each run the moment it has made progress of this kind since the last one.
+    stages = [
+        "SELECT count(*) FROM jobs",  # while submitting
+        "SELECT count(*) FROM jobs",  # again, on the rerun's new chunks
+        "SELECT count(*) FROM jobs WHERE status != 'PENDING'",  # while settling jobs
+        "SELECT count(*) FROM links",  # after linking, before verifying
+    ]
+    killed = 0
+    for query in stages:
+        process = cli("--chunk-size", "4")
+        try:
+            killed += _wait_for_progress(state, query, process)
+        finally:
+            kill(process)
+
+    final = cli("--chunk-size", "4")
+    stdout, stderr = final.communicate(timeout=60)
+
+    assert killed == len(stages)
+    assert final.returncode == 0, stdout + stderr
+    titles = [row.title for row in dataset_rows(sandbox, key_pair)]
+    assert sorted(titles) == sorted(CORPUS_TITLES + [obj.key for obj in added])
+    client = EncordUserClient.create_with_ssh_private_key(
+        ssh_private_key_path=key_pair.private_key_path, domain=sandbox.url
+    )
+    [folder] = client.list_storage_folders(search="imports")
+    items = [item.name for item in folder.list_items()]
+    assert sorted(items) == sorted(titles)  # each object imported once, however many jobs
+
+
+def _wait_for_progress(state: Path, query: str, process: subprocess.Popen) -> bool:
+    """Wait until `query`'s count grows; False if the process ended first."""
+    baseline = _count(state, query)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        if state.exists():
-            try:
-                with sqlite3.connect(state) as db:
-                    if db.execute("SELECT count(*) FROM jobs").fetchone()[0]:
-                        return
-            except sqlite3.OperationalError:
-                pass  # created but not yet initialised
-        time.sleep(0.05)
-    raise AssertionError("the run recorded no job within 30 s")
+    while time.monotonic() < deadline and process.poll() is None:
+        if _count(state, query) > baseline:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _count(state: Path, query: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=0.1) as db:
+            return db.execute(query).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created, or not initialised yet
 
 
 def test_secrets_reach_no_output_and_no_file(
