@@ -7,6 +7,7 @@ so every record is visible to every authorized key.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ INTEGRATION, FOLDER, ITEM, DATASET, DATA_ROW, SETTING = (
 )
 METADATA_SCHEMA_SETTING = "metadata_schema"
 SUPPORTED_PROVIDERS = ("AWS",)
+# What sts:AssumeRole accepts, checked up front as Encord's web app does.
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 
 
 def now() -> str:
@@ -55,6 +59,14 @@ class Catalog:
             )
         if not (title and role_arn and external_id):
             raise invalid("An integration needs a title, a roleArn and an externalId.")
+        if not _ROLE_ARN.match(role_arn):
+            raise invalid(
+                f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)."
+            )
+        if not _EXTERNAL_ID.match(external_id):
+            raise invalid(
+                "An external ID is 2 to 1224 characters of letters, digits and +=,.@:/-_."
+            )
         integration = {
             "uuid": new_id(),
             "title": title,

@@ -44,7 +44,3 @@ def invalid(message: str) -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError(ErrorKind.NOT_FOUND, message)
-
-
-def forbidden(message: str) -> ApiError:
-    return ApiError(ErrorKind.FORBIDDEN, message)

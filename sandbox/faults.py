@@ -51,11 +51,11 @@ class Injection:
 
 
 class Faults:
-    def __init__(self, seed: int | None = None):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._routes: list[RouteFault] = []
         self._jobs: list[tuple[JobFault, int]] = []
-        self._random = random.Random(seed)
+        self._random = random.Random()
 
     def add(self, body: Any) -> int:
         rules = body.get("rules") if isinstance(body, dict) and "rules" in body else [body]

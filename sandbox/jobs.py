@@ -49,6 +49,11 @@ class _Job:
     doc: dict[str, Any]
     units: list[dict[str, Any]]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Units not yet finished; kept as a count so settling a large job stays cheap.
+    pending: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pending = sum(unit["status"] == PENDING for unit in self.units)
 
     @property
     def uuid(self) -> str:
@@ -152,6 +157,7 @@ class Jobs:
                     unit["status"] = CANCELLED
                     self._put_unit(job, unit)
                     cancelled += 1
+            job.pending -= cancelled
             self._settle_if_done(job)
             return cancelled
 
@@ -191,6 +197,7 @@ class Jobs:
             if unit["status"] != PENDING:  # cancelled meanwhile
                 return
             unit.update(outcome)
+            job.pending -= 1
             self._put_unit(job, unit)
             self._settle_if_done(job)
 
@@ -250,7 +257,7 @@ class Jobs:
 
     def _settle_if_done(self, job: _Job) -> None:
         """Called with the lock held after every unit change."""
-        if job.finished or any(unit["status"] == PENDING for unit in job.units):
+        if job.finished or job.pending:
             return
         doc = job.doc
         failed = [unit for unit in job.units if unit["status"] == ERROR]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.error import HTTPError
+
 import pytest
 from encord.exceptions import (
     AuthorisationError,
@@ -12,7 +14,7 @@ from encord.exceptions import (
 from encord.metadata_schema import _ClientMetadataSchema
 from encord.orm.dataset import DataLinkDuplicatesBehavior, DataType, LongPollingStatus
 from encord.orm.storage import FoldersSortBy, StorageItemType
-from sandbox_support import object_url
+from sandbox_support import EXTERNAL_ID, ROLE_ARN, object_url
 
 from demo import samples
 
@@ -204,3 +206,26 @@ def test_the_legacy_metadata_schema_api(encord):
     assert encord.metadata_schema().get_key_type("b") == "varchar"
     with pytest.raises(InvalidArgumentsError):
         encord.set_client_metadata_schema_from_dict({"c": "enum"})
+
+
+def test_integrations_are_listed_with_filters(sandbox, encord):
+    first = sandbox.add_integration("first", ROLE_ARN, EXTERNAL_ID)
+    second = sandbox.add_integration("second", ROLE_ARN, EXTERNAL_ID)
+    assert [i.id for i in encord.get_cloud_integrations()] == [first, second]
+    assert [i.id for i in encord.get_cloud_integrations(filter_integration_titles=["second"])] == [
+        second
+    ]
+    assert [i.id for i in encord.get_cloud_integrations(filter_integration_uuids=[first])] == [
+        first
+    ]
+
+
+@pytest.mark.parametrize(
+    ("role_arn", "external_id"),
+    [("not-an-arn", EXTERNAL_ID), (ROLE_ARN, "x"), (ROLE_ARN, "has space")],
+    ids=["bad-arn", "short-external-id", "space-in-external-id"],
+)
+def test_an_integration_sts_would_refuse_is_refused_when_created(sandbox, role_arn, external_id):
+    with pytest.raises(HTTPError) as raised:
+        sandbox.add_integration("bad", role_arn, external_id)
+    assert raised.value.code == 400
