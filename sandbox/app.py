@@ -53,12 +53,20 @@ class Exchange:
 
 
 class App:
-    def __init__(self, catalog: Catalog, jobs: Jobs, authenticator: Authenticator, faults: Faults):
+    def __init__(
+        self,
+        catalog: Catalog,
+        jobs: Jobs,
+        authenticator: Authenticator,
+        faults: Faults,
+        record_exchanges: bool,
+    ):
         self._catalog = catalog
         self._authenticator = authenticator
         self._faults = faults
         self._v2 = build_router(catalog, jobs)
         self._v1 = V1Api(catalog, jobs)
+        self._record_exchanges = record_exchanges
         self._exchanges: list[Exchange] = []
         self._exchanges_lock = threading.Lock()
 
@@ -78,7 +86,7 @@ class App:
         body = _parse_json(raw_body)
         query_type = body.get("query_type") if family == "v1" and isinstance(body, dict) else None
         response = self._answer(family, method, target, path, headers, raw_body, body, query_type)
-        if response.status != 204:
+        if self._record_exchanges:
             with self._exchanges_lock:
                 self._exchanges.append(
                     Exchange(method, path, query_type, response.status, response.body)

@@ -140,15 +140,16 @@ class Catalog:
         return folder
 
     def update_folder(self, folder_uuid: str, changes: dict[str, Any]) -> Document:
-        folder = self.folder(folder_uuid)
-        for field in ("name", "description", "client_metadata"):
-            if changes.get(field) is not None:
-                folder[field] = changes[field]
-        if not folder["name"].strip():
-            raise invalid("A folder needs a name.")
-        folder["last_edited_at"] = now()
-        self._put_folder(folder)
-        return folder
+        with self.store.transaction():  # read-modify-write: no concurrent update in between
+            folder = self.folder(folder_uuid)
+            for field in ("name", "description", "client_metadata"):
+                if changes.get(field) is not None:
+                    folder[field] = changes[field]
+            if not folder["name"].strip():
+                raise invalid("A folder needs a name.")
+            folder["last_edited_at"] = now()
+            self._put_folder(folder)
+            return folder
 
     def path_to_root(self, folder: Document) -> list[Document]:
         path, current = [], folder
@@ -245,6 +246,12 @@ class Catalog:
         """New rows for the items; SKIP leaves already-linked items out of the result."""
         if duplicates not in ("SKIP", "FAIL", "DUPLICATE"):
             raise invalid(f"Unknown duplicates_behavior {duplicates!r}.")
+        with self.store.transaction():  # two concurrent SKIP links must not both add a row
+            return self._link_items(dataset_hash, item_uuids, duplicates)
+
+    def _link_items(
+        self, dataset_hash: str, item_uuids: list[str], duplicates: str
+    ) -> list[Document]:
         self.dataset(dataset_hash)
         items = []
         for item_uuid in item_uuids:
@@ -260,12 +267,11 @@ class Catalog:
                 f"Items already linked to dataset {dataset_hash}: {', '.join(already)}",
             )
         rows = []
-        with self.store.transaction():
-            for item in items:
-                if item["uuid"] in linked and duplicates == "SKIP":
-                    continue
-                linked.add(item["uuid"])
-                rows.append(self._add_row(dataset_hash, item))
+        for item in items:
+            if item["uuid"] in linked and duplicates == "SKIP":
+                continue
+            linked.add(item["uuid"])
+            rows.append(self._add_row(dataset_hash, item))
         return rows
 
     def _add_row(self, dataset_hash: str, item: Document) -> Document:

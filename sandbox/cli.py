@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         long_poll_cap_seconds=args.long_poll_cap,
         host=args.host,
         port=args.port,
+        record_exchanges=False,
     )
     print(f"Encord sandbox listening on {sandbox.url}", flush=True)
     try:

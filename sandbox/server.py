@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
@@ -74,6 +75,13 @@ class _HttpServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App):
         super().__init__(address, _HttpHandler)
         self.app = app
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gives up on a held long poll is normal, not a server error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class Sandbox:
@@ -139,8 +147,13 @@ def create_sandbox(
     long_poll_cap_seconds: float = DEFAULT_LONG_POLL_CAP_SECONDS,
     host: str = "127.0.0.1",
     port: int = 0,
+    record_exchanges: bool = True,
 ) -> Sandbox:
-    """Build and bind a sandbox (not yet serving); unfinished jobs from `state_path` resume."""
+    """Build and bind a sandbox (not yet serving); unfinished jobs from `state_path` resume.
+
+    `record_exchanges` keeps every response for `Sandbox.exchanges()` (tests); a long-running
+    server (the CLI) turns it off.
+    """
     store = Store(str(state_path) if state_path else None)
     catalog = Catalog(store)
     for seed in integrations:
@@ -155,7 +168,7 @@ def create_sandbox(
         next_job_fault=faults.next_job_fault,
     )
     authenticator = Authenticator(load_authorized_keys(authorized_keys_path))
-    app = App(catalog, jobs, authenticator, faults)
+    app = App(catalog, jobs, authenticator, faults, record_exchanges)
     server = _HttpServer((host, port), app)
     jobs.resume_unfinished()
     return Sandbox(server, app, jobs, store)
