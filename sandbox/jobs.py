@@ -240,7 +240,7 @@ class Jobs:
         self, url: str, expected: MediaKind, provided: dict | None, integration: dict
     ) -> dict:
         if provided is not None:  # "used without performing any additional validation"
-            return _provided_file(expected, provided)
+            return _provided_file(provided)
         head = self._gateway.read_head(url, integration["role_arn"], integration["external_id"])
         info = sniff(head.data)
         if info is None or info.kind is not expected:
@@ -424,7 +424,7 @@ def _sniffed_file(info: MediaInfo, size: int) -> dict[str, Any]:
     }
 
 
-def _provided_file(expected: MediaKind, provided: dict[str, Any]) -> dict[str, Any]:
+def _provided_file(provided: dict[str, Any]) -> dict[str, Any]:
     def field_(*names: str) -> Any:
         return next((provided[name] for name in names if name in provided), None)
 

@@ -90,7 +90,10 @@ def test_items_are_filtered_by_search_type_and_dataset_membership(encord, integr
     assert [i.name for i in folder.list_items(is_in_dataset=True)] == ["dog.png"]
     assert sorted(i.name for i in folder.list_items(is_in_dataset=False)) == ["Cat.png", "clip.mp4"]
     assert encord.get_storage_item(dog.uuid).name == "dog.png"
-    assert [i.name for i in encord.get_storage_items([dog.uuid, dog.uuid])] == ["dog.png", "dog.png"]
+    assert [i.name for i in encord.get_storage_items([dog.uuid, dog.uuid])] == [
+        "dog.png",
+        "dog.png",
+    ]
 
 
 def test_link_items_duplicates_behaviours(encord, integration_id, bucket):

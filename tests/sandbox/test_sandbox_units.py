@@ -224,3 +224,13 @@ def test_without_ignore_errors_one_failure_fails_the_job_and_commits_nothing(
     assert len(result.errors) == 1 and "gone.png" in result.errors[0]
     assert result.items_with_names == []
     assert list(folder.list_items()) == []
+
+
+def test_supplied_media_metadata_is_used_without_reading_the_object(folder, integration_id, bucket):
+    name = bucket({})
+    metadata = {"mimeType": "image/png", "fileSize": 123, "width": 640, "height": 480}
+    spec = {"images": [{"objectUrl": object_url(name, "not-there.png"), "imageMetadata": metadata}]}
+    result = _run(folder, integration_id, spec, ignore_errors=False)
+    assert result.status == LongPollingStatus.DONE, result.unit_errors
+    (item,) = folder.list_items()
+    assert (item.width, item.height, item.file_size, item.mime_type) == (640, 480, 123, "image/png")
