@@ -1,0 +1,172 @@
+"""The demo journey, step by step, each step what a user would do against the real cloud."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from demo import bridge
+from demo.local_aws import ACCOUNT_ID, Credentials, LocalAws, start_local_aws
+from demo.samples import sample_corpus
+from ingest.settings import load_settings
+from sandbox.keys import generate_key_pair, write_authorized_keys
+from sandbox.server import running_sandbox
+
+STACK = "demo"
+ENCORD_IDENTITY = "encord-sandbox"  # the sandbox's AWS identity: Pulumi.demo.yaml trusts it
+ASSUME_ROLE_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+}
+
+
+def _step(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def _start_aws() -> tuple[LocalAws, Credentials, Credentials]:
+    """moto with IAM authorization on: an administrator for us, an identity for Encord."""
+    aws = start_local_aws()
+    admin = aws.bootstrap_admin()
+    encord_identity = aws.create_user(ENCORD_IDENTITY, ASSUME_ROLE_ONLY)
+    aws.enable_iam_auth()
+    return aws, admin, encord_identity
+
+
+def _upload_corpus(aws: LocalAws, admin: Credentials, bucket: str) -> Counter:
+    s3 = aws.client("s3", admin)
+    uploaded: Counter = Counter()
+    for sample in sample_corpus():
+        s3.put_object(
+            Bucket=bucket, Key=sample.key, Body=sample.body, ContentType=sample.content_type
+        )
+        uploaded[sample.key.rsplit(".", 1)[-1].lower()] += 1
+    return uploaded
+
+
+def _write_outputs(outputs: dict, path: Path) -> None:
+    """What `pulumi stack output --json` would give ingest, minus the secret it does not need."""
+    public = {key: value for key, value in outputs.items() if key != "externalId"}
+    path.write_text(json.dumps(public, indent=2) + "\n")
+
+
+def run(workdir: Path) -> int:
+    started = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    _step("Starting local AWS (moto, IAM authorization on)")
+    aws, admin, encord_identity = _start_aws()
+    print(f"    {aws.endpoint_url}")
+    try:
+        _step("Deploying the Pulumi program (stack 'demo') into moto")
+        external_id = secrets.token_urlsafe(24)
+        outputs = bridge.deploy(
+            STACK,
+            aws.endpoint_url,
+            admin,
+            secret_overrides={"externalId": external_id},
+        )
+        outputs_file = workdir / "stack-outputs.json"
+        _write_outputs(outputs, outputs_file)
+        print(f"    role ARN: {outputs['roleArn']}")
+        print(f"    bucket:   {outputs['bucketName']}  ({outputs['objectUrlPrefix']})")
+
+        _step(f"Uploading the sample corpus to s3://{outputs['bucketName']}")
+        uploaded = _upload_corpus(aws, admin, outputs["bucketName"])
+        print(
+            f"    {sum(uploaded.values())} objects: "
+            + ", ".join(f"{n} .{ext}" for ext, n in sorted(uploaded.items()))
+        )
+
+        key_pair = generate_key_pair(workdir / "encord-key")
+        authorized_keys = write_authorized_keys(
+            workdir / "encord-key" / "authorized_keys", [key_pair]
+        )
+        _step("Starting the local Encord (sandbox); its AssumeRole goes through moto's IAM")
+        with running_sandbox(
+            aws_endpoint_url=aws.endpoint_url,
+            aws_credentials=(encord_identity.access_key_id, encord_identity.secret_access_key),
+            authorized_keys_path=authorized_keys,
+            state_path=workdir / "sandbox-state.sqlite",
+        ) as sandbox:
+            print(f"    {sandbox.url}")
+            _step(
+                f"Creating the integration '{outputs['integrationTitle']}' (in Encord's web app, for real)"
+            )
+            sandbox.add_integration(outputs["integrationTitle"], outputs["roleArn"], external_id)
+
+            _step("python -m ingest run")
+            code = _ingest_run(
+                aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
+            )
+        _summary(outputs, workdir, code, time.monotonic() - started)
+        return code
+    finally:
+        aws.stop()
+
+
+def _ingest_run(
+    aws: LocalAws,
+    admin: Credentials,
+    encord_url: str,
+    key_path: Path,
+    outputs_file: Path,
+    workdir: Path,
+) -> int:
+    env = {
+        **os.environ,
+        **admin.env(),
+        "AWS_ENDPOINT_URL": aws.endpoint_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "ENCORD_SSH_KEY_FILE": str(key_path),
+        "ENCORD_DOMAIN": encord_url,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    env.pop("AWS_PROFILE", None)
+    command = [
+        sys.executable,
+        "-m",
+        "ingest",
+        "run",
+        "--stack",
+        STACK,
+        "--outputs",
+        str(outputs_file),
+        "--out",
+        str(workdir / "ingest"),
+    ]
+    print("    $ " + " ".join(command[1:]), flush=True)
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def _summary(outputs: dict, workdir: Path, code: int, seconds: float) -> None:
+    _step("Summary")
+    print(
+        f"    role ARN:     {outputs['roleArn']} (trusts arn:aws:iam::{ACCOUNT_ID}:user/{ENCORD_IDENTITY} with the external ID)"
+    )
+    settings = load_settings(STACK, None, {})
+    print(f"    Files folder: {settings.folder}")
+    print(f"    Dataset:      {settings.dataset}")
+    print(
+        f"    verify:       {'OK, every planned file is in the Dataset' if code == 0 else f'FAILED (exit {code})'}"
+    )
+    print(
+        f"    everything written under {workdir}/ (stack outputs, manifests, report, sandbox state)"
+    )
+    print(f"    took {seconds:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("demo-output"), help="where everything is written"
+    )
+    args = parser.parse_args(argv)
+    return run(args.workdir)
