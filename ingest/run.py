@@ -102,10 +102,7 @@ def encord_domain(settings: IngestSettings) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    context = load_context(args)
-    names = target_names(context.settings)
-    client = connect(encord_domain(context.settings), args.ssh_key_file)
-    upload_target = _upload_target(client, names, context)
+    context, names, client, upload_target = _prepare_upload(args)
     out = context.settings.output_dir
     report = PlanReport()
     with RunState.in_directory(out) as state:
@@ -120,10 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    context = load_context(args)
-    names = target_names(context.settings)
-    client = connect(encord_domain(context.settings), args.ssh_key_file)
-    upload_target = _upload_target(client, names, context)
+    context, names, client, upload_target = _prepare_upload(args)
     out = context.settings.output_dir
     with _existing_state(out) as state:
         scan = _latest_scan(state, names.folder, out)
@@ -134,14 +128,22 @@ def retry(args: argparse.Namespace) -> int:
         return _finish(args, client, state, upload_target, names, scan, jobs, None)
 
 
-def _upload_target(client: EncordClient, names: Target, context: PlanContext) -> UploadTarget:
+def _prepare_upload(
+    args: argparse.Namespace,
+) -> tuple[PlanContext, Target, EncordClient, UploadTarget]:
+    """Inputs, the Encord client, the integration and the Files folder, checked up front so
+    that a bad key or an unknown integration fails before the bucket is scanned."""
+    context = load_context(args)
+    names = target_names(context.settings)
     if not names.integration:
         raise UserError(
             "say which Encord integration reads the bucket: --integration TITLE "
             "(or the stack output integrationTitle, or `integration` in the ingest config)"
         )
+    client = connect(encord_domain(context.settings), args.ssh_key_file)
     integration_id = client.integration_id(names.integration, context.outputs.role_arn)
-    return UploadTarget(client, client.folder(names.folder), integration_id)
+    upload_target = UploadTarget(client, client.folder(names.folder), integration_id)
+    return context, names, client, upload_target
 
 
 def _finish(
