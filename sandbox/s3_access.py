@@ -93,7 +93,7 @@ def parse_object_url(url: str) -> ObjectLocation:
             mrap_alias=mrap["alias"],
         )
     parts = urlsplit(url)
-    path = parts.path.lstrip("/")
+    path = parts.path[1:]  # keys may themselves start with "/"
     if parts.scheme == "https" and not parts.query and path:
         host = parts.hostname or ""
         virtual = _VIRTUAL_HOSTED.match(host)
