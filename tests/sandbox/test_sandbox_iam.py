@@ -23,13 +23,12 @@ EXTERNAL_ID = "the-right-external-id"
 @pytest.fixture(scope="module")
 def guarded_aws():
     with local_aws() as aws:
-        encord_identity = aws.create_user(
-            "encord-sandbox",
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
-            },
-        )
+        assume_any = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+        }
+        encord_identity = aws.create_user("encord-sandbox", assume_any)
+        stranger = aws.create_user("someone-else", assume_any)
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="allowed/a.png", Body=samples.png())
@@ -63,12 +62,12 @@ def guarded_aws():
             RoleName="encord-access", PolicyName="read", PolicyDocument=json.dumps(read_allowed)
         )
         aws.enable_iam_auth()
-        yield aws, role_arn, encord_identity
+        yield aws, role_arn, encord_identity, stranger
 
 
 @pytest.fixture
 def guarded_sandbox(start_sandbox, guarded_aws):
-    aws, _, encord_identity = guarded_aws
+    aws, _, encord_identity, _ = guarded_aws
     return start_sandbox(aws_endpoint_url=aws.endpoint_url, aws_credentials=encord_identity)
 
 
@@ -106,3 +105,16 @@ def test_an_object_outside_the_permission_policy_is_access_denied(
     result = _upload(connect, guarded_sandbox, integration_id, "secret/b.png")
     (error,) = result.unit_errors
     assert "access denied reading s3://guarded-bucket/secret/b.png" in error.error
+
+
+def test_a_role_that_does_not_trust_the_sandbox_identity_cannot_be_assumed(
+    start_sandbox, guarded_aws, connect
+):
+    aws, role_arn, _, stranger = guarded_aws
+    untrusted = start_sandbox(aws_endpoint_url=aws.endpoint_url, aws_credentials=stranger)
+    integration_id = untrusted.add_integration("guarded", role_arn, EXTERNAL_ID)
+    result = _upload(connect, untrusted, integration_id, "allowed/a.png")
+    (error,) = result.unit_errors
+    assert (
+        "could not assume the integration's role" in error.error and "AccessDenied" in error.error
+    )
