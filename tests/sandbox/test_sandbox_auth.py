@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+from encord import configs as sdk_configs
 from encord.configs import SshConfig
 from encord.exceptions import AuthenticationError
 from encord.http.v2.request_signer import sign_request
@@ -128,3 +129,30 @@ def test_a_v1_request_without_authorization_is_refused(sandbox):
     body = json.dumps({"query_type": "dataset", "query_method": "GET", "values": {}})
     answer = requests.post(sandbox.url + "/public", data=body, timeout=10).json()
     assert answer["response"] == ["AUTHENTICATION_ERROR"]
+
+
+def test_tampering_after_signing_makes_the_sdk_raise_authentication_error(
+    sandbox, encord, monkeypatch
+):
+    """A request altered in flight (here: after the SDK signed it) is refused, through the SDK."""
+    real_sign = sdk_configs.sign_request
+
+    def sign_then_tamper(request, key_id, private_key):
+        signed = real_sign(request, key_id, private_key)
+        signed.body = json.dumps({"name": "tampered"}).encode()
+        signed.headers["Content-Length"] = str(len(signed.body))
+        return signed
+
+    monkeypatch.setattr(sdk_configs, "sign_request", sign_then_tamper)
+    with pytest.raises(AuthenticationError):
+        encord.create_storage_folder("original")
+
+
+def test_a_v1_signature_over_other_bytes_makes_the_sdk_raise_authentication_error(
+    sandbox, encord, monkeypatch
+):
+    monkeypatch.setattr(
+        SshConfig, "_get_v1_signature", staticmethod(lambda data, key: key.sign(b"other bytes"))
+    )
+    with pytest.raises(AuthenticationError):
+        encord.get_dataset("00000000-0000-0000-0000-000000000000")
