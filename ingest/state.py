@@ -129,7 +129,7 @@ class RunState:
     # -- upload jobs -------------------------------------------------------------------
 
     def record_job(
-        self, folder: str, folder_uuid: str, job_id: str, manifest: Path, entries: list[Entry]
+        self, folder: str, folder_uuid: str, job_id: str, manifest: Path, fingerprints: list[str]
     ) -> None:
         """The job and its entries' submission, in one transaction."""
         with self._db:
@@ -140,7 +140,7 @@ class RunState:
             )
             self._db.executemany(
                 "UPDATE entries SET job_id = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
-                [(job_id, folder, entry.fingerprint) for entry in entries],
+                [(job_id, folder, fingerprint) for fingerprint in fingerprints],
             )
 
     def job(self, job_id: str) -> dict[str, str] | None:

@@ -8,7 +8,7 @@ starting new ones.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from encord.storage import StorageFolder
 
 from ingest.encord_client import EncordClient
 from ingest.errors import UserError
-from ingest.manifest import write_manifests
+from ingest.manifest import ManifestWriter
 from ingest.model import Entry
 from ingest.state import RunState
 
@@ -74,11 +74,13 @@ def submit(
     directory: Path,
     chunk_size: int,
 ) -> list[tuple[str, Path]]:
-    """Start one upload job per manifest of at most `chunk_size` URLs; return (job id, manifest)."""
-    started = []
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    for number, chunk in enumerate(_chunks(entries, chunk_size), start=1):
-        [manifest] = write_manifests(chunk, directory / f"{stamp}-{number:05d}", chunk_size)
+    """Start one upload job per manifest of at most `chunk_size` URLs, each as soon as its
+    manifest is complete; return (job id, manifest). Only fingerprints are held in memory."""
+    started: list[tuple[str, Path]] = []
+    writer: ManifestWriter | None = None
+    chunk: list[str] = []  # fingerprints of the entries in the manifest being written
+
+    def start(manifest: Path) -> None:
         job_id = target.client.start_upload(target.folder, target.integration_id, manifest)
         # Recorded as soon as Encord answers, with the entries it covers, in one transaction:
         # a kill from here on resumes polling this very job. A kill in the short window
@@ -87,6 +89,18 @@ def submit(
         # second job import nothing twice, and `settle_job` finds the items it skipped.
         state.record_job(target.folder_name, str(target.folder.uuid), job_id, manifest, chunk)
         started.append((job_id, manifest))
+
+    for entry in entries:
+        if writer is None:  # created on demand: a rerun with nothing new leaves no trace
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            writer = ManifestWriter(directory / stamp, chunk_size)
+        writer.add(entry)
+        if len(writer.paths) > len(started):  # adding this entry closed the previous manifest
+            start(writer.paths[-1])
+            chunk = []
+        chunk.append(entry.fingerprint)
+    if writer is not None and len(writer.close()) > len(started):
+        start(writer.paths[-1])
     return started
 
 
@@ -141,18 +155,3 @@ def settle_job(
         for title in unaccounted:
             state.resolve_item(job_id, title, target.client.find_item_uuid(target.folder, title))
     state.finish_job(job_id, result.status.value)
-
-
-def _chunks(entries: Iterable[Entry], max_urls: int) -> Iterator[list[Entry]]:
-    """Chunks that each fit one manifest file: the same rule as `ManifestWriter` (at most
-    `max_urls` URLs, a group never split, a larger group alone), so each chunk is one job."""
-    chunk: list[Entry] = []
-    urls = 0
-    for entry in entries:
-        if chunk and urls + len(entry.urls) > max_urls:
-            yield chunk
-            chunk, urls = [], 0
-        chunk.append(entry)
-        urls += len(entry.urls)
-    if chunk:
-        yield chunk

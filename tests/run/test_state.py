@@ -31,6 +31,10 @@ def group(name: str, frames: int) -> Entry:
     )
 
 
+def fingerprints(entries: list[Entry]) -> list[str]:
+    return [e.fingerprint for e in entries]
+
+
 @pytest.fixture
 def state(tmp_path: Path) -> RunState:
     with RunState.in_directory(tmp_path) as opened:
@@ -48,7 +52,7 @@ def test_a_rescan_yields_only_entries_never_submitted(state: RunState, tmp_path:
     a, b = entry("a.png"), entry("b.png")
     _, new = scan(state, [a, b])
     assert new == [a, b]
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a]))
 
     _, new = scan(state, [a, b])
     assert new == [b]
@@ -56,7 +60,9 @@ def test_a_rescan_yields_only_entries_never_submitted(state: RunState, tmp_path:
 
 def test_a_changed_object_is_new_again(state: RunState, tmp_path: Path) -> None:
     scan(state, [entry("a.png")])
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [entry("a.png")])
+    state.record_job(
+        FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([entry("a.png")])
+    )
 
     _, new = scan(state, [entry("a.png", etag="e2")])
     assert [e.etags for e in new] == [("e2",)]
@@ -67,7 +73,7 @@ def test_job_result_maps_items_by_title_and_failures_by_url(
 ) -> None:
     a, b, g = entry("a.png"), entry("b.png"), group("ward", 3)
     number, _ = scan(state, [a, b, g])
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b, g])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a, b, g]))
     assert state.pending_jobs(FOLDER) == ["job-1"]
 
     unaccounted = state.record_job_result(
@@ -108,7 +114,7 @@ def test_an_entry_missing_from_the_result_and_the_folder_fails(
 ) -> None:
     a = entry("a.png")
     number, _ = scan(state, [a])
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a]))
     state.record_job_result("job-1", [], [])
     state.resolve_item("job-1", "a.png", None)
     assert [title for title, _ in state.failed_units(FOLDER, number)] == ["a.png"]
@@ -119,7 +125,7 @@ def test_a_job_that_fails_as_a_whole_leaves_its_entries_to_resubmit(
 ) -> None:
     a, b = entry("a.png"), entry("b.png")
     scan(state, [a, b])
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a, b]))
 
     assert state.record_job_result("job-1", [("a.png", "item-a")], []) == ["b.png"]
     state.finish_job("job-1", "ERROR")
@@ -134,7 +140,7 @@ def test_failed_entries_survive_being_resubmitted_while_read(
 ) -> None:
     entries = [entry(f"{i:03d}.png") for i in range(7)] + [group("ward", 2)]
     number, _ = scan(state, entries)
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", entries)
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints(entries))
     state.record_job_result(
         "job-1",
         [],
@@ -144,7 +150,9 @@ def test_failed_entries_survive_being_resubmitted_while_read(
     resubmitted = []
     for failed in state.failed_entries(FOLDER, number, page_size=3):
         resubmitted.append(failed)
-        state.record_job(FOLDER, "folder-uuid", "job-2", tmp_path / "m2.json", [failed])
+        state.record_job(
+            FOLDER, "folder-uuid", "job-2", tmp_path / "m2.json", fingerprints([failed])
+        )
 
     assert sorted(resubmitted, key=lambda e: e.title) == sorted(entries, key=lambda e: e.title)
     assert [e.fingerprint for e in resubmitted] == [
@@ -158,7 +166,7 @@ def test_unlinked_items_come_in_batches_until_all_are_recorded(
 ) -> None:
     entries = [entry(f"{i}.png") for i in range(5)]
     number, _ = scan(state, entries)
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", entries)
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints(entries))
     state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
 
     batches = []
@@ -177,7 +185,7 @@ def test_unlinked_items_come_in_batches_until_all_are_recorded(
 def test_comparison_reports_missing_extra_and_wrong_items(state: RunState, tmp_path: Path) -> None:
     a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
     number, _ = scan(state, [a, b, c])
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a, b, c])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a, b, c]))
     state.record_job_result("job-1", [("a.png", "item-a"), ("b.png", "item-b")], [])
 
     rows = [("a.png", "item-a"), ("b.png", "another-item"), ("stray.png", None)]
@@ -196,7 +204,7 @@ def test_comparison_reports_missing_extra_and_wrong_items(state: RunState, tmp_p
 def test_scans_and_links_are_kept_apart_per_folder(state: RunState, tmp_path: Path) -> None:
     a = entry("a.png")
     scan(state, [a])
-    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a]))
     other = state.start_scan("other-folder")
     assert list(state.record_scan("other-folder", other, [a])) == [a]
     assert state.latest_scan("other-folder") is None
@@ -206,7 +214,7 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
     a = entry("a.png")
     with RunState.in_directory(tmp_path) as state:
         scan(state, [a])
-        state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", [a])
+        state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a]))
     with RunState.in_directory(tmp_path) as state:
         assert state.pending_jobs(FOLDER) == ["job-1"]
         assert state.job("job-1")["folder_uuid"] == "folder-uuid"
