@@ -159,6 +159,20 @@ def test_new_objects_are_uploaded_and_linked_alone(
     )
 
 
+def test_a_lost_state_file_resubmits_but_duplicates_nothing(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    assert encord_ingest("run").code == 0
+    (tmp_path / "out/state.sqlite").unlink()
+
+    outcome = encord_ingest("run", "--json")
+
+    assert outcome.code == 0, outcome.stderr
+    assert len(jobs_started(sandbox)) == 2  # everything resubmitted: nothing remembered it
+    assert outcome.json()["entries"]["uploaded"] == len(CORPUS_TITLES)
+    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+
+
 def test_verify_and_status_print_the_guides_outputs(
     encord_ingest: Ingest, sandbox: Sandbox, bucket: Bucket
 ) -> None:
