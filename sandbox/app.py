@@ -52,6 +52,20 @@ class Exchange:
     body: Any
 
 
+@dataclass(frozen=True)
+class _Call:
+    """An API request as received: `target` and `raw_body` exactly as signed."""
+
+    family: str  # "v1" or "v2"
+    method: str
+    target: str
+    path: str
+    headers: Mapping[str, str]
+    raw_body: bytes
+    body: Any
+    query_type: str | None
+
+
 class App:
     def __init__(
         self,
@@ -85,7 +99,8 @@ class App:
             return Response(404, {"message": f"Nothing is served at {path}."})
         body = _parse_json(raw_body)
         query_type = body.get("query_type") if family == "v1" and isinstance(body, dict) else None
-        response = self._answer(family, method, target, path, headers, raw_body, body, query_type)
+        call = _Call(family, method, target, path, headers, raw_body, body, query_type)
+        response = self._answer(call)
         if self._record_exchanges:
             with self._exchanges_lock:
                 self._exchanges.append(
@@ -93,41 +108,41 @@ class App:
                 )
         return response
 
-    def _answer(
-        self, family, method, target, path, headers, raw_body, body, query_type
-    ) -> Response:
-        injection = self._faults.for_request(method, path, query_type)
+    def _answer(self, call: _Call) -> Response:
+        injection = self._faults.for_request(call.method, call.path, call.query_type)
         if injection is not None:
             time.sleep(injection.delay_seconds)
             if injection.status is not None:
-                return _fault_response(family, injection)
+                return _fault_response(call.family, injection)
         try:
-            if family == "v2":
-                user = self._authenticator.verify_v2(method, target, headers, raw_body)
+            if call.family == "v2":
+                user = self._authenticator.verify_v2(
+                    call.method, call.target, call.headers, call.raw_body
+                )
             else:
-                user = self._authenticator.verify_v1(headers, raw_body)
+                user = self._authenticator.verify_v1(call.headers, call.raw_body)
         except AuthenticationFailed as failure:
-            return _error(family, ApiError(ErrorKind.UNAUTHENTICATED, str(failure)))
+            return _error(call.family, ApiError(ErrorKind.UNAUTHENTICATED, str(failure)))
         request = Request(
-            method=method,
-            path=path,
-            query=parse_qs(urlsplit(target).query, keep_blank_values=True),
-            body=body,
+            method=call.method,
+            path=call.path,
+            query=parse_qs(urlsplit(call.target).query, keep_blank_values=True),
+            body=call.body,
             user=user,
-            headers={name: headers.get(name) or "" for name in ("ResourceType", "ResourceID")},
+            headers={name: call.headers.get(name) or "" for name in ("ResourceType", "ResourceID")},
         )
         try:
-            if body is _UNPARSEABLE:
+            if call.body is _UNPARSEABLE:
                 raise invalid("The request body is not valid JSON.")
-            if family == "v2":
-                return Response(200, self._v2.dispatch(request, path[len(V2_PREFIX) :]))
+            if call.family == "v2":
+                return Response(200, self._v2.dispatch(request, call.path[len(V2_PREFIX) :]))
             return Response(200, {"status": 200, "response": self._v1.handle(request)})
         except ApiError as error:
-            return _error(family, error)
+            return _error(call.family, error)
         except Exception:
-            logger.exception("sandbox bug answering %s %s", method, path)
+            logger.exception("sandbox bug answering %s %s", call.method, call.path)
             return _error(
-                family, ApiError(ErrorKind.INTERNAL, "Internal error in the Encord sandbox.")
+                call.family, ApiError(ErrorKind.INTERNAL, "Internal error in the sandbox.")
             )
 
     def _control(self, method: str, path: str, raw_body: bytes) -> Response:
