@@ -142,7 +142,7 @@ class _S3Objects:
         self._s3 = s3
         self._bucket = bucket
 
-    def read(self, key: str) -> bytes | None:
+    def read(self, key: str) -> bytes:
         try:
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as error:
