@@ -39,6 +39,12 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def sql_like(value: str, pattern: str) -> bool:
+    """SQL LIKE (case-insensitive, as Postgres ILIKE): % any run, _ one character."""
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE | re.DOTALL) is not None
+
+
 def duplicate_key(urls: Iterable[str]) -> str:
     """What `skip_duplicate_urls` compares: the URL, or all frame URLs of a group in order."""
     return "\n".join(urls)

@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.catalog import Catalog
+from sandbox.catalog import Catalog, sql_like
 from sandbox.errors import ApiError, ErrorKind, invalid
 from sandbox.jobs import Jobs
-from sandbox.routes_v2 import sql_like
 from sandbox.routing import Request
 from sandbox.upload_spec import parse_request
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from typing import Any
 
-from sandbox.catalog import DATA_ROW, Catalog
+from sandbox.catalog import DATA_ROW, Catalog, sql_like
 from sandbox.errors import invalid
 from sandbox.jobs import Jobs
 from sandbox.routing import Request, Router
@@ -281,12 +280,6 @@ def upload_state(view: dict[str, Any]) -> dict[str, Any]:
         ],
         "fileName": view["file_name"],
     }
-
-
-def sql_like(value: str, pattern: str) -> bool:
-    """SQL LIKE (case-insensitive, as Postgres ILIKE): % any run, _ one character."""
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE | re.DOTALL) is not None
 
 
 def _paging(request: Request) -> tuple[int, Any, bool, bool]:
