@@ -67,7 +67,10 @@ def key_pair(tmp_path: Path) -> KeyPair:
 
 
 @pytest.fixture
-def sandbox(bucket: Bucket, key_pair: KeyPair, tmp_path: Path) -> Iterator[Sandbox]:
+def sandbox(
+    bucket: Bucket, key_pair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Sandbox]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the SDK honours HTTP(S)_PROXY
     with running_sandbox(
         aws_endpoint_url=bucket.aws.endpoint_url,
         aws_credentials=ANONYMOUS,
@@ -131,11 +134,12 @@ def test_every_data_type_reaches_the_dataset_and_a_rerun_sends_nothing(
     )
     assert {row.data_type.value for row in rows} >= {"image", "video", "audio", "dicom", "pdf"}
     assert "matches the bucket: 0 missing, 0 extra" in outcome.stdout
+    assert outcome.stderr.split("\r")[-1] == "upload: 17 done, 0 pending, 0 failed (1 jobs)\n"
     assert len(jobs_started(sandbox)) == 1
 
     rerun = encord_ingest("run", "--json")
 
-    assert rerun.code == 0, rerun.stderr
+    assert (rerun.code, rerun.stderr) == (0, "")  # --json: no progress line either
     assert rerun.json()["jobsStarted"] == [] and rerun.json()["linked"] == 0
     assert len(jobs_started(sandbox)) == 1
     assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
