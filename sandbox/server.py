@@ -175,9 +175,30 @@ def create_sandbox(
 
 
 @contextmanager
-def running_sandbox(**options: Any) -> Iterator[Sandbox]:
-    """`create_sandbox(**options)` serving on a background thread until the block ends."""
-    sandbox = create_sandbox(**options)
+def running_sandbox(
+    *,
+    aws_endpoint_url: str | None,
+    authorized_keys_path: str | os.PathLike,
+    aws_credentials: Any = None,
+    state_path: str | os.PathLike | None = None,
+    integrations: Iterable[IntegrationSeed | tuple[str, str, str]] = (),
+    long_poll_cap_seconds: float = DEFAULT_LONG_POLL_CAP_SECONDS,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    record_exchanges: bool = True,
+) -> Iterator[Sandbox]:
+    """`create_sandbox(...)` serving on a background thread until the block ends."""
+    sandbox = create_sandbox(
+        aws_endpoint_url=aws_endpoint_url,
+        authorized_keys_path=authorized_keys_path,
+        aws_credentials=aws_credentials,
+        state_path=state_path,
+        integrations=integrations,
+        long_poll_cap_seconds=long_poll_cap_seconds,
+        host=host,
+        port=port,
+        record_exchanges=record_exchanges,
+    )
     thread = threading.Thread(target=sandbox.serve_forever, name="encord-sandbox", daemon=True)
     thread.start()
     try:
