@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     context, names, client, upload_target = _prepare_upload(args)
     out = context.settings.output_dir
     report = PlanReport()
-    with RunState.in_directory(out) as state:
+    with RunState.in_directory(out, exclusive=True) as state:
         scan = state.start_scan(names.folder)
         new_entries = state.record_scan(names.folder, scan, iter_entries(context, report))
         jobs = submit(
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 def retry(args: argparse.Namespace) -> int:
     context, names, client, upload_target = _prepare_upload(args)
     out = context.settings.output_dir
-    with _existing_state(out) as state:
+    with _existing_state(out, exclusive=True) as state:
         scan = _latest_scan(state, names.folder, out)
         failed = state.failed_entries(names.folder, scan)
         jobs = submit(
@@ -291,13 +291,13 @@ def _settings_only(args: argparse.Namespace) -> IngestSettings:
 
 
 @contextmanager
-def _existing_state(out: Path) -> Iterator[RunState]:
+def _existing_state(out: Path, exclusive: bool = False) -> Iterator[RunState]:
     path = out / STATE_FILE
     if not path.exists():
         raise UserError(
             f"no run state in {out}: run `python -m ingest run` (with the same --out) first"
         )
-    with RunState(path) as state:
+    with RunState(path, exclusive) as state:
         yield state
 
 

@@ -15,14 +15,16 @@ Nothing here holds a secret: no key, no external ID.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ingest.errors import UserError
 from ingest.model import Entry
 
 STATE_FILE = "state.sqlite"
@@ -66,18 +68,24 @@ CREATE TABLE IF NOT EXISTS links (
 
 
 class RunState:
-    def __init__(self, path: Path) -> None:
+    """`exclusive`: for the commands that upload. Two of them on one state would both see
+    the same entries as unsubmitted and upload them twice, so the second one is refused."""
+
+    def __init__(self, path: Path, exclusive: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._lock = _lock(path.with_name(f"{path.name}.lock")) if exclusive else None
         self._db = sqlite3.connect(path)
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def in_directory(cls, directory: Path) -> RunState:
-        return cls(directory / STATE_FILE)
+    def in_directory(cls, directory: Path, exclusive: bool = False) -> RunState:
+        return cls(directory / STATE_FILE, exclusive)
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
 
     def __enter__(self) -> RunState:
         return self
@@ -301,6 +309,19 @@ class RunState:
             "failed": failed,
             "linked": linked,
         }
+
+
+def _lock(path: Path) -> IO[bytes]:
+    lock = path.open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UserError(
+            f"another `python -m ingest run` or `retry` is using {path.parent}: "
+            "wait for it to finish (it holds the run state)"
+        ) from None
+    return lock
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:

@@ -9,6 +9,7 @@ import pytest
 
 from ingest import run as run_module
 from ingest import upload
+from ingest.state import RunState
 from tests.run.conftest import Bucket, Ingest, new_images
 from tests.run.fake_encord import FakeEncord
 
@@ -206,3 +207,19 @@ def test_status_prints_the_guides_messages(
     assert ingest("status", job_id).stdout == "Upload completed\n"
     unknown = ingest("status", "6d0cbd5c-0000-4000-8000-000000000000")
     assert unknown.code == 2 and "is not in" in unknown.stderr
+
+
+def test_a_second_concurrent_run_is_refused(
+    ingest: Ingest, encord: FakeEncord, bucket: Bucket, tmp_path: Path
+) -> None:
+    assert ingest("run").code == 0
+    bucket.put(new_images(1))
+    with RunState.in_directory(tmp_path / "out", exclusive=True):
+        outcome = ingest("run")
+        assert (outcome.code, len(encord.jobs)) == (2, 1)
+        assert "another `python -m ingest run` or `retry` is using" in outcome.stderr
+        assert ingest("retry").code == 2
+        assert ingest("verify").code == 0  # reading is fine meanwhile
+
+    assert ingest("run").code == 0
+    assert len(encord.jobs) == 2
