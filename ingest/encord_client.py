@@ -120,10 +120,10 @@ class EncordClient:
             if integration.title == title:
                 return integration.id
         raise UserError(
-            f"Encord has no cloud integration titled {title!r}: in Encord open Integrations → "
-            f"+New integration → AWS S3, title it {title!r}, enter role ARN "
-            f"{role_arn or '(the stack output roleArn)'} and the external ID from "
-            "`pulumi stack output externalId --show-secrets`, save, then rerun"
+            f"Encord has no cloud integration titled {title!r}: in Encord's web app open "
+            f"Integrations → +New integration → AWS S3, title it {title!r}, enter role ARN "
+            f"{role_arn or '(the stack output roleArn)'}, check that the dialog's external ID "
+            "is the stack's (`pulumi config get encord-s3:externalId`), save, then rerun"
         )
 
     def folder(self, name: str) -> StorageFolder:
