@@ -7,7 +7,13 @@ import logging
 import os
 import sys
 
-from sandbox.server import DEFAULT_LONG_POLL_CAP_SECONDS, IntegrationSeed, create_sandbox
+from sandbox.errors import ApiError
+from sandbox.server import (
+    DEFAULT_LONG_POLL_CAP_SECONDS,
+    IntegrationSeed,
+    Sandbox,
+    create_sandbox,
+)
 
 
 def parse_integration(text: str) -> IntegrationSeed:
@@ -66,7 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     credentials = (
         (args.aws_access_key_id, args.aws_secret_access_key) if args.aws_access_key_id else None
     )
-    sandbox = create_sandbox(
+    try:
+        sandbox = _create(args, credentials)
+    except ApiError as error:  # e.g. an --integration STS would refuse
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    print(f"Encord sandbox listening on {sandbox.url}", flush=True)
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+    return 0
+
+
+def _create(args: argparse.Namespace, credentials: tuple[str, str] | None) -> Sandbox:
+    return create_sandbox(
         aws_endpoint_url=args.aws_endpoint_url,
         aws_credentials=credentials,
         authorized_keys_path=args.authorized_keys,
@@ -77,11 +99,3 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         record_exchanges=False,
     )
-    print(f"Encord sandbox listening on {sandbox.url}", flush=True)
-    try:
-        sandbox.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.close()
-    return 0

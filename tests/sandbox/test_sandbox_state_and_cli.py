@@ -12,6 +12,7 @@ from encord.orm.dataset import LongPollingStatus
 from sandbox_support import EXTERNAL_ID, ROLE_ARN, object_url
 
 from demo import samples
+from sandbox.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,3 +97,9 @@ def test_the_cli_prints_its_address_and_serves(aws, authorized_keys, connect):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_cli_refuses_an_integration_sts_would_refuse(authorized_keys, capsys):
+    arguments = ["serve", "--authorized-keys", str(authorized_keys), "--integration"]
+    assert main([*arguments, "title=x,role-arn=not-an-arn,external-id=abc"]) == 2
+    assert "not an IAM role ARN" in capsys.readouterr().err
