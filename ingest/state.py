@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -338,10 +337,12 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
+# An entry's constructor arguments, stored so `ingest retry` can rebuild its manifest.
+_ENTRY_FIELDS = ("kind", "title", "keys", "urls", "etags", "client_metadata", "create_video")
+
+
 def _dump(entry: Entry) -> str:
-    fields = asdict(entry)
-    fields.pop("_fingerprint", None)
-    return json.dumps(fields, sort_keys=True)
+    return json.dumps({name: getattr(entry, name) for name in _ENTRY_FIELDS}, sort_keys=True)
 
 
 def _load(text: str) -> Entry:
