@@ -28,7 +28,9 @@ def test_polls_are_held_until_the_cap_while_the_job_runs(sandbox, encord, integr
     assert result.status == LongPollingStatus.DONE
     assert time.monotonic() - started >= job_seconds * 0.9
     polls = [e for e in sandbox.exchanges() if e.method == "GET" and e.path.endswith(str(job))]
-    assert [e.body["status"] for e in polls] == ["PENDING", "PENDING", "DONE"]
+    # About one poll per second of work (a server answering at once would see hundreds).
+    assert 3 <= len(polls) <= 4
+    assert [e.body["status"] for e in polls] == ["PENDING"] * (len(polls) - 1) + ["DONE"]
     assert all(e.body["unitsPendingCount"] == 1 for e in polls[:-1])
 
 
@@ -45,19 +47,22 @@ def test_a_poll_returns_as_soon_as_the_job_settles(sandbox, encord, integration_
 def test_cancel_stops_pending_units_and_keeps_processed_ones(
     sandbox, encord, integration_id, bucket
 ):
-    keys = [f"{i}.png" for i in range(20)]
+    keys = [f"{i}.png" for i in range(40)]
     name = bucket({key: samples.png() for key in keys})
     folder = encord.create_storage_folder("f")
-    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.2}})
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.3}})  # 8 workers: 1.5 s in all
     job = folder.add_private_data_to_folder_start(
         integration_id, _images(name, keys), ignore_errors=True
     )
-    time.sleep(0.5)  # some units finish (8 workers, 0.2 s each), most are still queued
+    while (
+        folder.add_private_data_to_folder_get_result(job, timeout_seconds=0).units_done_count == 0
+    ):
+        time.sleep(0.02)
     cancelled = folder.add_data_to_folder_job_cancel(job)
     result = folder.add_private_data_to_folder_get_result(job)
     assert result.status == LongPollingStatus.CANCELLED
-    assert 0 < cancelled.units_cancelled_count == result.units_cancelled_count < 20
-    assert result.units_done_count + result.units_cancelled_count == 20
+    assert 0 < cancelled.units_cancelled_count == result.units_cancelled_count < 40
+    assert result.units_done_count + result.units_cancelled_count == 40
     assert len(list(folder.list_items())) == result.units_done_count == len(result.items_with_names)
 
 
