@@ -269,7 +269,8 @@ class EncordClient:
                         f"Encord at {self._domain} failed while {what} "
                         f"({type(error).__name__}): check --encord-domain, then rerun to resume"
                     ) from None
-                time.sleep(delay)
+                # A rate limit says how long to wait; never retry sooner than that.
+                time.sleep(max(delay, getattr(error, "retry_after", None) or 0))
             except EncordException as error:
                 raise UserError(
                     f"Encord refused {what} ({type(error).__name__}): {_first_line(error)}"
