@@ -24,6 +24,10 @@ EXTENSION_KINDS = {
     ".dcm": DICOM,
 }
 
+# The hot path of classification (see `fast_kind`): extensions whose kind depends on nothing
+# else. '.json' is left out (a sidecar ends in '.metadata.json'), so is '.gz' ('.nii.gz').
+FAST_KINDS = {ext: kind for ext, kind in EXTENSION_KINDS.items() if ext not in (".json", ".nii.gz")}
+
 CONTENT_TYPE_KINDS = {
     **dict.fromkeys(
         ("image/jpeg", "image/png", "image/webp", "image/avif", "image/bmp", "image/tiff"), "images"
@@ -51,6 +55,15 @@ def extension(key: str) -> str:
     if ext == ".gz" and name.lower().endswith(".nii.gz"):
         return ".nii.gz"
     return ext
+
+
+def fast_kind(key: str) -> str | None:
+    """`classify(key)[0]` for the common case (a listed extension, already lower case), else
+    None, meaning "ask `classify`". One dictionary lookup: no lower-casing, no sidecar check."""
+    dot = key.rfind(".")
+    if dot > key.rfind("/") + 1:  # a dot in the file name, not at its start
+        return FAST_KINDS.get(key[dot:])
+    return None
 
 
 def classify(key: str, content_type: str | None = None) -> tuple[str | None, str]:

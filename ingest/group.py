@@ -83,32 +83,32 @@ def group(
     items: Iterable[Item], rules: FolderRules, url_for: Callable[[str], str]
 ) -> Iterator[Grouped]:
     """Entries in a deterministic order: single objects as listed, a group when its folder
-    closes. `url_for` turns a key into its object URL."""
+    closes. `url_for` turns a key into its object URL.
+
+    Runs once per item: the single-object path is kept to a few local operations (positional
+    `Entry`, `Grouped` built with `tuple.__new__`, the title checked inline)."""
     open_folders: dict[str, dict[str, list[Item]]] = {}  # folder → mode → frames
     last_folder, last_mode = None, None
+    image_mode, dicom_series, new = rules.image_mode, rules.dicom_series, tuple.__new__
     for item in items:
-        key = item.key
+        key, etag, kind, sidecar = item
         if open_folders:
             for folder in [folder for folder in open_folders if not key.startswith(folder)]:
                 yield from _close(folder, open_folders.pop(folder), url_for)
         folder = key[: key.rfind("/") + 1]
         if folder != last_folder:
-            last_folder, last_mode = folder, rules.image_mode(folder)
-        if item.kind == DICOM and rules.dicom_series:
-            mode = DICOM
-        elif item.kind == "images" and last_mode is not None:
-            mode = last_mode
-        else:
-            entry = Entry(
-                kind="dicom_series" if item.kind == DICOM else item.kind,
-                title=title_for(key),
-                keys=(key,),
-                urls=(url_for(key),),
-                etags=(item.etag,),
-            )
-            yield Grouped(entry, key, item.sidecar)
+            last_folder, last_mode = folder, image_mode(folder)
+        if kind == DICOM:
+            if dicom_series:
+                open_folders.setdefault(folder, {}).setdefault(DICOM, []).append(item)
+                continue
+            kind = "dicom_series"
+        elif kind == "images" and last_mode is not None:
+            open_folders.setdefault(folder, {}).setdefault(last_mode, []).append(item)
             continue
-        open_folders.setdefault(folder, {}).setdefault(mode, []).append(item)
+        title = key if len(key) <= MAX_TITLE else title_for(key)
+        entry = Entry(kind, title, (key,), (url_for(key),), (etag,))
+        yield new(Grouped, (entry, key, sidecar))
     for folder in list(open_folders):
         yield from _close(folder, open_folders.pop(folder), url_for)
 

@@ -160,37 +160,48 @@ def attach_metadata(
     grouped: Iterable[Grouped], source: MetadataSource, report: PlanReport, workers: int = 16
 ) -> Iterator[Entry]:
     """Entries with their `clientMetadata`, in order; entries with bad metadata are reported
-    and skipped. Sidecars are fetched `workers` at a time, a bounded window ahead."""
-    if source.read_object is None:
-        fetched: Iterator[tuple[Grouped, bytes | None]] = ((each, None) for each in grouped)
-    else:
-        fetched = _prefetch_sidecars(grouped, source.read_object, workers)
-    for each, sidecar in fetched:
-        if sidecar is None and source.table is None:
-            yield each.entry
-            continue
-        metadata, errors = source.metadata_for(each, sidecar)
-        if errors:
-            for message in errors:
-                report.add_metadata_error(each.name, message)
-            continue
-        yield replace(each.entry, client_metadata=metadata) if metadata else each.entry
+    and skipped. Sidecars are fetched `workers` at a time, a bounded window ahead.
 
-
-def _prefetch_sidecars(
-    grouped: Iterable[Grouped], read_object: ReadObject, workers: int
-) -> Iterator[tuple[Grouped, bytes | None]]:
-    window: deque[tuple[Grouped, Future]] = deque()
+    Runs once per entry, so the common case (no table, no sidecar, no fetch in flight) is
+    one test and a yield."""
+    read_object, table = source.read_object, source.table
+    if read_object is None:
+        for each in grouped:
+            if table is None:
+                yield each[0]
+            else:
+                yield from _attached(each, None, source, report)
+        return
+    window: deque[tuple[Grouped, Future | None]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sidecar") as pool:
         for each in grouped:
-            if each.sidecar is None and not window:
-                yield each, None  # the common case: nothing to wait for
+            sidecar = each[2]
+            if sidecar is None and not window:  # nothing to wait for
+                if table is None:
+                    yield each[0]
+                else:
+                    yield from _attached(each, None, source, report)
                 continue
-            window.append((each, pool.submit(read_object, each.sidecar) if each.sidecar else None))
+            window.append((each, pool.submit(read_object, sidecar) if sidecar else None))
             while len(window) > workers * 4 or (window and window[0][1] is None):
-                yield _resolved(window.popleft())
+                yield from _attached(*_resolved(window.popleft()), source, report)
         while window:
-            yield _resolved(window.popleft())
+            yield from _attached(*_resolved(window.popleft()), source, report)
+
+
+def _attached(
+    each: Grouped, sidecar: bytes | None, source: MetadataSource, report: PlanReport
+) -> Iterator[Entry]:
+    """The entry with its metadata: none (reported) or one."""
+    if sidecar is None and source.table is None:
+        yield each.entry
+        return
+    metadata, errors = source.metadata_for(each, sidecar)
+    if errors:
+        for message in errors:
+            report.add_metadata_error(each.name, message)
+        return
+    yield replace(each.entry, client_metadata=metadata) if metadata else each.entry
 
 
 def _resolved(pending: tuple[Grouped, Future | None]) -> tuple[Grouped, bytes | None]:

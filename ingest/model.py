@@ -11,14 +11,19 @@ from typing import Any
 SINGLE_FILE_KINDS = ("videos", "images", "audio", "text", "pdf", "nifti")
 MULTI_FILE_KINDS = ("image_groups", "dicom_series")
 KINDS = SINGLE_FILE_KINDS + MULTI_FILE_KINDS
+_KINDS = frozenset(KINDS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Entry:
     """One data unit: a single object, or the ordered frames of an image group / DICOM series.
 
     `urls` and `keys` are parallel: `urls[i]` is the Encord object URL of S3 key `keys[i]`.
     `etags` (same order) let a rerun notice that an object changed.
+
+    Immutable. One is built per object listed, so construction is kept cheap: `__slots__`,
+    and `__init__` stores through the slot descriptors (a frozen dataclass's generated
+    `__init__` costs ~1 µs); the fingerprint is computed on first use only.
     """
 
     kind: str
@@ -30,11 +35,28 @@ class Entry:
     create_video: bool = False
     _fingerprint: str = field(default="", init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown manifest kind {self.kind!r}")
-        if len(self.keys) != len(self.urls) or not self.urls:
+    def __init__(
+        self,
+        kind: str,
+        title: str,
+        keys: tuple[str, ...],
+        urls: tuple[str, ...],
+        etags: tuple[str, ...] = (),
+        client_metadata: dict[str, Any] | None = None,
+        create_video: bool = False,
+    ) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown manifest kind {kind!r}")
+        if len(keys) != len(urls) or not urls:
             raise ValueError("an entry needs one URL per key, and at least one")
+        _set_kind(self, kind)
+        _set_title(self, title)
+        _set_keys(self, keys)
+        _set_urls(self, urls)
+        _set_etags(self, etags)
+        _set_client_metadata(self, client_metadata)
+        _set_create_video(self, create_video)
+        _set_fingerprint(self, "")
 
     @property
     def fingerprint(self) -> str:
@@ -52,9 +74,7 @@ class Entry:
                 sort_keys=True,
                 separators=(",", ":"),
             )
-            object.__setattr__(
-                self, "_fingerprint", hashlib.sha256(payload.encode()).hexdigest()[:32]
-            )
+            _set_fingerprint(self, hashlib.sha256(payload.encode()).hexdigest()[:32])
         return self._fingerprint
 
     def to_manifest(self) -> dict[str, Any]:
@@ -69,3 +89,14 @@ class Entry:
         if self.client_metadata:
             entry["clientMetadata"] = self.client_metadata
         return entry
+
+
+# The slots' own setters: they bypass the frozen `__setattr__`, for `__init__` and the cache.
+_set_kind = Entry.__dict__["kind"].__set__
+_set_title = Entry.__dict__["title"].__set__
+_set_keys = Entry.__dict__["keys"].__set__
+_set_urls = Entry.__dict__["urls"].__set__
+_set_etags = Entry.__dict__["etags"].__set__
+_set_client_metadata = Entry.__dict__["client_metadata"].__set__
+_set_create_video = Entry.__dict__["create_video"].__set__
+_set_fingerprint = Entry.__dict__["_fingerprint"].__set__

@@ -13,13 +13,12 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ingest.classify import SIDECAR, SIDECAR_SUFFIX, classify, extension
+from ingest.classify import FAST_KINDS, SIDECAR, SIDECAR_SUFFIX, classify, extension
 from ingest.context import PlanContext
 from ingest.errors import UserError
 from ingest.globs import matcher
@@ -28,7 +27,7 @@ from ingest.manifest import (
     REPORT_FILE,
     CsvWriter,
     ManifestWriter,
-    object_url,
+    object_urls,
     publish,
     write_atomic,
 )
@@ -51,43 +50,55 @@ def items(
 
     A sidecar `<key>.metadata.json` sorts after `<key>`, and every key between the two starts
     with `<key>`; so an item waits only until the listing passes its sidecar's key.
+
+    This runs once per listed key, so it is written as one tight loop: `fast_kind` inlined
+    (one dictionary lookup for the usual extensions, `classify` for the rest), and items
+    built with `tuple.__new__` (a NamedTuple's own `__new__` is a Python-level call).
     """
     waiting: deque[tuple[Item, str]] = deque()  # (item, its sidecar's key), in key order
     sidecars_seen: set[str] = set()  # sidecars of waiting items only
     listed = 0
+    fast_kinds, new = FAST_KINDS, tuple.__new__
+    release, wait = waiting.popleft, waiting.append
     try:
-        for listed, obj in enumerate(objects, start=1):  # noqa: B007 (the count is `listed`)
-            key = obj.key
+        for obj in objects:
+            listed += 1
+            key = obj[0]
             while waiting and key > waiting[0][1]:
-                yield _paired(*waiting.popleft(), sidecars_seen)
+                item, sidecar = release()
+                if sidecars_seen and sidecar in sidecars_seen:
+                    sidecars_seen.discard(sidecar)
+                    item = item._replace(sidecar=sidecar)
+                yield item
             if excluded is not None and excluded(key):
                 report.excluded += 1
                 continue
-            kind, reason = classify(key)
-            if kind is None and not extension(key) and not key.endswith("/"):
-                # Listings carry no content type: ask S3, but only for keys without an extension.
-                kind, reason = classify(key, content_type_of(key))
-            if kind == SIDECAR:
-                report.sidecars += 1
-                if any(key == sidecar for _, sidecar in waiting):
-                    sidecars_seen.add(key)
-                else:
-                    report.orphan_sidecars += 1
-            elif kind is None:
-                report.add_unsupported(key, reason)
-            else:
-                waiting.append((Item(key, obj.etag, kind), key + SIDECAR_SUFFIX))
+            dot = key.rfind(".")
+            kind = fast_kinds.get(key[dot:]) if dot > key.rfind("/") + 1 else None
+            if kind is None:
+                kind, reason = classify(key)
+                if kind is None and not extension(key) and not key.endswith("/"):
+                    # Listings carry no content type: ask S3, only for keys without an extension.
+                    kind, reason = classify(key, content_type_of(key))
+                if kind == SIDECAR:
+                    report.sidecars += 1
+                    if any(key == sidecar for _, sidecar in waiting):
+                        sidecars_seen.add(key)
+                    else:
+                        report.orphan_sidecars += 1
+                    continue
+                if kind is None:
+                    report.add_unsupported(key, reason)
+                    continue
+            wait((new(Item, (key, obj[2], kind, None)), key + SIDECAR_SUFFIX))
         while waiting:
-            yield _paired(*waiting.popleft(), sidecars_seen)
+            item, sidecar = release()
+            if sidecars_seen and sidecar in sidecars_seen:
+                sidecars_seen.discard(sidecar)
+                item = item._replace(sidecar=sidecar)
+            yield item
     finally:
         report.objects += listed
-
-
-def _paired(item: Item, sidecar: str, sidecars_seen: set[str]) -> Item:
-    if sidecars_seen and sidecar in sidecars_seen:
-        sidecars_seen.discard(sidecar)
-        return item._replace(sidecar=sidecar)
-    return item
 
 
 def entries(
@@ -102,7 +113,7 @@ def entries(
 ) -> Iterator[Entry]:
     """The pure pipeline over a listing; adapters for S3 are passed in."""
     grouped = group(
-        items(objects, excluded, content_type_of, report), rules, partial(object_url, url_prefix)
+        items(objects, excluded, content_type_of, report), rules, object_urls(url_prefix)
     )
     entries_per_kind, files_per_kind = report.entries, report.files
     for entry in attach_metadata(grouped, metadata, report):
