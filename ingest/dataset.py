@@ -19,7 +19,7 @@ def link_uploaded(
 ) -> int:
     """Link every item of the scan not yet linked to `dataset`; return how many were linked."""
     linked = 0
-    while batch := state.unlinked_items(folder, scan, dataset.dataset_hash, LINK_BATCH_SIZE):
+    for batch in state.unlinked_items(folder, scan, dataset.dataset_hash, LINK_BATCH_SIZE):
         client.link(dataset, batch)
         state.record_links(dataset.dataset_hash, batch)
         linked += len(batch)

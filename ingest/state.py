@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS entries (
     error TEXT,
     PRIMARY KEY (folder, fingerprint)
 );
-CREATE INDEX IF NOT EXISTS entries_by_scan ON entries (folder, scan);
+CREATE INDEX IF NOT EXISTS entries_by_scan_title ON entries (folder, scan, title);
 CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, title);
 CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -75,6 +75,11 @@ class RunState:
         self.path = path
         self._lock = _lock(path.with_name(f"{path.name}.lock")) if exclusive else None
         self._db = sqlite3.connect(path)
+        # WAL: readers (`status`, `verify`) never wait for a run; NORMAL sync: a commit is
+        # safe from a killed process, and a power cut can only lose the last few commits,
+        # which a rerun redoes (resubmitting is harmless, see `ingest.upload.submit`).
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
 
     @classmethod
@@ -113,22 +118,20 @@ class RunState:
         pending = 0
         try:
             for entry in entries:
-                self._db.execute(
+                progress = self._db.execute(
                     "INSERT INTO entries (folder, fingerprint, title, first_url, entry, scan)"
                     " VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (folder, fingerprint) DO UPDATE SET scan = excluded.scan",
+                    " ON CONFLICT (folder, fingerprint) DO UPDATE SET scan = excluded.scan"
+                    # The columns themselves: SQLite 3.40 evaluates `job_id IS NULL` in an
+                    # upsert's RETURNING clause wrongly (false for a freshly inserted NULL).
+                    " RETURNING job_id, item_uuid, error",
                     (folder, entry.fingerprint, entry.title, entry.urls[0], _dump(entry), scan),
-                )
+                ).fetchone()
                 pending += 1
                 if pending >= SCAN_COMMIT_EVERY:
                     self._db.commit()
                     pending = 0
-                (unsubmitted,) = self._db.execute(
-                    "SELECT job_id IS NULL AND item_uuid IS NULL AND error IS NULL FROM entries"
-                    " WHERE folder = ? AND fingerprint = ?",
-                    (folder, entry.fingerprint),
-                ).fetchone()
-                if unsubmitted:
+                if progress == (None, None, None):  # never submitted
                     yield entry
         finally:
             self._db.commit()
@@ -243,15 +246,22 @@ class RunState:
 
     # -- linking -----------------------------------------------------------------------
 
-    def unlinked_items(self, folder: str, scan: int, dataset: str, limit: int) -> list[str]:
-        """Up to `limit` uploaded items of the scan that are not linked to `dataset` yet."""
-        rows = self._db.execute(
-            "SELECT DISTINCT item_uuid FROM entries WHERE folder = ? AND scan = ?"
-            " AND item_uuid IS NOT NULL AND item_uuid NOT IN"
-            " (SELECT item_uuid FROM links WHERE dataset = ?) LIMIT ?",
-            (folder, scan, dataset, limit),
-        )
-        return [item_uuid for (item_uuid,) in rows]
+    def unlinked_items(
+        self, folder: str, scan: int, dataset: str, batch_size: int
+    ) -> Iterator[list[str]]:
+        """The scan's uploaded items not linked to `dataset` yet, in batches. Read a page at
+        a time in title order, so the caller may record links between batches and each page
+        starts where the last one ended (no rescanning of what is already linked)."""
+        after = ""
+        while rows := self._db.execute(
+            "SELECT title, item_uuid FROM entries WHERE folder = ? AND scan = ? AND title > ?"
+            " AND item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM links"
+            " WHERE links.dataset = ? AND links.item_uuid = entries.item_uuid)"
+            " ORDER BY title LIMIT ?",
+            (folder, scan, after, dataset, batch_size),
+        ).fetchall():
+            yield [item_uuid for _, item_uuid in rows]
+            after = rows[-1][0]
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
         with self._db:

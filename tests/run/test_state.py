@@ -170,7 +170,7 @@ def test_unlinked_items_come_in_batches_until_all_are_recorded(
     state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
 
     batches = []
-    while batch := state.unlinked_items(FOLDER, number, "ds", limit=2):
+    for batch in state.unlinked_items(FOLDER, number, "ds", batch_size=2):
         batches.append(batch)
         state.record_links("ds", batch)
 
@@ -178,7 +178,8 @@ def test_unlinked_items_come_in_batches_until_all_are_recorded(
     assert sorted(item for batch in batches for item in batch) == sorted(
         f"item-{e.title}" for e in entries
     )
-    assert state.unlinked_items(FOLDER, number, "another-dataset", limit=10) != []
+    assert list(state.unlinked_items(FOLDER, number, "ds", batch_size=2)) == []
+    assert len(next(state.unlinked_items(FOLDER, number, "another-dataset", batch_size=9))) == 5
     assert state.counts(FOLDER, number, "ds")["linked"] == 5
 
 
