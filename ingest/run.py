@@ -170,7 +170,7 @@ def _finish(
         "scan": report.to_json() if report else None,
         "jobsStarted": [job_id for job_id, _ in jobs],
         "entries": counts,
-        "failedUnits": {"count": len(failed_units), "report": str(out / FAILED_UNITS_FILE)},
+        "failedUnits": {"count": counts["failed"], "report": str(out / FAILED_UNITS_FILE)},
         "linked": linked,
         "verify": verification.to_json(),
         "state": str(state.path),
@@ -185,17 +185,9 @@ def _finish(
 
 def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> list[dict]:
     """Write every failed unit of the scan to the report; return the first few."""
-    shown: list[dict] = []
-
-    def records() -> Iterator[dict[str, Any]]:
-        for title, failure in state.failed_units(folder, scan):
-            record = {"title": title, **failure}
-            if len(shown) < 10:
-                shown.append(record)
-            yield record
-
-    write_jsonl(path, records())
-    return shown
+    return write_jsonl(
+        path, ({"title": title, **failure} for title, failure in state.failed_units(folder, scan))
+    )
 
 
 def _run_summary(

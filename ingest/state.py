@@ -333,18 +333,24 @@ def _lock(path: Path) -> IO[bytes]:
     return lock
 
 
-def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
-    """Write a report of the run atomically: readers see the old file or all of the new one."""
+def write_jsonl(
+    path: Path, records: Iterable[dict[str, Any]], sample_size: int = 10
+) -> list[dict[str, Any]]:
+    """Write a report of the run atomically (readers see the old file or all of the new
+    one); return its first `sample_size` records, for the summary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.tmp")
+    sample: list[dict[str, Any]] = []
     try:
         with temporary.open("w", encoding="utf-8") as file:
             for record in records:
+                if len(sample) < sample_size:
+                    sample.append(record)
                 file.write(json.dumps(record, ensure_ascii=False) + "\n")
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return path
+    return sample
 
 
 # An entry's constructor arguments, stored so `ingest retry` can rebuild its manifest.

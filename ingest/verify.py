@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,25 +63,20 @@ def verify(
     directory: Path,
 ) -> Verification:
     rows = client.data_rows(dataset)
-    differences = (
-        {"difference": difference, "title": title}
-        for difference, title in state.compare_with_dataset(
-            folder,
-            scan,
-            ((row.title, _backing_item(row)) for row in rows),
-        )
-    )
     counts: Counter = Counter()
-    sample: list[dict[str, str]] = []
 
-    def tally():
-        for difference in differences:
-            counts[difference["difference"]] += 1
-            if len(sample) < SHOWN_DIFFERENCES:
-                sample.append(difference)
-            yield difference
+    def counted(differences: Iterator[tuple[str, str]]) -> Iterator[dict[str, str]]:
+        for difference, title in differences:
+            counts[difference] += 1
+            yield {"difference": difference, "title": title}
 
-    report = write_jsonl(directory / DIFFERENCES_FILE, tally())
+    rows_by_title = ((row.title, _backing_item(row)) for row in rows)
+    report = directory / DIFFERENCES_FILE
+    sample = write_jsonl(
+        report,
+        counted(state.compare_with_dataset(folder, scan, rows_by_title)),
+        SHOWN_DIFFERENCES,
+    )
     return Verification(
         dataset=dataset.title,
         dataset_hash=dataset.dataset_hash,
