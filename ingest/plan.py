@@ -185,9 +185,10 @@ def plan(context: PlanContext) -> PlanReport:
     try:
         manifests = ManifestWriter(staging, context.settings.chunk_size)
         csv_files = CsvWriter(staging / "csv")
+        add_to_manifests, add_to_csv_files = manifests.add, csv_files.add
         for entry in iter_entries(context, report):
-            manifests.add(entry)
-            csv_files.add(entry)
+            add_to_manifests(entry)
+            add_to_csv_files(entry)
         final = [out / path.relative_to(staging) for path in manifests.close() + csv_files.close()]
         report.manifests = [str(path) for path in final if path.parent == out]
         report.csv_files = [str(path) for path in final if path.parent != out]

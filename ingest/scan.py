@@ -116,10 +116,11 @@ class S3Lister:
         where = f"s3://{self._bucket}/{prefix}"
         paginator = self._s3.get_paginator("list_objects_v2")
         listed = 0
+        new = tuple.__new__  # a NamedTuple's own constructor is a Python-level call per key
         try:
             for response in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 page = [
-                    ListedObject(item["Key"], item["Size"], item.get("ETag", "").strip('"'))
+                    new(ListedObject, (item["Key"], item["Size"], item.get("ETag", "").strip('"')))
                     for item in response.get("Contents", ())
                 ]
                 listed += len(page)
