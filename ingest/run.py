@@ -180,7 +180,9 @@ def _finish(
         summary,
         lambda: _run_summary(report, jobs, counts, failed_units, linked, verification),
     )
-    return 0 if verification.exact else EXIT_DIFFERENCES
+    # Objects left out for metadata that breaks the schema are not in Encord either.
+    left_out = report.metadata_error_count if report else 0
+    return 0 if verification.exact and not left_out else EXIT_DIFFERENCES
 
 
 def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> list[dict]:

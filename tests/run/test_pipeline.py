@@ -223,3 +223,17 @@ def test_a_second_concurrent_run_is_refused(
 
     assert ingest("run").code == 0
     assert len(encord.jobs) == 2
+
+
+def test_objects_left_out_for_bad_metadata_fail_the_run(
+    ingest: Ingest, encord: FakeEncord, tmp_path: Path
+) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("camera: {type: enum, values: [rear]}\n")  # the corpus says "front"
+
+    outcome = ingest("run", "--metadata-schema", str(schema))
+
+    assert outcome.code == 1
+    assert "images/dogs/dog 1.jpg" in outcome.stdout
+    assert "images/dogs/dog 1.jpg" not in titles(encord)
+    assert "matches the bucket" in outcome.stdout  # what was planned did arrive
