@@ -215,6 +215,11 @@ def _run_summary(
         )
     lines.append(f"dataset: linked {linked} new item(s)")
     lines.append(verification.summary())
+    if report and report.metadata_error_count:
+        lines.append(
+            f"left out: {report.metadata_error_count} object(s) whose metadata breaks the "
+            "schema (listed above); fix them, then rerun"
+        )
     return "\n".join(lines)
 
 

@@ -237,3 +237,6 @@ def test_objects_left_out_for_bad_metadata_fail_the_run(
     assert "images/dogs/dog 1.jpg" in outcome.stdout
     assert "images/dogs/dog 1.jpg" not in titles(encord)
     assert "matches the bucket" in outcome.stdout  # what was planned did arrive
+    assert outcome.stdout.endswith(
+        "left out: 1 object(s) whose metadata breaks the schema (listed above); fix them, then rerun\n"
+    )
