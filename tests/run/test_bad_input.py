@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from encord.http.constants import RequestsSettings
 
 from ingest import encord_client
-from tests.run.conftest import Ingest
+from tests.run.support import Ingest
 
 
 def rsa_key_text() -> str:

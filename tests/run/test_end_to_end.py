@@ -24,7 +24,7 @@ from demo.local_aws import ANONYMOUS
 from demo.samples import SampleObject, png
 from ingest import encord_client
 from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
-from tests.run.conftest import (
+from tests.run.support import (
     EXTERNAL_ID,
     INTEGRATION,
     ROLE_ARN,
@@ -419,6 +419,7 @@ def test_secrets_reach_no_output_and_no_file(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    assert EXTERNAL_ID in bucket.outputs.read_text()  # the very secret the run was given
     key_text = key_pair.private_key_path.read_text()
     monkeypatch.setenv("ENCORD_SSH_KEY", key_text)  # the key as text, not as a file
     monkeypatch.delenv("ENCORD_SSH_KEY_FILE", raising=False)

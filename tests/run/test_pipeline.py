@@ -10,8 +10,8 @@ import pytest
 from ingest import run as run_module
 from ingest import upload
 from ingest.state import RunState
-from tests.run.conftest import Bucket, Ingest, new_images
 from tests.run.fake_encord import FakeEncord
+from tests.run.support import Bucket, Ingest, new_images
 
 
 @pytest.fixture
