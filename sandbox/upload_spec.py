@@ -106,17 +106,7 @@ def parse_raw_json(files: Any) -> UploadSpec:
                     raise invalid(f"{where} has no objectUrl_0, objectUrl_1, ... frames.")
             else:
                 urls = [entry.get("objectUrl")]
-            units.append(
-                _unit(
-                    key,
-                    urls,
-                    entry,
-                    where,
-                    media_metadata=next(
-                        (entry[f] for f in _MEDIA_METADATA_FIELDS if entry.get(f)), None
-                    ),
-                )
-            )
+            units.append(_unit(key, urls, entry, where))
     return UploadSpec(
         units,
         skip_duplicate_urls=_flag(files, "skip_duplicate_urls"),
@@ -140,17 +130,7 @@ def parse_data_items(items: Any) -> UploadSpec:
                 urls = [frame.get("url") for frame in _frames(entry, "dicomFiles", where)]
             else:
                 urls = [entry.get("objectUrl")]
-            units.append(
-                _unit(
-                    key,
-                    urls,
-                    entry,
-                    where,
-                    media_metadata=next(
-                        (entry[f] for f in _MEDIA_METADATA_FIELDS if entry.get(f)), None
-                    ),
-                )
-            )
+            units.append(_unit(key, urls, entry, where))
     return UploadSpec(
         units,
         skip_duplicate_urls=_flag(items, "skipDuplicateUrls"),
@@ -172,10 +152,11 @@ def _frames(entry: dict, name: str, where: str) -> list[dict]:
     return frames
 
 
-def _unit(key: str, urls: list, entry: dict, where: str, media_metadata: Any) -> UnitSpec:
+def _unit(key: str, urls: list, entry: dict, where: str) -> UnitSpec:
     if not all(isinstance(url, str) and url for url in urls):
         raise invalid(f"{where} needs an objectUrl string for every file.")
     title = entry.get("title")
+    media_metadata = next((entry[f] for f in _MEDIA_METADATA_FIELDS if entry.get(f)), None)
     if title is not None and not isinstance(title, str):
         raise invalid(f"{where}.title must be a string.")
     return UnitSpec(
