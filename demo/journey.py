@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from sandbox.keys import generate_key_pair, write_authorized_keys
 from sandbox.server import running_sandbox
 
 STACK = "demo"
+OUTPUTS_FILE = "stack-outputs.json"
 ENCORD_IDENTITY = "encord-sandbox"  # the sandbox's AWS identity: Pulumi.demo.yaml trusts it
 ASSUME_ROLE_ONLY = {
     "Version": "2012-10-17",
@@ -29,6 +31,17 @@ ASSUME_ROLE_ONLY = {
 
 def _step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
+
+
+def _fresh(workdir: Path) -> None:
+    """Each demo starts from nothing: moto is new, so yesterday's run state would mislead."""
+    if workdir.exists():
+        if any(workdir.iterdir()) and not (workdir / OUTPUTS_FILE).exists():
+            raise SystemExit(
+                f"error: {workdir} is not empty and not a demo's output; pick another --workdir"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
 
 
 def _start_aws() -> tuple[LocalAws, Credentials, Credentials]:
@@ -59,7 +72,7 @@ def _write_outputs(outputs: dict, path: Path) -> None:
 
 def run(workdir: Path) -> int:
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
+    _fresh(workdir)
 
     _step("Starting local AWS (moto, IAM authorization on)")
     aws, admin, encord_identity = _start_aws()
@@ -73,7 +86,7 @@ def run(workdir: Path) -> int:
             admin,
             secret_overrides={"externalId": external_id},
         )
-        outputs_file = workdir / "stack-outputs.json"
+        outputs_file = workdir / OUTPUTS_FILE
         _write_outputs(outputs, outputs_file)
         print(f"    role ARN: {outputs['roleArn']}")
         print(f"    bucket:   {outputs['bucketName']}  ({outputs['objectUrlPrefix']})")
@@ -106,6 +119,11 @@ def run(workdir: Path) -> int:
             code = _ingest_run(
                 aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
             )
+            if code == 0:
+                _step("python -m ingest run, again: an unchanged bucket starts no job")
+                code = _ingest_run(
+                    aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
+                )
         _summary(outputs, workdir, code, time.monotonic() - started)
         return code
     finally:
@@ -128,6 +146,7 @@ def _ingest_run(
         "ENCORD_SSH_KEY_FILE": str(key_path),
         "ENCORD_DOMAIN": encord_url,
         "NO_PROXY": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",  # keep the progress line and the summary in order
     }
     env.pop("AWS_PROFILE", None)
     command = [
