@@ -1,0 +1,132 @@
+"""The plan's output files written by a second process: planning and rendering in parallel.
+
+Rendering an entry (its manifest JSON and CSV rows) costs about as much CPU as planning it.
+`OutputProcess` runs the very same `ManifestWriter` and `CsvWriter` in a child interpreter
+(`python -m ingest.output_process`), so the planner only hands entries over: their fields
+in batches of `BATCH`, `marshal`led through a pipe (a few tenths of a µs per entry). The
+pipe's capacity is the backpressure: a slow writer pauses the planner, so memory stays flat.
+
+Protocol on the child's stdin: frames of a 4-byte little-endian length then `marshal` bytes
+of a list of `Entry` field tuples; a zero length ends the stream. The child answers on stdout
+with the JSON list of the files it wrote, in order (manifests, then CSV files), or exits
+non-zero with the error on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from contextlib import suppress
+from pathlib import Path
+
+import ingest
+from ingest.manifest import CsvWriter, ManifestWriter
+from ingest.model import Entry
+
+BATCH = 1000  # entries per frame: ~100 KB, large enough that framing costs nothing
+
+
+class OutputProcess:
+    """`ManifestWriter(directory, chunk_size)` and `CsvWriter(directory / "csv")` in a child
+    process. `write(entries)` streams; `close()` returns the files written, like the
+    writers' own `close()`; `kill()` stops the child when the plan fails."""
+
+    def __init__(self, directory: Path, chunk_size: int) -> None:
+        root = str(Path(ingest.__file__).resolve().parent.parent)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close() / kill())
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "ingest.output_process", str(directory), str(chunk_size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+        )
+
+    def write(self, entries: Iterable[Entry]) -> None:
+        """Hand `entries` over, in order (their rendering happens in the child)."""
+        batch: list[tuple] = []
+        add = batch.append
+        for entry in entries:
+            add(
+                (
+                    entry.kind,
+                    entry.title,
+                    entry.keys,
+                    entry.urls,
+                    entry.etags,
+                    entry.client_metadata,
+                    entry.create_video,
+                )
+            )
+            if len(batch) >= BATCH:
+                self._send(marshal.dumps(batch))
+                batch.clear()
+        if batch:
+            self._send(marshal.dumps(batch))
+
+    def close(self) -> list[Path]:
+        """End the stream and wait for the child; the files it wrote, in order."""
+        self._send(b"")
+        try:
+            self._child.stdin.close()  # flushes the last frame
+        except BrokenPipeError:
+            self._child.wait()
+            self._fail()
+        answer = self._child.stdout.read()
+        self._child.stdout.close()
+        self._child.wait()
+        if self._child.returncode != 0:
+            self._fail()
+        self._stderr.close()
+        return [Path(path) for path in json.loads(answer)]
+
+    def kill(self) -> None:
+        """Stop the child (the plan failed); its partial files are the caller's to delete."""
+        if self._child.poll() is None:
+            self._child.kill()
+        self._child.wait()
+        for stream in (self._child.stdin, self._child.stdout, self._stderr):
+            with suppress(OSError):  # stdin's unsent frames: nobody reads them any more
+                stream.close()
+
+    def _send(self, frame: bytes) -> None:
+        try:
+            self._child.stdin.write(len(frame).to_bytes(4, "little") + frame)
+        except BrokenPipeError:  # the child died: its error says why
+            self._child.wait()
+            self._fail()
+
+    def _fail(self) -> None:
+        self._stderr.seek(0)
+        error = self._stderr.read().decode(errors="replace").strip()
+        self.kill()
+        last = error.splitlines()[-1] if error else f"exit code {self._child.returncode}"
+        raise OSError(f"writing the plan's files failed: {last}")
+
+
+def serve(directory: Path, chunk_size: int) -> None:
+    """The child: entries from stdin into the writers; the files written to stdout."""
+    manifests = ManifestWriter(directory, chunk_size)
+    csv_files = CsvWriter(directory / "csv")
+    add_to_manifests, add_to_csv_files = manifests.add, csv_files.add
+    read = sys.stdin.buffer.read
+    while size := int.from_bytes(read(4), "little"):
+        for fields in marshal.loads(read(size)):
+            entry = Entry(*fields)
+            add_to_manifests(entry)
+            add_to_csv_files(entry)
+    paths = manifests.close() + csv_files.close()
+    sys.stdout.write(json.dumps([str(path) for path in paths]))
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), int(sys.argv[2]))
