@@ -1,19 +1,20 @@
 """Fixtures for `ingest run` tests: a bucket of every data type in the local AWS, the stack
-outputs file pointing at it, and a helper that runs the CLI in-process."""
+outputs file pointing at it, the Encord sandbox, and helpers that run the CLI in-process."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from demo.local_aws import REGION, LocalAws
+from demo.local_aws import ANONYMOUS, REGION, LocalAws
 from demo.samples import sample_corpus
 from ingest import encord_client
 from ingest.cli import main
-from sandbox.keys import generate_key_pair
+from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
 from tests.run.support import EXTERNAL_ID, INTEGRATION, ROLE_ARN, Bucket, Ingest, Outcome
 
 
@@ -77,5 +78,43 @@ def ingest(
         )
         captured = capsys.readouterr()
         return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def key_pair(tmp_path: Path) -> KeyPair:
+    return generate_key_pair(tmp_path / "keys")
+
+
+@pytest.fixture
+def sandbox(
+    aws: LocalAws, key_pair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Sandbox]:
+    """A fresh Encord sandbox that knows `key_pair` and the stack's integration."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the SDK honours HTTP(S)_PROXY
+    with running_sandbox(
+        aws_endpoint_url=aws.endpoint_url,
+        aws_credentials=ANONYMOUS,
+        authorized_keys_path=key_pair.write_authorized_keys(tmp_path / "authorized_keys"),
+        long_poll_cap_seconds=1,
+    ) as running:
+        running.add_integration(INTEGRATION, ROLE_ARN, EXTERNAL_ID)
+        yield running
+
+
+@pytest.fixture
+def encord_ingest(ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair) -> Ingest:
+    """`ingest` pointed at the sandbox with the registered key."""
+
+    def run(command: str, *args: str) -> Outcome:
+        return ingest(
+            command,
+            "--encord-domain",
+            sandbox.url,
+            "--ssh-key-file",
+            str(key_pair.private_key_path),
+            *args,
+        )
 
     return run

@@ -6,19 +6,47 @@ than a test's `import`, which would give each side its own random EXTERNAL_ID.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from encord import EncordUserClient
+
 from demo.local_aws import LocalAws
 from demo.samples import SampleObject, png
+from sandbox import KeyPair, Sandbox
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/encord-access"
 INTEGRATION = "S3 imports"
 # Made up per test run, so a leak is recognisable wherever it shows up.
 EXTERNAL_ID = f"external-id-{uuid.uuid4().hex}"
+UPLOAD_JOBS = "/v2/public/storage/folders/*/data-upload-jobs"
+# sample_corpus() as `ingest` imports it: one entry per file, one per DICOM series;
+# misc/archive.zip is unsupported and the sidecar is metadata, not an entry.
+CORPUS_TITLES = sorted(
+    [
+        "audio/call-001.wav",
+        "dicom/study-1/series-1/",
+        "docs/notes/readme.txt",
+        "docs/reports/report.pdf",
+        "groups/ward-a/frame-1.png",
+        "groups/ward-a/frame-10.png",
+        "groups/ward-a/frame-2.png",
+        "images/cats/cat-1.png",
+        "images/cats/cat-2.png",
+        "images/cats/cat-3.png",
+        "images/dogs/chien-été.png",
+        "images/dogs/dog 1.jpg",
+        "scans/brain.nii",
+        "sequences/drive-1/0001.png",
+        "sequences/drive-1/0002.png",
+        "sequences/drive-1/0003.png",
+        "videos/intersection.mp4",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +64,9 @@ class Bucket:
 
     def delete(self, key: str) -> None:
         self.aws.client("s3").delete_object(Bucket=self.name, Key=key)
+
+    def url(self, key: str) -> str:
+        return f"https://{self.name}.s3.us-east-1.amazonaws.com/{key}"
 
 
 def new_images(count: int, folder: str = "new") -> list[SampleObject]:
@@ -56,3 +87,38 @@ class Outcome:
 
 
 Ingest = Callable[..., Outcome]
+
+
+def sdk_client(sandbox: Sandbox, key_pair: KeyPair) -> EncordUserClient:
+    """The SDK as a user would use it, to look at what a run left in Encord."""
+    return EncordUserClient.create_with_ssh_private_key(
+        ssh_private_key_path=key_pair.private_key_path, domain=sandbox.url
+    )
+
+
+def dataset_rows(sandbox: Sandbox, key_pair: KeyPair, title: str = "Imported") -> list:
+    """The Dataset's data rows, through the SDK."""
+    client = sdk_client(sandbox, key_pair)
+    [found] = client.get_datasets(title_eq=title)
+    return client.get_dataset(found["dataset"].dataset_hash).list_data_rows()
+
+
+def dataset_titles(sandbox: Sandbox, key_pair: KeyPair) -> list[str]:
+    return sorted(row.title for row in dataset_rows(sandbox, key_pair))
+
+
+def folder_item_names(sandbox: Sandbox, key_pair: KeyPair, name: str = "imports") -> list[str]:
+    """The names of the Files folder's items, sorted: one per object imported, however many jobs."""
+    [folder] = [f for f in sdk_client(sandbox, key_pair).list_storage_folders() if f.name == name]
+    return sorted(item.name for item in folder.list_items())
+
+
+def jobs_started(sandbox: Sandbox) -> list:
+    """The upload jobs Encord accepted, as exchanges, oldest first."""
+    return [
+        exchange
+        for exchange in sandbox.exchanges()
+        if exchange.method == "POST"
+        and exchange.status == 200
+        and fnmatch.fnmatchcase(exchange.path, UPLOAD_JOBS)
+    ]

@@ -1,20 +1,18 @@
-"""The adapter's retry policy, with the SDK objects replaced by stubs that fail on cue."""
+"""The adapter: our retry policy driven with callables that fail on cue, and what Encord
+itself answers (refusals, name search) through the real SDK against the sandbox."""
 
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 
 import pytest
-from encord.exceptions import (
-    AuthorisationError,
-    RateLimitExceededError,
-    UnknownException,
-)
+from encord.exceptions import RateLimitExceededError, UnknownException
 
 from ingest import encord_client
-from ingest.encord_client import EncordClient, EncordUnavailable
+from ingest.encord_client import EncordClient, EncordUnavailable, connect
 from ingest.errors import UserError
+from sandbox import KeyPair, Sandbox
+from tests.run.support import sdk_client
 
 
 @pytest.fixture
@@ -24,71 +22,84 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
-class FlakyDataset:
-    title = "Imported"
+def failing(*failures: Exception):
+    """A call that raises `failures` one by one, then answers "done"; counts its calls."""
+    remaining = list(failures)
 
-    def __init__(self, *failures: Exception) -> None:
-        self.failures = list(failures)
-        self.calls = 0
+    def call() -> str:
+        call.count += 1
+        if remaining:
+            raise remaining.pop(0)
+        return "done"
 
-    def link_items(self, item_uuids, duplicates_behavior):
-        self.calls += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        return []
+    call.count = 0
+    return call
 
 
-def client(user_client=None) -> EncordClient:
-    return EncordClient(user_client, "http://encord.test", "key file k")
+# Retries are our own policy: no Encord behaviour is claimed here, so no Encord is needed.
+policy = EncordClient(None, "http://encord.test", "key file k")
 
 
 def test_transient_errors_are_retried_with_growing_delays(sleeps: list[float]) -> None:
-    dataset = FlakyDataset(UnknownException("503"), UnknownException("503"))
-    client().link(dataset, [str(uuid.uuid4())])
-    assert dataset.calls == 3
+    call = failing(UnknownException("503"), UnknownException("503"))
+    assert policy._call("linking 1 items", call) == "done"
+    assert call.count == 3
     assert sleeps == list(encord_client.RETRY_DELAYS_SECONDS[:2])
 
 
 def test_a_rate_limit_is_waited_out(sleeps: list[float]) -> None:
-    dataset = FlakyDataset(RateLimitExceededError(retry_after=7))
-    client().link(dataset, [str(uuid.uuid4())])
-    assert (dataset.calls, sleeps) == (2, [7])
+    call = failing(RateLimitExceededError(retry_after=7))
+    assert policy._call("linking 1 items", call) == "done"
+    assert (call.count, sleeps) == (2, [7])
 
 
 def test_retries_end_in_a_one_line_error(sleeps: list[float]) -> None:
-    failures = [UnknownException("503")] * (len(encord_client.RETRY_DELAYS_SECONDS) + 1)
+    call = failing(*[UnknownException("503")] * (len(encord_client.RETRY_DELAYS_SECONDS) + 1))
     with pytest.raises(EncordUnavailable, match="failed while linking 1 items"):
-        client().link(FlakyDataset(*failures), [str(uuid.uuid4())])
+        policy._call("linking 1 items", call)
     assert len(sleeps) == len(encord_client.RETRY_DELAYS_SECONDS)
-
-
-def test_access_denied_is_not_retried(sleeps: list[float]) -> None:
-    dataset = FlakyDataset(AuthorisationError("403"))
-    with pytest.raises(UserError, match="access denied by Encord while linking"):
-        client().link(dataset, [str(uuid.uuid4())])
-    assert (dataset.calls, sleeps) == (1, [])
 
 
 def test_a_failed_create_looks_again_before_creating_again(sleeps: list[float]) -> None:
     """The create's answer was lost, but the folder was made: the next lookup finds it."""
-    folders: list = []
+    created: list[str] = []
 
-    def create_storage_folder(name, description):
-        folders.append(SimpleNamespace(name=name))
+    def create() -> str:
+        created.append("imports")
         raise UnknownException("502 after the folder was created")
 
-    user_client = SimpleNamespace(
-        list_storage_folders=lambda search: [f for f in folders if search in f.name],
-        create_storage_folder=create_storage_folder,
+    found = policy._find_or_create(
+        "Files folder 'imports'", lambda: next(iter(created), None), create
     )
 
-    folder = client(user_client).folder("imports")
-
-    assert folder is folders[0] and len(folders) == 1
+    assert (found, created) == ("imports", ["imports"])
     assert len(sleeps) == 1
 
 
-def test_folders_match_by_exact_name(sleeps: list[float]) -> None:
-    existing = [SimpleNamespace(name="imports-old"), SimpleNamespace(name="imports")]
-    user_client = SimpleNamespace(list_storage_folders=lambda search: existing)
-    assert client(user_client).folder("imports") is existing[1]
+def test_access_denied_is_not_retried(
+    sandbox: Sandbox, key_pair: KeyPair, sleeps: list[float]
+) -> None:
+    # Encord answers 403 for a folder the key's user cannot see (or that does not exist).
+    client = connect(sandbox.url, key_pair.private_key_path)
+    unknown = str(uuid.uuid4())
+
+    with pytest.raises(
+        UserError, match=f"access denied by Encord while opening Files folder {unknown}"
+    ):
+        client.folder_by_uuid(unknown)
+
+    assert [exchange.status for exchange in sandbox.exchanges()] == [403]
+    assert sleeps == []
+
+
+def test_folders_match_by_exact_name(sandbox: Sandbox, key_pair: KeyPair) -> None:
+    # Encord's folder search matches substrings: "imports" finds "imports-old" too.
+    sdk_client(sandbox, key_pair).create_storage_folder("imports-old")
+    client = connect(sandbox.url, key_pair.private_key_path)
+
+    folder = client.folder("imports")
+
+    assert folder.name == "imports"
+    assert client.folder("imports").uuid == folder.uuid
+    names = sorted(f.name for f in sdk_client(sandbox, key_pair).list_storage_folders())
+    assert names == ["imports", "imports-old"]

@@ -5,7 +5,6 @@ The resulting Dataset is checked through the SDK, as a user would, not through o
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import signal
@@ -13,111 +12,28 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 
-from demo.local_aws import ANONYMOUS
 from demo.samples import SampleObject, png
 from ingest import encord_client
-from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
+from sandbox import KeyPair, Sandbox, generate_key_pair
 from tests.run.support import (
+    CORPUS_TITLES,
     EXTERNAL_ID,
-    INTEGRATION,
     ROLE_ARN,
     Bucket,
     Ingest,
-    Outcome,
+    dataset_rows,
+    dataset_titles,
+    folder_item_names,
+    jobs_started,
     new_images,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-UPLOAD_JOBS = "/v2/public/storage/folders/*/data-upload-jobs"
-# sample_corpus() as `ingest` imports it: one entry per file, one per DICOM series;
-# misc/archive.zip is unsupported and the sidecar is metadata, not an entry.
-CORPUS_TITLES = sorted(
-    [
-        "audio/call-001.wav",
-        "dicom/study-1/series-1/",
-        "docs/notes/readme.txt",
-        "docs/reports/report.pdf",
-        "groups/ward-a/frame-1.png",
-        "groups/ward-a/frame-10.png",
-        "groups/ward-a/frame-2.png",
-        "images/cats/cat-1.png",
-        "images/cats/cat-2.png",
-        "images/cats/cat-3.png",
-        "images/dogs/chien-été.png",
-        "images/dogs/dog 1.jpg",
-        "scans/brain.nii",
-        "sequences/drive-1/0001.png",
-        "sequences/drive-1/0002.png",
-        "sequences/drive-1/0003.png",
-        "videos/intersection.mp4",
-    ]
-)
-
-
-@pytest.fixture
-def key_pair(tmp_path: Path) -> KeyPair:
-    return generate_key_pair(tmp_path / "keys")
-
-
-@pytest.fixture
-def sandbox(
-    bucket: Bucket, key_pair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Sandbox]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the SDK honours HTTP(S)_PROXY
-    with running_sandbox(
-        aws_endpoint_url=bucket.aws.endpoint_url,
-        aws_credentials=ANONYMOUS,
-        authorized_keys_path=key_pair.write_authorized_keys(tmp_path / "authorized_keys"),
-        long_poll_cap_seconds=1,
-    ) as running:
-        running.add_integration(INTEGRATION, ROLE_ARN, EXTERNAL_ID)
-        yield running
-
-
-@pytest.fixture
-def encord_ingest(ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair) -> Ingest:
-    """`ingest` pointed at the sandbox with the registered key."""
-
-    def run(command: str, *args: str) -> Outcome:
-        return ingest(
-            command,
-            "--encord-domain",
-            sandbox.url,
-            "--ssh-key-file",
-            str(key_pair.private_key_path),
-            *args,
-        )
-
-    return run
-
-
-def dataset_rows(sandbox: Sandbox, key_pair: KeyPair, title: str = "Imported") -> list:
-    client = EncordUserClient.create_with_ssh_private_key(
-        ssh_private_key_path=key_pair.private_key_path, domain=sandbox.url
-    )
-    [found] = client.get_datasets(title_eq=title)
-    return client.get_dataset(found["dataset"].dataset_hash).list_data_rows()
-
-
-def jobs_started(sandbox: Sandbox) -> list:
-    return [
-        exchange
-        for exchange in sandbox.exchanges()
-        if exchange.method == "POST"
-        and exchange.status == 200
-        and fnmatch.fnmatchcase(exchange.path, UPLOAD_JOBS)
-    ]
-
-
-def url_of(bucket: Bucket, key: str) -> str:
-    return f"https://{bucket.name}.s3.us-east-1.amazonaws.com/{key}"
 
 
 def test_every_data_type_reaches_the_dataset_and_a_rerun_sends_nothing(
@@ -129,9 +45,7 @@ def test_every_data_type_reaches_the_dataset_and_a_rerun_sends_nothing(
     rows = dataset_rows(sandbox, key_pair)
     assert sorted(row.title for row in rows) == CORPUS_TITLES
     by_title = {row.title: row for row in rows}
-    assert by_title["videos/intersection.mp4"].file_link == url_of(
-        bucket, "videos/intersection.mp4"
-    )
+    assert by_title["videos/intersection.mp4"].file_link == bucket.url("videos/intersection.mp4")
     assert {row.data_type.value for row in rows} >= {"image", "video", "audio", "dicom", "pdf"}
     assert "matches the bucket: 0 missing, 0 extra" in outcome.stdout
     assert outcome.stderr.split("\r")[-1] == "upload: 17 done, 0 pending, 0 failed (1 jobs)\n"
@@ -141,26 +55,35 @@ def test_every_data_type_reaches_the_dataset_and_a_rerun_sends_nothing(
 
     assert (rerun.code, rerun.stderr) == (0, "")  # --json: no progress line either
     assert rerun.json()["jobsStarted"] == [] and rerun.json()["linked"] == 0
+    entries = len(CORPUS_TITLES)
+    assert rerun.json()["entries"] == {
+        "entries": entries,
+        "submitted": entries,
+        "uploaded": entries,
+        "failed": 0,
+        "linked": entries,
+    }
     assert len(jobs_started(sandbox)) == 1
-    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+    assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
 
 
 def test_new_objects_are_uploaded_and_linked_alone(
     encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket
 ) -> None:
     assert encord_ingest("run").code == 0
+    added = [obj.key for obj in new_images(3)]
     bucket.put(new_images(3))
 
     outcome = encord_ingest("run", "--json")
 
     assert outcome.code == 0, outcome.stderr
     assert outcome.json()["linked"] == 3
-    [first, second] = jobs_started(sandbox)
-    assert second.body != first.body
-    added = [f"new/img-{i:03d}.png" for i in range(3)]
-    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == sorted(
-        CORPUS_TITLES + added
-    )
+    assert len(jobs_started(sandbox)) == 2
+    [manifest] = outcome.json()["scan"]["manifests"]
+    sent = json.loads(Path(manifest).read_text())
+    assert sorted(entry["title"] for entry in sent["images"]) == added
+    assert set(sent) == {"images", "skip_duplicate_urls"}
+    assert dataset_titles(sandbox, key_pair) == sorted(CORPUS_TITLES + added)
 
 
 def test_a_lost_state_file_resubmits_but_duplicates_nothing(
@@ -174,7 +97,7 @@ def test_a_lost_state_file_resubmits_but_duplicates_nothing(
     assert outcome.code == 0, outcome.stderr
     assert len(jobs_started(sandbox)) == 2  # everything resubmitted: nothing remembered it
     assert outcome.json()["entries"]["uploaded"] == len(CORPUS_TITLES)
-    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+    assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
 
 
 def test_verify_and_status_print_the_guides_outputs(
@@ -188,7 +111,7 @@ def test_verify_and_status_print_the_guides_outputs(
 
     assert (status.code, status.stdout) == (0, "Upload completed\n")
     assert verify.code == 0
-    assert url_of(bucket, "scans/brain.nii") in verify.stdout.splitlines()
+    assert bucket.url("scans/brain.nii") in verify.stdout.splitlines()
     assert "0 missing, 0 extra" in verify.stdout
 
 
@@ -200,11 +123,12 @@ def test_failed_units_are_reported_then_retried_alone(
     outcome = encord_ingest("run")
 
     assert outcome.code == 1
+    assert "  failed: images/broken.png: " in outcome.stdout
     assert "missing: images/broken.png" in outcome.stdout
     [failure] = [
         json.loads(line) for line in (tmp_path / "out/failed-units.jsonl").read_text().splitlines()
     ]
-    assert failure["url"] == url_of(bucket, "images/broken.png")
+    assert failure["url"] == bucket.url("images/broken.png")
     assert "Expected an image" in failure["error"]
     assert failure["subtask_uuid"]
     status = encord_ingest("status", failure["job_id"])
@@ -212,21 +136,21 @@ def test_failed_units_are_reported_then_retried_alone(
         "Upload completed",
         "The following URLs failed to upload:",
     ]
-    assert url_of(bucket, "images/broken.png") in status.stdout
+    assert bucket.url("images/broken.png") in status.stdout
 
     bucket.put([SampleObject("images/broken.png", png(), "image/png")])
     retried = encord_ingest("retry", "--json")
 
     assert retried.code == 0, retried.stdout + retried.stderr
     assert len(retried.json()["jobsStarted"]) == 1 and len(jobs_started(sandbox)) == 2
+    assert retried.json()["failedUnits"]["count"] == 0
+    assert (tmp_path / "out/failed-units.jsonl").read_text() == ""
     *_, resent = sorted((tmp_path / "out/uploads").glob("*/manifest-*.json"))
     assert json.loads(resent.read_text()) == {
         "images": [{"objectUrl": failure["url"], "title": "images/broken.png"}],
         "skip_duplicate_urls": True,
     }
-    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == sorted(
-        [*CORPUS_TITLES, "images/broken.png"]
-    )
+    assert dataset_titles(sandbox, key_pair) == sorted([*CORPUS_TITLES, "images/broken.png"])
 
 
 def test_a_job_that_fails_as_a_whole_exits_2_and_a_rerun_completes(
@@ -243,7 +167,7 @@ def test_a_job_that_fails_as_a_whole_exits_2_and_a_rerun_completes(
 
     rerun = encord_ingest("run")
     assert rerun.code == 0, rerun.stdout + rerun.stderr
-    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+    assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
 
 
 def test_an_unknown_integration_says_how_to_create_it(encord_ingest: Ingest) -> None:
@@ -289,8 +213,9 @@ def test_twenty_percent_faults_still_yield_the_exact_dataset(
     assert outcome.code == 0, outcome.stdout + outcome.stderr
     failures = [e for e in sandbox.exchanges() if e.status >= 500]
     assert failures  # the faults did happen (no fault in ~30 calls: p ≈ 0.1%)
-    titles = [row.title for row in dataset_rows(sandbox, key_pair)]
-    assert sorted(titles) == sorted(CORPUS_TITLES + [f"new/img-{i:03d}.png" for i in range(20)])
+    assert dataset_titles(sandbox, key_pair) == sorted(
+        CORPUS_TITLES + [f"new/img-{i:03d}.png" for i in range(20)]
+    )
 
 
 @pytest.fixture
@@ -352,7 +277,7 @@ def test_a_killed_run_resumes_its_job_without_duplicates(
     assert rerun.returncode == 0, stdout + stderr
     assert "0 job(s) started" in stdout
     assert len(jobs_started(sandbox)) == 1
-    assert sorted(row.title for row in dataset_rows(sandbox, key_pair)) == CORPUS_TITLES
+    assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
 
 
 def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
@@ -382,14 +307,10 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
 
     assert killed == len(stages)
     assert final.returncode == 0, stdout + stderr
-    titles = [row.title for row in dataset_rows(sandbox, key_pair)]
-    assert sorted(titles) == sorted(CORPUS_TITLES + [obj.key for obj in added])
-    client = EncordUserClient.create_with_ssh_private_key(
-        ssh_private_key_path=key_pair.private_key_path, domain=sandbox.url
-    )
-    [folder] = client.list_storage_folders(search="imports")
-    items = [item.name for item in folder.list_items()]
-    assert sorted(items) == sorted(titles)  # each object imported once, however many jobs
+    titles = dataset_titles(sandbox, key_pair)
+    assert titles == sorted(CORPUS_TITLES + [obj.key for obj in added])
+    # Each object imported once, however many jobs.
+    assert folder_item_names(sandbox, key_pair) == titles
 
 
 def _wait_for_progress(state: Path, query: str, process: subprocess.Popen) -> bool:
