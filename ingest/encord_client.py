@@ -8,6 +8,7 @@ one-line `UserError`s for everything a user has to fix.
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -30,11 +31,15 @@ from encord.exceptions import (
     UnknownException,
 )
 from encord.http.constants import RequestsSettings
+from encord.metadata_schema import MetadataSchema as EncordSchema
+from encord.metadata_schema import MetadataSchemaError
 from encord.orm.dataset import DataLinkDuplicatesBehavior, DataRow, StorageLocation
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
 from ingest.errors import UserError
+from ingest.schema import MetadataSchema
+from ingest.schema_apply import apply
 
 DEFAULT_DOMAIN = "https://api.encord.com"
 US_DOMAIN = "https://api.us.encord.com"
@@ -68,6 +73,26 @@ class PrivateKey:
     source: str
 
 
+def add_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ssh-key-file",
+        type=Path,
+        metavar="FILE",
+        help="Ed25519 private key (default: $ENCORD_SSH_KEY_FILE, then $ENCORD_SSH_KEY)",
+    )
+
+
+def encord_domain(configured: str | None) -> str:
+    """The API to talk to: the settings' encordDomain, else $ENCORD_DOMAIN, else Encord's EU one."""
+    domain = configured or os.environ.get("ENCORD_DOMAIN") or DEFAULT_DOMAIN
+    if not domain.startswith(("https://", "http://")):
+        raise UserError(
+            f"Encord domain {domain!r} is not a URL: use {DEFAULT_DOMAIN}, "
+            f"{US_DOMAIN} (US platform) or your private deployment's URL"
+        )
+    return domain
+
+
 def read_private_key(ssh_key_file: Path | None) -> PrivateKey:
     """The key as the SDK would find it: --ssh-key-file, then ENCORD_SSH_KEY_FILE, then ENCORD_SSH_KEY."""
     env_file = os.environ.get("ENCORD_SSH_KEY_FILE")
@@ -87,7 +112,10 @@ def read_private_key(ssh_key_file: Path | None) -> PrivateKey:
     )
 
 
-def connect(domain: str, ssh_key_file: Path | None) -> EncordClient:
+def connect(configured_domain: str | None, ssh_key_file: Path | None) -> EncordClient:
+    """The one way `ingest` signs in to Encord: `configured_domain` as `encord_domain` resolves
+    it, the key as `read_private_key` finds it."""
+    domain = encord_domain(configured_domain)
     key = read_private_key(ssh_key_file)
     try:
         user_client = EncordUserClient.create_with_ssh_private_key(
@@ -217,6 +245,31 @@ class EncordClient:
         return self._call(
             f"listing the data rows of Dataset {dataset.title!r}", dataset.list_data_rows
         )
+
+    def metadata_schema(self) -> EncordSchema:
+        """The organisation's custom-metadata schema, as the SDK edits it."""
+        return self._call(
+            "reading the organisation's metadata schema", self._user_client.metadata_schema
+        )
+
+    def apply_metadata_schema(self, declared: MetadataSchema, source: str) -> list[str]:
+        """Merge `declared` into the organisation's schema (`schema_apply.apply`: keys and enum
+        options added, none replaced, saved only when something changed); returns the changes.
+
+        The save is not retried here: the SDK's transport already retries it, and a rerun
+        applies the file afresh.
+        """
+        remote = self.metadata_schema()
+        try:
+            return self._call(
+                f"saving the metadata schema from {source}",
+                lambda: apply(declared, remote, source),
+                retries=(),
+            )
+        except MetadataSchemaError as error:
+            raise UserError(
+                f"the SDK refused the metadata schema from {source}: {_first_line(error)}"
+            ) from None
 
     def _find_or_create(
         self, what: str, find: Callable[[], T | None], create: Callable[[], T]

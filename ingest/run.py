@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ingest.context import (
     settings_overrides,
 )
 from ingest.dataset import link_uploaded
-from ingest.encord_client import DEFAULT_DOMAIN, EncordClient, connect
+from ingest.encord_client import EncordClient, add_key_argument, connect
 from ingest.errors import UserError
 from ingest.plan import iter_entries
 from ingest.report import PlanReport
@@ -54,12 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument("job", metavar="JOB", help="upload job id")
         add_source_arguments(parser)
         add_encord_arguments(parser)
-        parser.add_argument(
-            "--ssh-key-file",
-            type=Path,
-            metavar="FILE",
-            help="Ed25519 private key (default: $ENCORD_SSH_KEY_FILE, then $ENCORD_SSH_KEY)",
-        )
+        add_key_argument(parser)
         parser.set_defaults(handler=handler)
 
 
@@ -86,16 +80,6 @@ def target_names(settings: IngestSettings) -> Target:
             f"say where to import: {' and '.join(missing)} (or the same keys in the stack's ingest config)"
         )
     return Target(settings.integration, settings.folder, settings.dataset)
-
-
-def encord_domain(settings: IngestSettings) -> str:
-    domain = settings.encord_domain or os.environ.get("ENCORD_DOMAIN") or DEFAULT_DOMAIN
-    if not domain.startswith(("https://", "http://")):
-        raise UserError(
-            f"Encord domain {domain!r} is not a URL: use {DEFAULT_DOMAIN}, "
-            "https://api.us.encord.com (US platform) or your private deployment's URL"
-        )
-    return domain
 
 
 # -- run and retry ---------------------------------------------------------------------
@@ -140,7 +124,7 @@ def _prepare_upload(
             "say which Encord integration reads the bucket: --integration TITLE "
             "(or the stack output integrationTitle, or `integration` in the ingest config)"
         )
-    client = connect(encord_domain(context.settings), args.ssh_key_file)
+    client = connect(context.settings.encord_domain, args.ssh_key_file)
     integration_id = client.integration_id(names.integration, context.outputs.role_arn)
     upload_target = UploadTarget(client, client.folder(names.folder), integration_id)
     return context, names, client, upload_target
@@ -229,7 +213,7 @@ def _run_summary(
 def verify_command(args: argparse.Namespace) -> int:
     settings = _settings_only(args)
     names = target_names(settings)
-    client = connect(encord_domain(settings), args.ssh_key_file)
+    client = connect(settings.encord_domain, args.ssh_key_file)
     with _existing_state(settings.output_dir) as state:
         scan = _latest_scan(state, names.folder, settings.output_dir)
         dataset = client.dataset(names.dataset)
@@ -245,7 +229,7 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     settings = _settings_only(args)
-    client = connect(encord_domain(settings), args.ssh_key_file)
+    client = connect(settings.encord_domain, args.ssh_key_file)
     with _existing_state(settings.output_dir) as state:
         job = state.job(args.job)
     if job is None:

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from encord.http.constants import RequestsSettings
 
 from ingest import encord_client
-from tests.run.support import Ingest
+from ingest.cli import main
+from tests.run.support import Ingest, Outcome
 
 
 def rsa_key_text() -> str:
@@ -45,6 +46,23 @@ def test_an_rsa_key_file_is_refused_without_printing_it(ingest: Ingest, tmp_path
 
     outcome = ingest("run", "--ssh-key-file", str(key_file))
 
+    assert_one_line_error(outcome, str(key_file), "ssh-keygen -t ed25519")
+    assert_no_key_material(outcome, key_text)
+
+
+def test_schema_apply_refuses_an_rsa_key_the_same_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    key_text = rsa_key_text()
+    key_file = tmp_path / "id_rsa"
+    key_file.write_text(key_text)
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("captured_at: datetime\n")
+
+    code = main(["schema", "apply", str(schema), "--ssh-key-file", str(key_file)])
+
+    captured = capsys.readouterr()
+    outcome = Outcome(code, captured.out, captured.err)
     assert_one_line_error(outcome, str(key_file), "ssh-keygen -t ed25519")
     assert_no_key_material(outcome, key_text)
 
