@@ -7,7 +7,7 @@ in batches of `BATCH`, `marshal`led through a pipe (a few tenths of a µs per en
 pipe's capacity is the backpressure: a slow writer pauses the planner, so memory stays flat.
 
 Protocol on the child's stdin: frames of a 4-byte little-endian length then `marshal` bytes
-of a list of `Entry` field tuples; a zero length ends the stream. The child answers on stdout
+of a list of `EntryFields` tuples; a zero length ends the stream. The child answers on stdout
 with the JSON list of the files it wrote, in order (manifests, then CSV files), or exits
 non-zero with the error on stderr.
 """
@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from contextlib import suppress
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,14 +32,12 @@ from ingest.model import Entry
 
 
 class EntryFields(NamedTuple):
-    """An `Entry` as the child receives it: the writers read these attributes only, and a
-    tuple costs a fraction of an `Entry` to build (the planner already validated it)."""
+    """An `Entry` as the child receives it: the attributes the writers read (not `keys` nor
+    `etags`); a tuple costs a fraction of an `Entry` to build (the planner validated it)."""
 
     kind: str
     title: str
-    keys: tuple[str, ...]
     urls: tuple[str, ...]
-    etags: tuple[str, ...]
     client_metadata: dict[str, Any] | None
     create_video: bool
 
@@ -67,25 +66,13 @@ class OutputProcess:
         )
 
     def write(self, entries: Iterable[Entry]) -> None:
-        """Hand `entries` over, in order (their rendering happens in the child)."""
-        batch: list[tuple] = []
-        add = batch.append
-        for entry in entries:
-            add(
-                (
-                    entry.kind,
-                    entry.title,
-                    entry.keys,
-                    entry.urls,
-                    entry.etags,
-                    entry.client_metadata,
-                    entry.create_video,
-                )
-            )
-            if len(batch) >= BATCH:
-                self._send(marshal.dumps(batch))
-                batch.clear()
-        if batch:
+        """Hand `entries` over, in order (their rendering happens in the child): the fields
+        the writers read, `BATCH` entries per frame."""
+        entries = iter(entries)
+        while batch := [
+            (entry.kind, entry.title, entry.urls, entry.client_metadata, entry.create_video)
+            for entry in islice(entries, BATCH)
+        ]:
             self._send(marshal.dumps(batch))
 
     def close(self) -> list[Path]:

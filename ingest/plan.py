@@ -112,8 +112,9 @@ def entries(
     )
     entries_per_kind, files_per_kind = report.entries, report.files
     for entry in attach_metadata(grouped, metadata, report):
-        entries_per_kind[entry.kind] += 1
-        files_per_kind[entry.kind] += len(entry.keys)
+        kind = entry.kind
+        entries_per_kind[kind] += 1
+        files_per_kind[kind] += len(entry.keys)
         yield entry
 
 
