@@ -203,6 +203,7 @@ def test_the_metadata_schema_is_replaced_on_save(encord):
     assert encord.metadata_schema().keys() == ["b"]
 
 
+@pytest.mark.filterwarnings("ignore:.*client_metadata_schema.*is deprecated:DeprecationWarning")
 def test_the_legacy_metadata_schema_api(encord):
     assert encord.get_client_metadata_schema() is None
     encord.set_client_metadata_schema_from_dict({"a": "number", "b": "string"})
