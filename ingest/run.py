@@ -1,7 +1,8 @@
 """`ingest run`, `status`, `verify` and `retry`: Encord's guide Steps 5–9 as rerunnable commands.
 
-`run` goes scan → upload → dataset → verify; a rerun resumes from the state file in the
-output directory and uploads and links only what is new. `status JOB` and `verify` print the
+`run` goes schema → scan → upload → dataset → verify (the settings' metadata schema is applied,
+merge-safe, before any upload job starts); a rerun resumes from the state file in the output
+directory and uploads and links only what is new. `status JOB` and `verify` print the
 guide's own outputs (Step 6, Step 9); `retry` resubmits only the units that failed.
 """
 
@@ -29,6 +30,7 @@ from ingest.encord_client import EncordClient, add_key_argument, connect
 from ingest.errors import UserError
 from ingest.plan import iter_entries
 from ingest.report import PlanReport
+from ingest.schema import load_schema
 from ingest.settings import IngestSettings, load_settings
 from ingest.state import STATE_FILE, RunState, write_jsonl
 from ingest.upload import Progress, UploadTarget, submit, wait_for_jobs
@@ -85,38 +87,67 @@ def target_names(settings: IngestSettings) -> Target:
 # -- run and retry ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SchemaApplied:
+    """What an upload command did to Encord's metadata schema before starting any job."""
+
+    source: Path
+    keys: int  # declared in the file
+    changes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.source), "keys": self.keys, "changes": self.changes}
+
+    def summary(self) -> str:
+        if not self.changes:
+            return f"schema: unchanged (Encord already has the {self.keys} keys of {self.source})"
+        return f"schema: {self.keys} keys applied from {self.source}: {'; '.join(self.changes)}"
+
+
+@dataclass(frozen=True)
+class PreparedUpload:
+    """Everything an upload command checked or set up before touching the run state."""
+
+    context: PlanContext
+    names: Target
+    client: EncordClient
+    target: UploadTarget
+    schema: SchemaApplied | None
+
+
 def run(args: argparse.Namespace) -> int:
-    context, names, client, upload_target = _prepare_upload(args)
+    upload = _prepare_upload(args)
+    context, names = upload.context, upload.names
     out = context.settings.output_dir
     report = PlanReport()
     with RunState.in_directory(out, exclusive=True) as state:
         scan = state.start_scan(names.folder)
         new_entries = state.record_scan(names.folder, scan, iter_entries(context, report))
         jobs = submit(
-            new_entries, state, upload_target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
+            new_entries, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
         )
         state.finish_scan(scan)
         report.manifests = [str(manifest) for _, manifest in jobs]
-        return _finish(args, client, state, upload_target, names, scan, jobs, report)
+        return _finish(args, upload, state, scan, jobs, report)
 
 
 def retry(args: argparse.Namespace) -> int:
-    context, names, client, upload_target = _prepare_upload(args)
+    upload = _prepare_upload(args)
+    context, names = upload.context, upload.names
     out = context.settings.output_dir
     with _existing_state(out, exclusive=True) as state:
         scan = _latest_scan(state, names.folder, out)
         failed = state.failed_entries(names.folder, scan)
         jobs = submit(
-            failed, state, upload_target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
+            failed, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
         )
-        return _finish(args, client, state, upload_target, names, scan, jobs, None)
+        return _finish(args, upload, state, scan, jobs, None)
 
 
-def _prepare_upload(
-    args: argparse.Namespace,
-) -> tuple[PlanContext, Target, EncordClient, UploadTarget]:
-    """Inputs, the Encord client, the integration and the Files folder, checked up front so
-    that a bad key or an unknown integration fails before the bucket is scanned."""
+def _prepare_upload(args: argparse.Namespace) -> PreparedUpload:
+    """Inputs, the Encord client, the integration, the metadata schema and the Files folder,
+    checked up front so that a bad key, an unknown integration or a schema conflict fails
+    before the bucket is scanned."""
     context = load_context(args)
     names = target_names(context.settings)
     if not names.integration:
@@ -126,24 +157,34 @@ def _prepare_upload(
         )
     client = connect(context.settings.encord_domain, args.ssh_key_file)
     integration_id = client.integration_id(names.integration, context.outputs.role_arn)
-    upload_target = UploadTarget(client, client.folder(names.folder), integration_id)
-    return context, names, client, upload_target
+    schema = _apply_schema(client, context.settings.metadata_schema)
+    target = UploadTarget(client, client.folder(names.folder), integration_id)
+    return PreparedUpload(context, names, client, target, schema)
+
+
+def _apply_schema(client: EncordClient, path: Path | None) -> SchemaApplied | None:
+    """Apply the settings' metadata schema, as `ingest schema apply` does, so that Encord
+    checks every upload's clientMetadata against it."""
+    if path is None:
+        return None
+    declared = load_schema(path)
+    changes = client.apply_metadata_schema(declared, str(path))
+    return SchemaApplied(path, len(declared.keys), changes)
 
 
 def _finish(
     args: argparse.Namespace,
-    client: EncordClient,
+    upload: PreparedUpload,
     state: RunState,
-    upload_target: UploadTarget,
-    names: Target,
     scan: int,
     jobs: list[tuple[str, Path]],
     report: PlanReport | None,
 ) -> int:
     """Wait for the folder's jobs, link, verify, and print what happened."""
+    client, names = upload.client, upload.names
     out = state.path.parent
     try:
-        wait_for_jobs(state, upload_target, Progress(enabled=not args.json))
+        wait_for_jobs(state, upload.target, Progress(enabled=not args.json))
     finally:
         failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
     dataset = client.dataset(names.dataset)
@@ -152,6 +193,7 @@ def _finish(
     counts = state.counts(names.folder, scan, dataset.dataset_hash)
     summary = {
         "scan": report.to_json() if report else None,
+        "schema": upload.schema.to_json() if upload.schema else None,
         "jobsStarted": [job_id for job_id, _ in jobs],
         "entries": counts,
         "failedUnits": {"count": counts["failed"], "report": str(out / FAILED_UNITS_FILE)},
@@ -162,7 +204,9 @@ def _finish(
     _print(
         args,
         summary,
-        lambda: _run_summary(report, jobs, counts, failed_units, linked, verification),
+        lambda: _run_summary(
+            report, upload.schema, jobs, counts, failed_units, linked, verification
+        ),
     )
     # Objects left out for metadata that breaks the schema are not in Encord either.
     left_out = report.metadata_error_count if report else 0
@@ -178,6 +222,7 @@ def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> 
 
 def _run_summary(
     report: PlanReport | None,
+    schema: SchemaApplied | None,
     jobs: list[tuple[str, Path]],
     counts: dict[str, int],
     failed_units: list[dict],
@@ -185,6 +230,8 @@ def _run_summary(
     verification: Verification,
 ) -> str:
     lines = [report.summary()] if report else []
+    if schema:
+        lines.append(schema.summary())
     lines.append(
         f"upload: {len(jobs)} job(s) started"
         + (f" ({', '.join(job_id for job_id, _ in jobs)})" if jobs else ", nothing new to upload")
