@@ -13,7 +13,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.classify import EXTENSION_KINDS, SIDECAR_SUFFIX
+from ingest.classify import EXTENSION_KINDS, SIDECAR_SUFFIX, classify, fast_kind
 from ingest.group import FolderRules
 from ingest.manifest import (
     CSV_HEADER,
@@ -21,6 +21,7 @@ from ingest.manifest import (
     entry_json,
     key_from_url,
     object_url,
+    object_urls,
     write_manifests,
 )
 from ingest.metadata import MetadataSource
@@ -82,9 +83,24 @@ def test_every_key_becomes_a_valid_entry_or_a_reported_reason(keys, tmp_path_fac
         assert validate_file(manifest)[0] == []
 
 
+@given(key=s3_key)
+def test_the_fast_classification_agrees_with_classify(key) -> None:
+    """`fast_kind` (inlined in `plan.items`) answers for common keys only, never differently."""
+    kind = fast_kind(key)
+    assert kind is None or kind == classify(key)[0]
+
+
+def test_the_fast_classification_answers_for_the_common_extensions() -> None:
+    assert fast_kind("a/b.c/photo.jpg") == "images"
+    assert fast_kind("a/clip.mp4") == "videos"
+    for key in ("a/b.JPG", "a/b.metadata.json", "a/scan.nii.gz", "a/.jpg", "a.jpg/", "a/b"):
+        assert fast_kind(key) is None, key
+
+
 @given(key=s3_key, prefix=st.sampled_from(PREFIXES))
 def test_every_url_round_trips_to_its_key(key, prefix) -> None:
     url = object_url(prefix, key)
+    assert object_urls(prefix)(key) == url  # the closure the plan uses
     assert key_from_url(prefix, url) == key
     assert not any(character.isspace() for character in url)
 
