@@ -170,20 +170,29 @@ class _S3Objects:
 
 
 @contextmanager
-def _long_lived_objects_frozen() -> Iterator[None]:
-    """Keep what exists before the plan (modules, clients, settings) out of the garbage
-    collector's full collections while it runs: the plan's own objects die young, yet the
-    few in flight at each collection (pages, batches) make full collections frequent, and
-    each one would traverse every imported module (~0.4 µs per key at 1M keys). Left as
-    is when someone else already froze objects."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+def _collector_tuned_for_streaming() -> Iterator[None]:
+    """The garbage collector, set for a plan's millions of short-lived objects, then restored.
+
+    - What exists before the plan (modules, clients, settings) is frozen out of full
+      collections: the plan's own objects die young, yet the few in flight at each
+      collection (a page, a batch) make full collections frequent, and each would traverse
+      every imported module (~0.4 µs per key at 1M keys). Left as is when someone else
+      already froze objects.
+    - Young collections run every 20,000 allocations instead of 700: objects freed by
+      reference counting never reach one, so a collection costs what is alive then (a page
+      or two), and 30 times fewer of them save ~0.15 µs per key.
+    """
+    thresholds = gc.get_threshold()
+    freeze = not gc.get_freeze_count()
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(20_000, *thresholds[1:])
     try:
         yield
     finally:
-        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        if freeze:
+            gc.unfreeze()
 
 
 def plan(context: PlanContext) -> PlanReport:
@@ -199,7 +208,7 @@ def plan(context: PlanContext) -> PlanReport:
     writers = None
     try:
         writers = OutputProcess(staging, context.settings.chunk_size)
-        with _long_lived_objects_frozen():
+        with _collector_tuned_for_streaming():
             writers.write(iter_entries(context, report))
         written, writers = writers.close(), None
         final = [out / path.relative_to(staging) for path in written]
