@@ -98,17 +98,17 @@ class ManifestWriter:
         directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: Entry) -> None:
-        urls = self._urls + len(entry.urls)
-        if urls > self.chunk_size and self._urls:
+        urls, kind = entry.urls, entry.kind
+        count = len(urls)
+        total = self._urls + count
+        if total > self.chunk_size and self._urls:
             self._finish_chunk()
-            urls = len(entry.urls)
-        self._urls = urls
-        kind = entry.kind
+            total = count
+        self._urls = total
         buffer = self._buffers[kind]
-        if kind in _SINGLE_FILE_KINDS and not entry.client_metadata:
+        if count == 1 and kind in _SINGLE_FILE_KINDS and not entry.client_metadata:
             # `entry_json` of the most common entry, inline: this runs once per entry.
-            text = '{"objectUrl":' + _string(entry.urls[0]) + ',"title":' + _string(entry.title)
-            buffer.append(text + "}")
+            buffer.append(f'{{"objectUrl":{_string(urls[0])},"title":{_string(entry.title)}}}')
         else:
             buffer.append(entry_json(entry))
         if len(buffer) >= _BUFFERED:
@@ -221,21 +221,18 @@ class CsvWriter:
             self._lines.append(",".join(CSV_HEADER) + "\r\n")
             rows = len(urls)
         self._rows = rows
-        title, metadata = entry.title, entry.client_metadata
+        title, metadata, kind = entry.title, entry.client_metadata, entry.kind
         if _csv_special(title) is not None:
             title = '"' + title.replace('"', '""') + '"'
-        if entry.kind == "image_groups":
-            before, after = _CSV_AROUND[bool(entry.create_video)]
-        else:
-            before, after = _CSV_AROUND[entry.kind]
-        if metadata:
-            rest = before + title + after + csv_field(_JSON.encode(metadata)) + "\r\n"
-        else:
-            rest = before + title + after + "\r\n"
+        before, after = _CSV_AROUND[bool(entry.create_video) if kind == "image_groups" else kind]
         lines = self._lines
-        if len(urls) == 1:
-            lines.append(urls[0] + rest)
+        if metadata:
+            rest = f"{before}{title}{after}{csv_field(_JSON.encode(metadata))}\r\n"
+            lines.extend([url + rest for url in urls])
+        elif len(urls) == 1:
+            lines.append(f"{urls[0]}{before}{title}{after}\r\n")
         else:
+            rest = f"{before}{title}{after}\r\n"
             lines.extend([url + rest for url in urls])
         if len(lines) >= _BUFFERED:
             self._flush()
