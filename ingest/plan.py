@@ -26,7 +26,7 @@ from ingest.globs import matcher
 from ingest.group import FolderRules, Item, group
 from ingest.manifest import REPORT_FILE, object_urls, publish, write_atomic
 from ingest.metadata import MetadataSource, MetadataTable, attach_metadata
-from ingest.model import Entry
+from ingest.model import KINDS, Entry
 from ingest.output_process import OutputProcess
 from ingest.report import PlanReport
 from ingest.scan import ListedObject, S3Lister, normalise_prefixes, scan
@@ -110,12 +110,18 @@ def entries(
     grouped = group(
         items(objects, excluded, content_type_of, report), rules, object_urls(url_prefix)
     )
-    entries_per_kind, files_per_kind = report.entries, report.files
-    for entry in attach_metadata(grouped, metadata, report):
-        kind = entry.kind
-        entries_per_kind[kind] += 1
-        files_per_kind[kind] += len(entry.keys)
-        yield entry
+    # Counted in plain dicts, added to the report's Counters at the end (as `items` counts
+    # objects): `+=` on a Counter costs ~3 times what it does on a dict.
+    entries_per_kind, files_per_kind = dict.fromkeys(KINDS, 0), dict.fromkeys(KINDS, 0)
+    try:
+        for entry in attach_metadata(grouped, metadata, report):
+            kind = entry.kind
+            entries_per_kind[kind] += 1
+            files_per_kind[kind] += len(entry.keys)
+            yield entry
+    finally:
+        report.entries.update({kind: n for kind, n in entries_per_kind.items() if n})
+        report.files.update({kind: n for kind, n in files_per_kind.items() if n})
 
 
 def iter_entries(context: PlanContext, report: PlanReport) -> Iterator[Entry]:
