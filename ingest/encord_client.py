@@ -256,8 +256,8 @@ class EncordClient:
         """Merge `declared` into the organisation's schema (`schema_apply.apply`: keys and enum
         options added, none replaced, saved only when something changed); returns the changes.
 
-        The save is not retried here: the SDK's transport already retries it, and a rerun
-        applies the file afresh.
+        Not retried here: a second apply would find the keys already merged into `remote` and
+        never save. The SDK's transport retries the post itself; a rerun applies the file afresh.
         """
         remote = self.metadata_schema()
         try:
@@ -266,7 +266,7 @@ class EncordClient:
                 lambda: apply(declared, remote, source),
                 retries=(),
             )
-        except MetadataSchemaError as error:
+        except MetadataSchemaError as error:  # e.g. an enum grown past the SDK's 256 options
             raise UserError(
                 f"the SDK refused the metadata schema from {source}: {_first_line(error)}"
             ) from None

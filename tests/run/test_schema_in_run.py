@@ -77,3 +77,24 @@ def test_a_schema_conflict_stops_the_run_before_anything_is_uploaded(
     assert "'camera' is varchar in Encord but enum" in outcome.stderr
     assert jobs_started(sandbox) == [] and schema_saves(sandbox) == 1  # only ours above
     assert not (tmp_path / "out").exists()  # not even scanned
+
+
+def test_an_enum_the_sdk_cannot_hold_is_refused_in_one_line(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    existing = sdk_client(sandbox, key_pair).metadata_schema()
+    existing.add_enum("camera", values=[f"old-{i}" for i in range(200)])
+    existing.save()
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        yaml.safe_dump({"camera": {"type": "enum", "values": list(map(str, range(60)))}})
+    )
+
+    outcome = encord_ingest("run", "--metadata-schema", str(schema))
+
+    assert outcome.code == 2
+    assert outcome.stderr == (
+        f"error: the SDK refused the metadata schema from {schema}: "
+        "Cannot provide more than 256 values\n"
+    )
+    assert len(sdk_client(sandbox, key_pair).metadata_schema().get_enum_options("camera")) == 200
