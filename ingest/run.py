@@ -44,7 +44,12 @@ EXIT_DIFFERENCES = 1
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     commands: list[tuple[str, str, Callable[[argparse.Namespace], int]]] = [
-        ("run", "scan the bucket, upload what is new, link it to the Dataset, verify", run),
+        (
+            "run",
+            "apply the metadata schema, scan the bucket, upload what is new, link it to the "
+            "Dataset, verify",
+            run,
+        ),
         ("retry", "resubmit only the units that failed, then link and verify", retry),
         ("verify", "compare the Dataset with the latest scan; list its file links", verify_command),
         ("status", "the state of one upload job (Encord's guide, Step 6)", status),
