@@ -7,6 +7,9 @@ from encord import EncordUserClient
 
 from demo.local_aws import LocalAws
 from ingest.cli import main
+from ingest.errors import UserError
+from ingest.schema import load_schema
+from ingest.schema_apply import apply
 from sandbox import generate_key_pair, running_sandbox, write_authorized_keys
 
 
@@ -62,3 +65,69 @@ def test_apply_merges_into_the_organisation_schema(encord_sandbox, tmp_path, cap
     err = capsys.readouterr().err
     assert "'team.owner' is varchar in Encord but number" in err and err.count("\n") == 1
     assert client.metadata_schema().get_key_type("team.owner") == "varchar"
+
+
+DECLARED = """\
+captured_at: datetime
+camera: {type: enum, values: [front, rear, side]}
+clip: {type: embedding, size: 4}
+score: number
+"""
+
+
+def test_apply_keeps_existing_keys_and_merges_enum_options(encord_sandbox, tmp_path) -> None:
+    _, _, client = encord_sandbox
+    existing = client.metadata_schema()
+    existing.add_scalar("team.owner", data_type="varchar")
+    existing.add_enum("camera", values=["front", "top"])
+    existing.save()
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(DECLARED)
+
+    changes = apply(load_schema(schema), client.metadata_schema(), "schema.yaml")
+
+    assert changes == [
+        "added options ['rear', 'side'] to enum 'camera'",
+        "added 'captured_at' (datetime)",
+        "added 'clip' (embedding)",
+        "added 'score' (number)",
+    ]
+    stored = client.metadata_schema()
+    assert sorted(stored.keys()) == ["camera", "captured_at", "clip", "score", "team.owner"]
+    assert stored.get_enum_options("camera") == ["front", "rear", "side", "top"]
+    assert stored.get_embedding_size("clip") == 4
+    assert [stored.get_key_type(k) for k in ("captured_at", "score", "team.owner")] == [
+        "datetime",
+        "number",
+        "varchar",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        (
+            lambda schema: schema.add_scalar("score", data_type="varchar"),
+            "'score' is varchar in Encord but number",
+        ),
+        (
+            lambda schema: schema.add_embedding("clip", size=8),
+            "'clip' is an embedding of size 8 in Encord but 4",
+        ),
+    ],
+)
+def test_a_type_conflict_is_an_error_and_nothing_is_saved(
+    encord_sandbox, tmp_path, existing, message
+) -> None:
+    _, _, client = encord_sandbox
+    stored = client.metadata_schema()
+    existing(stored)
+    stored.save()
+    before = repr(client.metadata_schema())
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(DECLARED)
+
+    with pytest.raises(UserError, match=message):
+        apply(load_schema(schema), client.metadata_schema(), "schema.yaml")
+
+    assert repr(client.metadata_schema()) == before

@@ -7,13 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from encord.metadata_schema import MetadataSchema as EncordSchema
 
 from demo.samples import png
 from ingest.cli import main
-from ingest.errors import UserError
 from ingest.schema import load_schema
-from ingest.schema_apply import apply
 
 DECLARED = """\
 captured_at: datetime
@@ -23,77 +20,10 @@ score: number
 """
 
 
-class FakeApi:
-    """Stands in for the SDK's v2 ApiClient: serves a stored schema, records what is saved."""
-
-    def __init__(self, stored: dict | None) -> None:
-        self.stored = stored
-        self.saved: list[dict] = []
-
-    def get(self, path, params, result_type, allow_none=False):
-        return None if self.stored is None else result_type.model_validate(self.stored)
-
-    def post(self, path, params, payload, result_type):
-        self.saved.append(payload.model_dump(mode="json"))
-
-
 def schema_file(tmp_path: Path, text: str = DECLARED, name: str = "schema.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def test_apply_keeps_existing_keys_and_merges_enum_options(tmp_path) -> None:
-    api = FakeApi(
-        {
-            "team.owner": {"ty": "variant", "hint": "varchar"},
-            "camera": {"ty": "enum", "values": ["front", "top"]},
-        }
-    )
-    changes = apply(load_schema(schema_file(tmp_path)), EncordSchema(api), "schema.yaml")
-    assert changes == [
-        "added options ['rear', 'side'] to enum 'camera'",
-        "added 'captured_at' (datetime)",
-        "added 'clip' (embedding)",
-        "added 'score' (number)",
-    ]
-    [saved] = api.saved
-    assert saved == {
-        "team.owner": {"ty": "variant", "hint": "varchar"},
-        "camera": {"ty": "enum", "values": ["front", "rear", "side", "top"]},
-        "captured_at": {"ty": "variant", "hint": "datetime"},
-        "clip": {"ty": "embedding", "size": 4, "api": None},
-        "score": {"ty": "variant", "hint": "number"},
-    }
-
-
-def test_applying_again_changes_nothing_and_saves_nothing(tmp_path) -> None:
-    api = FakeApi(None)
-    declared = load_schema(schema_file(tmp_path))
-    apply(declared, EncordSchema(api), "schema.yaml")
-    again = FakeApi(api.saved[0])
-    assert apply(declared, EncordSchema(again), "schema.yaml") == []
-    assert again.saved == []
-
-
-@pytest.mark.parametrize(
-    ("stored", "message"),
-    [
-        (
-            {"score": {"ty": "variant", "hint": "varchar"}},
-            "'score' is varchar in Encord but number",
-        ),
-        (
-            {"clip": {"ty": "embedding", "size": 8}},
-            "'clip' is an embedding of size 8 in Encord but 4",
-        ),
-    ],
-)
-def test_a_type_conflict_is_an_error_and_nothing_is_saved(tmp_path, stored, message) -> None:
-    api = FakeApi(stored)
-    with pytest.raises(UserError, match=message):
-        apply(load_schema(schema_file(tmp_path)), EncordSchema(api), "schema.yaml")
-    assert api.saved == []
 
 
 @pytest.mark.parametrize(
