@@ -8,14 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ingest_support import url_prefix
 
 from demo.local_aws import REGION, LocalAws
 
 _numbers = itertools.count(1)
-
-
-def url_prefix(bucket: str) -> str:
-    return f"https://{bucket}.s3.{REGION}.amazonaws.com/"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import url_prefix
+from ingest_support import url_prefix
 
 from demo.samples import png, sample_corpus
 from ingest.cli import main
