@@ -148,7 +148,9 @@ class ManifestWriter:
                 shutil.copyfileobj(spool, out, 1 << 20)
                 spool.close()
                 out.write("],")
-            out.write('"skip_duplicate_urls":true}\n')
+            # Reruns resend an entry only when it changed: its URLs are skipped as duplicates,
+            # and its metadata, the bucket's being the source of truth, replaces Encord's.
+            out.write('"skip_duplicate_urls":true,"upsert_metadata":true}\n')
         self.paths.append(path)
         self._urls = 0
 

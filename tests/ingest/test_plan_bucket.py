@@ -142,6 +142,7 @@ def test_the_manifest_is_exactly_what_encord_expects(planned) -> None:
             }
         ],
         "skip_duplicate_urls": True,
+        "upsert_metadata": True,
     }
     assert validate_file(out / "manifest-00001.json") == ([], 16, 22)
 

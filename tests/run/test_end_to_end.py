@@ -31,6 +31,7 @@ from tests.run.support import (
     folder_item_names,
     jobs_started,
     new_images,
+    sdk_client,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,8 +83,31 @@ def test_new_objects_are_uploaded_and_linked_alone(
     [manifest] = outcome.json()["scan"]["manifests"]
     sent = json.loads(Path(manifest).read_text())
     assert sorted(entry["title"] for entry in sent["images"]) == added
-    assert set(sent) == {"images", "skip_duplicate_urls"}
+    assert set(sent) == {"images", "skip_duplicate_urls", "upsert_metadata"}
     assert dataset_titles(sandbox, key_pair) == sorted(CORPUS_TITLES + added)
+
+
+def test_changed_sidecar_metadata_updates_the_item_in_place(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket
+) -> None:
+    assert encord_ingest("run").code == 0
+    sidecar = SampleObject(
+        "images/dogs/dog 1.jpg.metadata.json",
+        json.dumps({"camera": "rear", "captured_at": "2026-02-03T04:05:06Z"}).encode(),
+        "application/json",
+    )
+    bucket.put([sidecar])
+
+    outcome = encord_ingest("run", "--json")
+
+    assert outcome.code == 0, outcome.stderr
+    assert len(jobs_started(sandbox)) == 2  # the changed entry, alone
+    [folder] = [
+        f for f in sdk_client(sandbox, key_pair).list_storage_folders() if f.name == "imports"
+    ]
+    [dog] = [item for item in folder.list_items() if item.name == "images/dogs/dog 1.jpg"]
+    assert dog.client_metadata == {"camera": "rear", "captured_at": "2026-02-03T04:05:06Z"}
+    assert folder_item_names(sandbox, key_pair) == dataset_titles(sandbox, key_pair)
 
 
 def test_a_lost_state_file_resubmits_but_duplicates_nothing(
@@ -149,6 +173,7 @@ def test_failed_units_are_reported_then_retried_alone(
     assert json.loads(resent.read_text()) == {
         "images": [{"objectUrl": failure["url"], "title": "images/broken.png"}],
         "skip_duplicate_urls": True,
+        "upsert_metadata": True,
     }
     assert dataset_titles(sandbox, key_pair) == sorted([*CORPUS_TITLES, "images/broken.png"])
 
@@ -285,7 +310,15 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
 ) -> None:
     added = new_images(12)
     bucket.put(added)
-    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.4}, "count": 1000})
+    sandbox.inject_faults(
+        {"job": {"unitDelaySeconds": 0.4}, "count": 1000},
+        # Slow job starts keep a run mid-submission long enough to be killed there, every time.
+        {
+            "route": "/v2/public/storage/folders/*/data-upload-jobs",
+            "method": "POST",
+            "delaySeconds": 0.5,
+        },
+    )
     state = tmp_path / "out/state.sqlite"
     # Kill each run the moment it has made progress of this kind since the last one.
     stages = [

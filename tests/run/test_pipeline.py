@@ -11,6 +11,7 @@ import pytest
 
 from ingest import dataset, upload
 from ingest import run as run_module
+from ingest.model import KINDS
 from ingest.state import RunState
 from sandbox import KeyPair, Sandbox
 from tests.run.support import (
@@ -34,7 +35,7 @@ def _url_count(manifest: dict) -> int:
     return sum(
         sum(key.startswith("objectUrl") for key in entry)
         for kind, entries in manifest.items()
-        if kind != "skip_duplicate_urls"
+        if kind in KINDS
         for entry in entries
     )
 
