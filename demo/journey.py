@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from demo import bridge
@@ -116,68 +117,113 @@ def run(workdir: Path) -> int:
             sandbox.add_integration(outputs["integrationTitle"], outputs["roleArn"], external_id)
 
             _step("python -m ingest run")
-            code = _ingest_run(
+            ingest = _IngestCommand(
                 aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
             )
+            code = ingest.run()
+            rerun = None
             if code == 0:
-                _step("python -m ingest run, again: an unchanged bucket starts no job")
-                code = _ingest_run(
-                    aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
-                )
-        _summary(outputs, workdir, code, time.monotonic() - started)
+                _step("python -m ingest run --json, again: an unchanged bucket starts no job")
+                code, rerun = ingest.run_json()
+        _summary(outputs, workdir, code, rerun, time.monotonic() - started)
         return code
     finally:
         aws.stop()
 
 
-def _ingest_run(
-    aws: LocalAws,
-    admin: Credentials,
-    encord_url: str,
-    key_path: Path,
-    outputs_file: Path,
-    workdir: Path,
-) -> int:
-    env = {
-        **os.environ,
-        **admin.env(),
-        "AWS_ENDPOINT_URL": aws.endpoint_url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "ENCORD_SSH_KEY_FILE": str(key_path),
-        "ENCORD_DOMAIN": encord_url,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "PYTHONUNBUFFERED": "1",  # keep the progress line and the summary in order
-    }
-    env.pop("AWS_PROFILE", None)
-    command = [
-        sys.executable,
-        "-m",
-        "ingest",
-        "run",
-        "--stack",
-        STACK,
-        "--outputs",
-        str(outputs_file),
-        "--out",
-        str(workdir / "ingest"),
-    ]
-    print("    $ " + " ".join(command[1:]), flush=True)
-    return subprocess.run(command, env=env, check=False).returncode
+@dataclass(frozen=True)
+class _IngestCommand:
+    """`python -m ingest run` as a user runs it: a new process, configured by the environment."""
+
+    aws: LocalAws
+    admin: Credentials
+    encord_url: str
+    key_path: Path
+    outputs_file: Path
+    workdir: Path
+
+    def run(self) -> int:
+        return subprocess.run(self._command(), env=self._env(), check=False).returncode
+
+    def run_json(self) -> tuple[int, dict | None]:
+        done = subprocess.run(
+            self._command("--json"),
+            env=self._env(),
+            check=False,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            return done.returncode, json.loads(done.stdout)
+        except json.JSONDecodeError:
+            print(done.stdout)
+            return done.returncode, None
+
+    def _command(self, *extra: str) -> list[str]:
+        command = [
+            "python",
+            "-m",
+            "ingest",
+            "run",
+            "--stack",
+            STACK,
+            "--outputs",
+            str(self.outputs_file),
+            "--out",
+            str(self.workdir / "ingest"),
+            *extra,
+        ]
+        print("    $ " + " ".join(command), flush=True)
+        return [sys.executable, *command[1:]]
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            **self.admin.env(),
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "ENCORD_SSH_KEY_FILE": str(self.key_path),
+            "ENCORD_DOMAIN": self.encord_url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",  # keep the progress line and the summary in order
+        }
+        env.pop("AWS_PROFILE", None)
+        return env
 
 
-def _summary(outputs: dict, workdir: Path, code: int, seconds: float) -> None:
+def _summary(outputs: dict, workdir: Path, code: int, rerun: dict | None, seconds: float) -> None:
     _step("Summary")
-    print(
-        f"    role ARN:     {outputs['roleArn']} (trusts arn:aws:iam::{ACCOUNT_ID}:user/{ENCORD_IDENTITY} with the external ID)"
-    )
     settings = load_settings(STACK, None, {})
+    print(f"    role ARN:     {outputs['roleArn']}")
+    print(
+        f"                  trusted by arn:aws:iam::{ACCOUNT_ID}:user/{ENCORD_IDENTITY} (the sandbox) with the external ID only"
+    )
     print(f"    Files folder: {settings.folder}")
     print(f"    Dataset:      {settings.dataset}")
+    if rerun:
+        scan, verify = rerun["scan"], rerun["verify"]
+        print(
+            "    per type:     " + ", ".join(f"{kind} {n}" for kind, n in scan["entries"].items())
+        )
+        unsupported = scan["unsupported"]
+        print(
+            f"    failures:     {rerun['failedUnits']['count']} failed unit(s); "
+            f"{unsupported['count']} unsupported object(s) not imported"
+            + (
+                f" ({', '.join(item['key'] for item in unsupported['sample'])})"
+                if unsupported["sample"]
+                else ""
+            )
+        )
+        print(
+            f"    verify:       {verify['rows']} data rows, {verify['missing']} missing, {verify['extra']} extra"
+            f"; the rerun started {len(rerun['jobsStarted'])} job(s) and linked {rerun['linked']}"
+        )
     print(
-        f"    verify:       {'OK, every planned file is in the Dataset' if code == 0 else f'FAILED (exit {code})'}"
+        f"    result:       {'OK, every planned file is in the Dataset' if code == 0 else f'FAILED (exit {code})'}"
     )
     print(
-        f"    everything written under {workdir}/ (stack outputs, manifests, report, sandbox state)"
+        f"    everything written under {workdir}/ (stack outputs, manifests, run state, reports, sandbox state)"
     )
     print(f"    took {seconds:.1f} s")
 
