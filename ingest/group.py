@@ -28,21 +28,25 @@ _DIGITS = re.compile(r"(\d+)")
 
 
 class Item(NamedTuple):
-    """One importable object; `sidecar` is the key of its `<key>.metadata.json`, if any."""
+    """One importable object; `sidecar` is the key of its `<key>.metadata.json`, if any,
+    and `sidecar_etag` that sidecar's ETag as listed."""
 
     key: str
     etag: str
     kind: str
     sidecar: str | None = None
+    sidecar_etag: str | None = None
 
 
 class Grouped(NamedTuple):
     """An entry (without metadata yet), the key a metadata table row uses for it (the
-    object's key, or a group's folder path ending in '/'), and its sidecar's key if any."""
+    object's key, or a group's folder path ending in '/'), and its sidecar's key and listed
+    ETag if any."""
 
     entry: Entry
     name: str
     sidecar: str | None
+    sidecar_etag: str | None = None
 
 
 def title_for(name: str) -> str:
@@ -91,7 +95,7 @@ def group(
     last_folder, last_mode = None, None
     image_mode, dicom_series, new = rules.image_mode, rules.dicom_series, tuple.__new__
     for item in items:
-        key, etag, kind, sidecar = item
+        key, etag, kind, sidecar, sidecar_etag = item
         if open_folders:
             for folder in [folder for folder in open_folders if not key.startswith(folder)]:
                 yield from _close(folder, open_folders.pop(folder), url_for)
@@ -108,7 +112,7 @@ def group(
             continue
         title = key if len(key) <= MAX_TITLE else title_for(key)
         entry = Entry(kind, title, (key,), (url_for(key),), (etag,))
-        yield new(Grouped, (entry, key, sidecar))
+        yield new(Grouped, (entry, key, sidecar, sidecar_etag))
     for folder in list(open_folders):
         yield from _close(folder, open_folders.pop(folder), url_for)
 

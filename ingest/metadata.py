@@ -29,7 +29,9 @@ from ingest.model import Entry
 from ingest.report import PlanReport
 from ingest.schema import MetadataSchema
 
-ReadObject = Callable[[str], bytes]
+# (key, its ETag as listed or None) → the object's body. The ETag lets a caching reader
+# (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
+ReadObject = Callable[[str, str | None], bytes]
 _BATCH = 10_000
 
 
@@ -182,7 +184,7 @@ def attach_metadata(
                 else:
                     yield from _attached(each, None, source, report)
                 continue
-            window.append((each, pool.submit(read_object, sidecar) if sidecar else None))
+            window.append((each, pool.submit(read_object, sidecar, each[3]) if sidecar else None))
             while len(window) > workers * 4 or (window and window[0][1] is None):
                 yield from _attached(*_resolved(window.popleft()), source, report)
         while window:

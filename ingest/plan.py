@@ -25,7 +25,7 @@ from ingest.errors import UserError
 from ingest.globs import matcher
 from ingest.group import FolderRules, Item, group
 from ingest.manifest import REPORT_FILE, object_urls, publish, write_atomic
-from ingest.metadata import MetadataSource, MetadataTable, attach_metadata
+from ingest.metadata import MetadataSource, MetadataTable, ReadObject, attach_metadata
 from ingest.model import KINDS, Entry
 from ingest.output_process import OutputProcess
 from ingest.report import PlanReport
@@ -51,7 +51,7 @@ def items(
     built with `tuple.__new__` (a NamedTuple's own `__new__` is a Python-level call).
     """
     waiting: deque[tuple[Item, str]] = deque()  # (item, its sidecar's key), in key order
-    sidecars_seen: set[str] = set()  # sidecars of waiting items only
+    sidecars_seen: dict[str, str] = {}  # sidecar key → ETag, of waiting items' sidecars only
     listed = 0
     fast_kinds, new = FAST_KINDS, tuple.__new__
     release, wait = waiting.popleft, waiting.append
@@ -62,8 +62,7 @@ def items(
             while waiting and key > waiting[0][1]:
                 item, sidecar = release()
                 if sidecars_seen and sidecar in sidecars_seen:
-                    sidecars_seen.discard(sidecar)
-                    item = item._replace(sidecar=sidecar)
+                    item = item._replace(sidecar=sidecar, sidecar_etag=sidecars_seen.pop(sidecar))
                 yield item
             if excluded is not None and excluded(key):
                 report.excluded += 1
@@ -78,19 +77,18 @@ def items(
                 if kind == SIDECAR:
                     report.sidecars += 1
                     if any(key == sidecar for _, sidecar in waiting):
-                        sidecars_seen.add(key)
+                        sidecars_seen[key] = obj[2]
                     else:
                         report.orphan_sidecars += 1
                     continue
                 if kind is None:
                     report.add_unsupported(key, reason)
                     continue
-            wait((new(Item, (key, obj[2], kind, None)), key + SIDECAR_SUFFIX))
+            wait((new(Item, (key, obj[2], kind, None, None)), key + SIDECAR_SUFFIX))
         while waiting:
             item, sidecar = release()
             if sidecars_seen and sidecar in sidecars_seen:
-                sidecars_seen.discard(sidecar)
-                item = item._replace(sidecar=sidecar)
+                item = item._replace(sidecar=sidecar, sidecar_etag=sidecars_seen.pop(sidecar))
             yield item
     finally:
         report.objects += listed
@@ -124,8 +122,15 @@ def entries(
         report.files.update({kind: n for kind, n in files_per_kind.items() if n})
 
 
-def iter_entries(context: PlanContext, report: PlanReport) -> Iterator[Entry]:
-    """Entries for the stack's bucket under the configured prefixes, in deterministic order."""
+def iter_entries(
+    context: PlanContext,
+    report: PlanReport,
+    read_through: Callable[[ReadObject], ReadObject] | None = None,
+) -> Iterator[Entry]:
+    """Entries for the stack's bucket under the configured prefixes, in deterministic order.
+
+    `read_through`, if given, wraps the sidecar reader (`ingest run` passes a cache in its
+    run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3."""
     settings, bucket = context.settings, context.outputs.bucket_name
     report.bucket = bucket
     report.prefixes = normalise_prefixes(context.prefixes)
@@ -136,7 +141,10 @@ def iter_entries(context: PlanContext, report: PlanReport) -> Iterator[Entry]:
             table = MetadataTable(settings.metadata_files, schema)
             cleanup.callback(table.close)
         reader = _S3Objects(context.s3, bucket)
-        source = MetadataSource(reader.read if settings.metadata_sidecars else None, table, schema)
+        read = None
+        if settings.metadata_sidecars:
+            read = reader.read if read_through is None else read_through(reader.read)
+        source = MetadataSource(read, table, schema)
         yield from entries(
             scan(S3Lister(context.s3, bucket), context.prefixes, settings.scan_workers),
             url_prefix=context.outputs.object_url_prefix,
@@ -155,7 +163,9 @@ class _S3Objects:
         self._s3 = s3
         self._bucket = bucket
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, etag: str | None = None) -> bytes:
+        """The object's body, always from S3 (`etag`, as listed, is for caching wrappers)."""
+        del etag
         try:
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as error:

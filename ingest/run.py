@@ -127,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     report = PlanReport()
     with RunState.in_directory(out, exclusive=True) as state:
         scan = state.start_scan(names.folder)
-        new_entries = state.record_scan(names.folder, scan, iter_entries(context, report))
+        # Sidecars whose ETag is unchanged since an earlier sync come from the state, not S3.
+        planned = iter_entries(context, report, state.cached_sidecars)
+        new_entries = state.record_scan(names.folder, scan, planned)
         jobs = submit(
             new_entries, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
         )

@@ -9,6 +9,9 @@ is uploaded again, an unchanged one never is. Its progress is in its columns:
     failed     error set (JSON: url, error, subtask_uuid); `ingest retry` resubmits it
     linked     its item_uuid is in `links` for the Dataset
 
+`sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
+sync GETs only the sidecars that are new or changed (`cached_sidecars`).
+
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
 Nothing here holds a secret: no key, no external ID.
 """
@@ -19,11 +22,14 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ingest.errors import UserError
+from ingest.metadata import ReadObject
 from ingest.model import Entry
 
 STATE_FILE = "state.sqlite"
@@ -58,6 +64,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     manifest TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'PENDING'
 );
+CREATE TABLE IF NOT EXISTS sidecars (
+    key TEXT PRIMARY KEY,
+    etag TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS links (
     dataset TEXT NOT NULL,
     item_uuid TEXT NOT NULL,
@@ -81,12 +92,18 @@ class RunState:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        # Sidecars read from S3 by the metadata stage's threads, written by this connection
+        # with the scan's own commits (`record_scan`).
+        self._sidecars_read: deque[tuple[str, str, bytes]] = deque()
+        self._lookups: list[sqlite3.Connection] = []
 
     @classmethod
     def in_directory(cls, directory: Path, exclusive: bool = False) -> RunState:
         return cls(directory / STATE_FILE, exclusive)
 
     def close(self) -> None:
+        for lookup in self._lookups:
+            lookup.close()
         self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the lock
@@ -114,7 +131,8 @@ class RunState:
         return row[0]
 
     def record_scan(self, folder: str, scan: int, entries: Iterable[Entry]) -> Iterator[Entry]:
-        """Mark each scanned entry as seen by `scan`; yield those never submitted yet."""
+        """Mark each scanned entry as seen by `scan`; yield those never submitted yet.
+        Sidecars read meanwhile (`cached_sidecars`) are stored with the same commits."""
         pending = 0
         try:
             for entry in entries:
@@ -129,12 +147,55 @@ class RunState:
                 ).fetchone()
                 pending += 1
                 if pending >= SCAN_COMMIT_EVERY:
+                    self._store_sidecars()
                     self._db.commit()
                     pending = 0
                 if progress == (None, None, None):  # never submitted
                     yield entry
         finally:
+            self._store_sidecars()
             self._db.commit()
+
+    # -- sidecars ----------------------------------------------------------------------
+
+    def cached_sidecars(self, read: ReadObject) -> ReadObject:
+        """`read`, skipped for a sidecar stored with the same ETag by an earlier sync.
+
+        Called from the metadata stage's threads: lookups go through a connection of their
+        own (WAL: it never waits for this run's writes), one at a time; bodies read from S3
+        are queued for `record_scan` to write with its commits, so memory holds only those
+        read since its last commit. A body is cached whatever it holds: its JSON is checked
+        on every sync, as for one just read."""
+        lookup = sqlite3.connect(self.path, check_same_thread=False)
+        self._lookups.append(lookup)
+        lock = threading.Lock()
+        queue = self._sidecars_read.append
+
+        def read_through(key: str, etag: str | None) -> bytes:
+            if etag is not None:
+                with lock:
+                    row = lookup.execute(
+                        "SELECT body FROM sidecars WHERE key = ? AND etag = ?", (key, etag)
+                    ).fetchone()
+                if row is not None:
+                    return row[0]
+            body = read(key, etag)
+            if etag is not None:
+                queue((key, etag, body))
+            return body
+
+        return read_through
+
+    def _store_sidecars(self) -> None:
+        """Write the queued sidecars into the current transaction (the caller commits)."""
+        queued = self._sidecars_read
+        batch = [queued.popleft() for _ in range(len(queued))]
+        if batch:
+            self._db.executemany(
+                "INSERT INTO sidecars (key, etag, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, body = excluded.body",
+                batch,
+            )
 
     # -- upload jobs -------------------------------------------------------------------
 

@@ -159,9 +159,9 @@ def test_sidecars_pair_with_their_object_even_with_keys_in_between() -> None:
         "c.png",
     )
     result = list(items(objects, lambda key: False, lambda key: None, report))
-    assert [(item.key, item.sidecar) for item in result] == [
-        ("a.png", "a.png.metadata.json"),
-        ("a.png.1.png", None),
-        ("c.png", None),
+    assert [(item.key, item.sidecar, item.sidecar_etag) for item in result] == [
+        ("a.png", "a.png.metadata.json", "etag-a.png.metadata.json"),  # for a caching reader
+        ("a.png.1.png", None, None),
+        ("c.png", None, None),
     ]
     assert (report.sidecars, report.orphan_sidecars, report.objects) == (2, 1, 5)

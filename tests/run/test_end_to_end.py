@@ -18,7 +18,7 @@ import pytest
 from encord.http.constants import RequestsSettings
 
 from demo.samples import SampleObject, png
-from ingest import encord_client
+from ingest import context, encord_client
 from sandbox import KeyPair, Sandbox, generate_key_pair
 from tests.run.support import (
     CORPUS_TITLES,
@@ -107,6 +107,65 @@ def test_changed_sidecar_metadata_updates_the_item_in_place(
     ]
     [dog] = [item for item in folder.list_items() if item.name == "images/dogs/dog 1.jpg"]
     assert dog.client_metadata == {"camera": "rear", "captured_at": "2026-02-03T04:05:06Z"}
+    assert folder_item_names(sandbox, key_pair) == dataset_titles(sandbox, key_pair)
+
+
+@pytest.fixture
+def sidecar_gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the sidecars the runs GET from S3, seen by a botocore event hook on the
+    run's own client (whatever reads through it)."""
+    keys: list[str] = []
+    make_client = context.s3_client
+
+    def counted_client(*args, **kwargs):
+        client = make_client(*args, **kwargs)
+
+        def record(params, **_):
+            if params["Key"].endswith(".metadata.json"):
+                keys.append(params["Key"])
+
+        client.meta.events.register("before-parameter-build.s3.GetObject", record)
+        return client
+
+    monkeypatch.setattr(context, "s3_client", counted_client)
+    return keys
+
+
+def test_a_rerun_reads_only_the_sidecars_that_changed(
+    encord_ingest: Ingest,
+    sandbox: Sandbox,
+    key_pair: KeyPair,
+    bucket: Bucket,
+    sidecar_gets: list[str],
+) -> None:
+    cat = SampleObject(
+        "images/cats/cat-1.png.metadata.json", json.dumps({"camera": "top"}).encode(), "text/json"
+    )
+    bucket.put([cat])
+    dog = "images/dogs/dog 1.jpg.metadata.json"
+    assert encord_ingest("run").code == 0
+    assert sorted(sidecar_gets) == sorted([cat.key, dog])
+    sidecar_gets.clear()
+
+    unchanged = encord_ingest("run", "--json")
+
+    assert unchanged.code == 0, unchanged.stderr
+    assert sidecar_gets == []  # both sidecars came from the run state
+    assert unchanged.json()["jobsStarted"] == []  # with the metadata they had: nothing new
+    assert unchanged.json()["scan"]["sidecars"] == 2
+
+    bucket.put([SampleObject(dog, json.dumps({"camera": "rear"}).encode(), "text/json")])
+    changed = encord_ingest("run", "--json")
+
+    assert changed.code == 0, changed.stderr
+    assert sidecar_gets == [dog]  # its new ETag: read again, the other one still not
+    assert len(jobs_started(sandbox)) == 2  # the changed entry, alone
+    [folder] = [
+        f for f in sdk_client(sandbox, key_pair).list_storage_folders() if f.name == "imports"
+    ]
+    items = {item.name: item for item in folder.list_items()}
+    assert items["images/dogs/dog 1.jpg"].client_metadata == {"camera": "rear"}
+    assert items["images/cats/cat-1.png"].client_metadata == {"camera": "top"}
     assert folder_item_names(sandbox, key_pair) == dataset_titles(sandbox, key_pair)
 
 

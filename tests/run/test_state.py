@@ -233,3 +233,27 @@ def test_reports_are_replaced_whole(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         write_jsonl(path, failing())
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1}, {"b": "é"}]
+
+
+def test_sidecars_are_read_again_only_when_their_etag_changes(tmp_path: Path) -> None:
+    gets: list[tuple[str, str | None]] = []
+
+    def read(key: str, etag: str | None) -> bytes:
+        gets.append((key, etag))
+        return f"{key}@{etag}".encode()
+
+    def sync(*sidecars: tuple[str, str]) -> list[bytes]:
+        with RunState.in_directory(tmp_path, exclusive=True) as state:
+            read_through = state.cached_sidecars(read)
+            bodies = [read_through(key, etag) for key, etag in sidecars]
+            scan(state, [entry("a.png")])  # stored with the scan's commits
+        return bodies
+
+    assert sync(("a.json", "1"), ("b.json", "1")) == [b"a.json@1", b"b.json@1"]
+    assert sync(("a.json", "1"), ("b.json", "2")) == [b"a.json@1", b"b.json@2"]
+    assert sync(("a.json", "1"), ("b.json", "2"), ("c.json", None)) == [
+        b"a.json@1",
+        b"b.json@2",
+        b"c.json@None",
+    ]
+    assert gets == [("a.json", "1"), ("b.json", "1"), ("b.json", "2"), ("c.json", None)]
