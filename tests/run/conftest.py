@@ -15,7 +15,15 @@ from demo.samples import sample_corpus
 from ingest import encord_client
 from ingest.cli import main
 from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
-from tests.run.support import EXTERNAL_ID, INTEGRATION, ROLE_ARN, Bucket, Ingest, Outcome
+from tests.run.support import (
+    EXTERNAL_ID,
+    INTEGRATION,
+    ROLE_ARN,
+    Bucket,
+    Ingest,
+    Outcome,
+    run_arguments,
+)
 
 
 @pytest.fixture
@@ -62,20 +70,7 @@ def ingest(
 
     def run(command: str, *args: str) -> Outcome:
         capsys.readouterr()
-        code = main(
-            [
-                command,
-                "--outputs",
-                str(bucket.outputs),
-                "--out",
-                str(tmp_path / "out"),
-                "--folder",
-                "imports",
-                "--dataset",
-                "Imported",
-                *args,
-            ]
-        )
+        code = main([*run_arguments(command, bucket, tmp_path / "out"), *args])
         captured = capsys.readouterr()
         return Outcome(code, captured.out, captured.err)
 

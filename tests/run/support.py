@@ -69,6 +69,21 @@ class Bucket:
         return f"https://{self.name}.s3.us-east-1.amazonaws.com/{key}"
 
 
+def run_arguments(command: str, bucket: Bucket, out: Path) -> list[str]:
+    """`ingest COMMAND` on the test bucket, into `out`, with the tests' folder and Dataset."""
+    return [
+        command,
+        "--outputs",
+        str(bucket.outputs),
+        "--out",
+        str(out),
+        "--folder",
+        "imports",
+        "--dataset",
+        "Imported",
+    ]
+
+
 def new_images(count: int, folder: str = "new") -> list[SampleObject]:
     return [
         SampleObject(f"{folder}/img-{i:03d}.png", png(4, 4, shade=i), "image/png")

@@ -31,6 +31,7 @@ from tests.run.support import (
     folder_item_names,
     jobs_started,
     new_images,
+    run_arguments,
     sdk_client,
 )
 
@@ -309,15 +310,7 @@ def cli(sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path):
         sys.executable,
         "-m",
         "ingest",
-        "run",
-        "--outputs",
-        str(bucket.outputs),
-        "--out",
-        str(tmp_path / "out"),
-        "--folder",
-        "imports",
-        "--dataset",
-        "Imported",
+        *run_arguments("run", bucket, tmp_path / "out"),
         "--encord-domain",
         sandbox.url,
     ]
