@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -22,9 +23,12 @@ from ingest.errors import UserError
 
 
 class ListedObject(NamedTuple):
+    """One object as every listing source reports it (ETag without its quotes)."""
+
     key: str
     size: int
     etag: str
+    last_modified: datetime | None = None
 
 
 Page = Sequence[ListedObject]
@@ -120,7 +124,15 @@ class S3Lister:
         try:
             for response in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 page = [
-                    new(ListedObject, (item["Key"], item["Size"], item.get("ETag", "").strip('"')))
+                    new(
+                        ListedObject,
+                        (
+                            item["Key"],
+                            item["Size"],
+                            item.get("ETag", "").strip('"'),
+                            item.get("LastModified"),
+                        ),
+                    )
                     for item in response.get("Contents", ())
                 ]
                 listed += len(page)
