@@ -51,6 +51,12 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_argument("--metadata", action="append", type=Path, metavar="CSV|JSONL")
     flags.add_argument("--no-sidecars", action="store_true", help="ignore <key>.metadata.json")
     flags.add_argument("--chunk-size", type=int, metavar="N", help="URLs per manifest file")
+    flags.add_argument(
+        "--listing",
+        choices=("fast", "paginator", "inventory"),
+        help="object list source: fast lister (default), boto3 paginator, S3 Inventory report",
+    )
+    flags.add_argument("--inventory-location", metavar="S3_URL", help="an S3 Inventory's folder")
     flags.add_argument("--out", type=Path, metavar="DIR", help="output directory")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -74,6 +80,8 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "metadataFiles": getattr(args, "metadata", None),
         "metadataSidecars": False if getattr(args, "no_sidecars", False) else None,
         "chunkSize": getattr(args, "chunk_size", None),
+        "listing": getattr(args, "listing", None),
+        "inventoryLocation": getattr(args, "inventory_location", None),
         "outputDir": getattr(args, "out", None),
         "integration": getattr(args, "integration", None),
         "folder": getattr(args, "folder", None),

@@ -29,8 +29,9 @@ from ingest.metadata import MetadataSource, MetadataTable, ReadObject, attach_me
 from ingest.model import KINDS, Entry
 from ingest.output_process import OutputProcess
 from ingest.report import PlanReport
-from ingest.scan import ListedObject, S3Lister, normalise_prefixes, scan
+from ingest.scan import ListedObject, normalise_prefixes
 from ingest.schema import load_schema
+from ingest.sources import listed_objects
 
 ContentTypeOf = Callable[[str], str | None]
 
@@ -146,7 +147,7 @@ def iter_entries(
             read = reader.read if read_through is None else read_through(reader.read)
         source = MetadataSource(read, table, schema)
         yield from entries(
-            scan(S3Lister(context.s3, bucket), context.prefixes, settings.scan_workers),
+            listed_objects(context, report.warnings.append),
             url_prefix=context.outputs.object_url_prefix,
             rules=FolderRules(settings.groups, settings.dicom_series),
             excluded=matcher(settings.exclude),

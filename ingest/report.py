@@ -25,6 +25,7 @@ class PlanReport:
     metadata_errors: list[dict[str, str]] = field(default_factory=list)
     manifests: list[str] = field(default_factory=list)
     csv_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # from the listing source (a stale inventory)
 
     def add_unsupported(self, key: str, reason: str) -> None:
         self.unsupported_count += 1
@@ -50,12 +51,14 @@ class PlanReport:
             "metadataErrors": {"count": self.metadata_error_count, "sample": self.metadata_errors},
             "manifests": self.manifests,
             "csv": self.csv_files,
+            "warnings": self.warnings,
         }
 
     def summary(self) -> str:
         """The human version: a few lines, then at most ten of each problem."""
         where = ", ".join(f"s3://{self.bucket}/{prefix}" for prefix in self.prefixes)
-        lines = [f"scanned {self.objects} objects under {where}"]
+        lines = [f"warning: {warning}" for warning in self.warnings]
+        lines.append(f"scanned {self.objects} objects under {where}")
         for kind in sorted(self.entries):
             lines.append(
                 f"  {kind:<13} {self.entries[kind]:>9} entries {self.files[kind]:>9} files"

@@ -46,7 +46,17 @@ class IngestSettings(BaseModel):
     metadata_files: list[Path] = Field(default_factory=list, alias="metadataFiles")
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, ge=1, le=MAX_CHUNK_SIZE, alias="chunkSize")
     output_dir: Path = Field(default=Path("out/ingest"), alias="outputDir")
-    scan_workers: int = Field(default=8, ge=1, le=64, alias="scanWorkers")
+    listing: Literal["fast", "paginator", "inventory"] = Field(
+        default="fast",
+        description="where the object list comes from: the fast lister, boto3's paginator, or S3 Inventory",
+    )
+    inventory_location: str | None = Field(
+        default=None,
+        alias="inventoryLocation",
+        description="s3://bucket/prefix/source-bucket/config-id/; unset = the stack's `inventoryLocation`",
+    )
+    inventory_max_age_hours: float = Field(default=48, gt=0, alias="inventoryMaxAgeHours")
+    scan_workers: int = Field(default=16, ge=1, le=64, alias="scanWorkers")
     # Carried for `ingest run`.
     integration: str | None = None
     folder: str | None = None

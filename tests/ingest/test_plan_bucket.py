@@ -256,7 +256,9 @@ def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
             "objectUrlPrefix": "s3://media/",
         }
     )
-    settings = IngestSettings.model_validate({"outputDir": str(tmp_path), "chunkSize": 2})
+    settings = IngestSettings.model_validate(
+        {"outputDir": str(tmp_path), "chunkSize": 2, "listing": "paginator"}
+    )
     pages = [["a/1.png", "a/2.png"], ["b/1.png", "b/2.png"], ["c/1.png"]]
     plan(PlanContext(outputs, settings, FlakyS3(pages, None)))
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}

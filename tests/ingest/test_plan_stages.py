@@ -14,7 +14,8 @@ from ingest.errors import UserError
 from ingest.group import MAX_TITLE, FolderRules, Item, group, title_for
 from ingest.plan import items
 from ingest.report import PlanReport
-from ingest.scan import ListedObject, S3Lister, normalise_prefixes, scan
+from ingest.scan import ListedObject, normalise_prefixes, scan
+from ingest.scan_paginator import S3Lister
 from ingest.settings import GroupRule
 
 

@@ -1,0 +1,180 @@
+"""The fast listing source: boto3's own ListObjectsV2 calls, without botocore's parser.
+
+botocore turns each listed key into Python objects through its generic shape parser, at
+about 9,000 keys/s per process; threads don't help, the GIL serialises them. This lister
+keeps everything else of boto3 (credentials from the profile, environment or role; the
+endpoint and addressing style, `AWS_ENDPOINT_URL` included; header signing; retries;
+proxies and CA bundle; error parsing) and swaps only the parse of a successful page: a
+`before-parse` hook, armed only for this lister's calls, takes the raw body and hands
+botocore an empty document instead. The body is then read by four regular expressions,
+an order of magnitude cheaper, and by the consumer rather than the listing threads, which
+only wait on the network and hand raw pages to their `PageSpool`.
+
+With `encoding-type=url` (boto3 asks for it too) S3 percent-encodes keys, so any key S3 can
+store (control characters, `//`, `./`, a trailing `/`) arrives intact: the reason this is
+not built on `obstore`, whose object_store paths reject or rewrite such keys (measured:
+`dir/` is listed as `dir`; `a//b`, `./x` or a tab in a key abort the listing).
+
+When a prefix ends with `/` (or is the whole bucket) the lister first lists it with
+delimiter `/`: the sub-prefixes become units listed in parallel, and the objects directly
+under it, which that listing returns anyway, are passed on as they are. Nothing is listed
+twice, and a bucket of top-level folders is listed one folder per thread.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from html import unescape
+from typing import Any, NamedTuple
+from urllib.parse import unquote_plus
+from xml.etree import ElementTree
+
+from ingest.scan import ListedObject, fan_out, listing_errors, normalise_prefixes, nothing_under
+from ingest.spool import in_background
+
+_HOOK_ID = "ingest.scan_fast.raw-body"
+_RAW_BODY = "IngestRawBody"
+_EMPTY_RESULT = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+_armed = threading.local()  # set around this lister's own calls only
+
+_KEY = re.compile(r"<Key>([^<]*)</Key>")
+_SIZE = re.compile(r"<Size>(\d+)</Size>")
+_ETAG = re.compile(r"<ETag>(?:&quot;|\")?([^<&\"]*)(?:&quot;|\")?</ETag>")
+_LAST_MODIFIED = re.compile(r"<LastModified>([^<]*)</LastModified>")
+_COMMON_PREFIX = re.compile(r"<CommonPrefixes><Prefix>([^<]*)</Prefix></CommonPrefixes>")
+_NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_TRUNCATED = re.compile(rb"<IsTruncated>true</IsTruncated>")
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+class _Listed(NamedTuple):
+    """A page a discovery already listed: passed on as it is."""
+
+    objects: list[ListedObject]
+
+
+def _decode_key(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
+
+
+def parse_page(body: bytes) -> list[ListedObject]:
+    """The objects of one ListObjectsV2 response (encoding-type=url), in order.
+
+    Each `<Contents>` holds exactly one Key, LastModified, ETag and Size, and those elements
+    appear nowhere else in the document, so four scans line up; a page where the counts
+    disagree (a format this doesn't expect) is parsed with ElementTree instead."""
+    text = body.decode("utf-8")
+    keys = _KEY.findall(text)
+    sizes = _SIZE.findall(text)
+    etags = _ETAG.findall(text)
+    times = _LAST_MODIFIED.findall(text)
+    if not len(keys) == len(sizes) == len(etags) == len(times) == text.count("<Contents>"):
+        return _parse_page_slowly(body)
+    new, parse_time = tuple.__new__, datetime.fromisoformat
+    return [
+        new(ListedObject, (_decode_key(key), int(size), etag, parse_time(when)))
+        for key, size, etag, when in zip(keys, sizes, etags, times, strict=True)
+    ]
+
+
+def _parse_page_slowly(body: bytes) -> list[ListedObject]:
+    root = ElementTree.fromstring(body)
+    return [
+        ListedObject(
+            _decode_key(item.findtext(f"{_NS}Key", "")),
+            int(item.findtext(f"{_NS}Size", "0")),
+            item.findtext(f"{_NS}ETag", "").strip('"'),
+            datetime.fromisoformat(item.findtext(f"{_NS}LastModified", "")),
+        )
+        for item in root.iter(f"{_NS}Contents")
+    ]
+
+
+def sub_prefixes(body: bytes) -> list[str]:
+    return [_decode_key(prefix) for prefix in _COMMON_PREFIX.findall(body.decode("utf-8"))]
+
+
+class FastLister:
+    """Lists `bucket` through `s3`, a boto3 client (its credentials, endpoint and retries)."""
+
+    def __init__(self, s3: Any, bucket: str, workers: int = 16) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._workers = workers
+        # Registered once per client (same unique id): armed per call, so the client's other
+        # ListObjectsV2 users still get botocore's parse.
+        s3.meta.events.register("before-parse.s3.ListObjectsV2", _keep_raw_body, unique_id=_HOOK_ID)
+
+    def objects(self, prefixes: list[str]) -> Iterator[ListedObject]:
+        """Every object under `prefixes`, in key order; an empty configured prefix is an error."""
+        return fan_out(self._units(normalise_prefixes(prefixes)), self._start, self._workers)
+
+    def _units(self, prefixes: list[str]) -> Iterator[str | _Listed]:
+        for prefix in prefixes:
+            if prefix and not prefix.endswith("/"):
+                yield prefix
+                continue
+            found = False
+            for unit in self._discover(prefix):
+                found = True
+                yield unit
+            if not found:
+                raise nothing_under(self._where(prefix))
+
+    def _discover(self, prefix: str) -> Iterator[str | _Listed]:
+        """`prefix`'s sub-prefixes and direct objects, merged in key order.
+
+        A sub-prefix `p/` spans keys starting with `p/`; no direct object (it has no `/`
+        after `prefix`) starts with it, so sorting both by their own string orders the
+        units as their keys are ordered."""
+        for body in self._pages(prefix, delimiter="/"):
+            objects = parse_page(body)
+            at = 0
+            for sub in sorted(sub_prefixes(body)):
+                upto = at
+                while upto < len(objects) and objects[upto].key < sub:
+                    upto += 1
+                if upto > at:
+                    yield _Listed(objects[at:upto])
+                yield sub
+                at = upto
+            if at < len(objects):
+                yield _Listed(objects[at:])
+
+    def _start(self, unit: str | _Listed) -> Any:
+        if isinstance(unit, _Listed):
+            return [unit.objects]
+        return in_background(self._pages(unit), f"scan:{unit}", decode=parse_page)
+
+    def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[bytes]:
+        """Raw ListObjectsV2 bodies of `prefix`, page after page."""
+        params = {"Bucket": self._bucket, "Prefix": prefix}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        while True:
+            with listing_errors(self._where(prefix)):
+                _armed.on = True
+                try:
+                    body = self._s3.list_objects_v2(**params)[_RAW_BODY]
+                finally:
+                    _armed.on = False
+            yield body
+            token = _NEXT_TOKEN.search(body)
+            if token is None or not _TRUNCATED.search(body):
+                return
+            params["ContinuationToken"] = unescape(token.group(1).decode())
+
+    def _where(self, prefix: str) -> str:
+        return f"s3://{self._bucket}/{prefix}"
+
+
+def _keep_raw_body(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+    """botocore's `before-parse` event: keep a successful page's body, let botocore parse none.
+
+    Errors are left alone: botocore parses them, retries what it retries, raises the rest."""
+    if getattr(_armed, "on", False) and response_dict["status_code"] == 200:
+        customized_response_dict[_RAW_BODY] = response_dict["body"]
+        response_dict["body"] = _EMPTY_RESULT

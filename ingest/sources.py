@@ -1,0 +1,39 @@
+"""The listing source a command reads the bucket with, chosen by the `listing` setting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+from ingest.context import PlanContext
+from ingest.errors import UserError
+from ingest.scan import ListedObject, scan
+from ingest.scan_fast import FastLister
+from ingest.scan_paginator import S3Lister
+
+
+def listed_objects(context: PlanContext, warn: Callable[[str], None]) -> Iterator[ListedObject]:
+    """The bucket's objects under the configured prefixes, in key order."""
+    settings, bucket = context.settings, context.outputs.bucket_name
+    if settings.listing == "inventory":
+        # Imported here: pyarrow takes a while to load, and only this source needs it.
+        from ingest.scan_inventory import inventory_objects
+
+        location = settings.inventory_location or context.outputs.inventory_location
+        if not location:
+            raise UserError(
+                "listing 'inventory' needs a report location: enable `encord-s3:inventory` in the "
+                "stack and run `pulumi up` (it exports `inventoryLocation`), or set "
+                "`inventoryLocation` / --inventory-location s3://BUCKET/PREFIX/SOURCE-BUCKET/CONFIG-ID/"
+            )
+        return inventory_objects(
+            context.s3,
+            location,
+            source_bucket=bucket,
+            prefixes=context.prefixes,
+            max_age=timedelta(hours=settings.inventory_max_age_hours),
+            warn=warn,
+        )
+    if settings.listing == "paginator":
+        return scan(S3Lister(context.s3, bucket), context.prefixes, settings.scan_workers)
+    return FastLister(context.s3, bucket, settings.scan_workers).objects(context.prefixes)

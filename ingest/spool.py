@@ -1,0 +1,131 @@
+"""`PageSpool`: pages from one producer thread to one consumer, in order, spilling to disk.
+
+Listings run ahead of the planner: the scan lists up to `workers` prefixes at once but the
+planner takes them one after another, in key order. Blocking a producer until the planner
+reaches its prefix would serialise the listing (one prefix at a time), and buffering every
+page would hold the bucket in memory. So the first few waiting pages stay in memory and the
+rest are pickled, compressed and appended to an unlinked temporary file, read back in turn:
+a listing that runs ahead costs disk (about 30 bytes per key), not memory.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+IN_MEMORY_PAGES = 4  # per spool: enough to hide a hand-over, small enough to stay flat
+_DONE = object()
+_SPILLED = object()
+
+
+class SpoolClosed(Exception):
+    """The consumer has gone: the producer should stop."""
+
+
+class PageSpool:
+    """A FIFO of pages; `put` never blocks, `close` discards what is left."""
+
+    def __init__(
+        self, decode: Callable[[Any], Any] | None = None, in_memory: int = IN_MEMORY_PAGES
+    ) -> None:
+        self._decode = decode  # applied by the consumer, so the producer stays cheap
+        self._in_memory_limit = in_memory
+        self._ready = threading.Condition()
+        self._queue: deque[tuple[Any, Any]] = (
+            deque()
+        )  # (page, None) or (_SPILLED, (offset, length))
+        self._in_memory = 0
+        self._file: Any = None
+        self._end = 0  # the spill file's length
+        self._closed = False
+
+    def put(self, page: Any) -> None:
+        """Append a page (any picklable object); raises `SpoolClosed` once the consumer left."""
+        with self._ready:
+            if self._closed:
+                raise SpoolClosed
+            if self._in_memory < self._in_memory_limit:
+                self._in_memory += 1
+                self._queue.append((page, None))
+                self._ready.notify()
+                return
+        # Serialised outside the lock (one producer per spool, so order is kept), then the
+        # write and its hand-over under it: `close` cannot pull the file away meanwhile.
+        data = zlib.compress(pickle.dumps(page, pickle.HIGHEST_PROTOCOL), 1)
+        with self._ready:
+            if self._closed:
+                raise SpoolClosed
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="ingest-scan-")  # noqa: SIM115 (closed by close)
+            os.pwrite(self._file.fileno(), data, self._end)
+            self._queue.append((_SPILLED, (self._end, len(data))))
+            self._end += len(data)
+            self._ready.notify()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """No more pages: end the consumer's iteration, or raise `error` there."""
+        with self._ready:
+            self._queue.append((_DONE, error))
+            self._ready.notify()
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while True:
+                with self._ready:
+                    while not self._queue:
+                        self._ready.wait()
+                    page, where = self._queue.popleft()
+                    if page is _DONE:
+                        if where is not None:
+                            raise where
+                        return
+                    if page is _SPILLED:
+                        offset, length = where
+                        data = os.pread(self._file.fileno(), length, offset)
+                    else:
+                        self._in_memory -= 1
+                if page is _SPILLED:
+                    page = pickle.loads(zlib.decompress(data))
+                yield page if self._decode is None else self._decode(page)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._queue.clear()
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def in_background(
+    pages: Iterator[Any], name: str, decode: Callable[[Any], Any] | None = None
+) -> PageSpool:
+    """Start pulling `pages` in a daemon thread now; iterate the spool to get them in order,
+    each passed through `decode` if given.
+
+    An exception in the thread is re-raised in the consumer; closing the spool (or finishing
+    its iteration) stops the thread at its next page.
+    """
+    spool = PageSpool(decode)
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                spool.put(page)
+        except SpoolClosed:
+            return
+        except BaseException as error:  # handed to the consuming thread
+            spool.finish(error)
+            return
+        spool.finish()
+
+    threading.Thread(target=produce, name=name, daemon=True).start()
+    return spool
