@@ -1,0 +1,187 @@
+"""The live listing sources against moto: the fast lister lists what boto3's paginator lists."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from demo.local_aws import LocalAws, local_aws
+from ingest.errors import UserError
+from ingest.scan import scan
+from ingest.scan_fast import FastLister, parse_page
+from ingest.scan_paginator import S3Lister
+from ingest.spool import PageSpool, in_background
+
+# Keys S3 stores and a path-based client mangles: a folder marker, empty and dot segments,
+# control characters, characters XML and URLs escape; plus keys around a folder's name
+# ('a.jpg' < 'a/' < 'a0.jpg') to check that discovered folders merge into key order.
+ODD_KEYS = [
+    "dir/",
+    "dir/inside.jpg",
+    "a//b.jpg",
+    "./x.jpg",
+    "t/tab\there.jpg",
+    "ctl\x01.jpg",
+    "x y/ü é.png",
+    "%41.jpg",
+    "p+q r.jpg",
+    "e/<&>'\".jpg",
+    "日本/画像.jpg",
+    "a.jpg",
+    "a/x.jpg",
+    "a0.jpg",
+    "z/1/2/3.png",
+    "z/1/2.png",
+]
+BIG = [f"big/{i:04d} café.png" for i in range(1100)]  # over one 1,000-key page, one prefix
+
+_numbers = itertools.count(1)
+
+
+def fill(aws: LocalAws, keys: list[str]) -> tuple[object, str]:
+    s3 = aws.client("s3")
+    bucket = f"scan-test-{next(_numbers)}"
+    s3.create_bucket(Bucket=bucket)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
+    return s3, bucket
+
+
+@pytest.fixture(scope="module")
+def listed_bucket(aws: LocalAws) -> tuple[object, str]:
+    return fill(aws, ODD_KEYS + BIG)
+
+
+@pytest.mark.parametrize(
+    "prefixes",
+    [[""], ["big/"], ["big/01", "a", "z/1/"], ["dir/", "dir/inside", "x y/"], ["a/", "a//"]],
+    ids=["whole bucket", "one folder", "partial and nested", "covered", "empty segment"],
+)
+def test_the_fast_lister_and_the_paginator_yield_the_same_records(listed_bucket, prefixes):
+    s3, bucket = listed_bucket
+    fast = list(FastLister(s3, bucket, workers=4).objects(prefixes))
+    paginated = list(scan(S3Lister(s3, bucket), prefixes, workers=4))
+    assert fast == paginated
+    keys = [obj.key for obj in fast]
+    assert keys == sorted(set(keys))
+    assert all(obj.size == 1 and len(obj.etag) == 32 and obj.last_modified for obj in fast)
+
+
+def test_the_whole_bucket_is_every_key_once_in_key_order(listed_bucket):
+    s3, bucket = listed_bucket
+    keys = [obj.key for obj in FastLister(s3, bucket, workers=3).objects([""])]
+    assert keys == sorted(ODD_KEYS + BIG)
+
+
+def test_a_consumer_that_stops_early_stops_the_listing_threads(listed_bucket):
+    s3, bucket = listed_bucket
+    objects = FastLister(s3, bucket, workers=4).objects(["big/", "x y/", "z/"])
+    assert next(objects).key == BIG[0]
+    objects.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _scan_threads():
+        time.sleep(0.05)
+    assert _scan_threads() == []
+
+
+def _scan_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("scan:")]
+
+
+def test_an_empty_configured_prefix_is_an_error(listed_bucket):
+    s3, bucket = listed_bucket
+    with pytest.raises(UserError, match=rf"s3://{bucket}/nothing/ holds no objects"):
+        list(FastLister(s3, bucket).objects(["nothing/"]))
+
+
+def test_a_missing_bucket_is_a_one_line_error(aws: LocalAws):
+    with pytest.raises(UserError, match=r"bucket of s3://no-such-bucket-here/ does not exist"):
+        list(FastLister(aws.client("s3"), "no-such-bucket-here").objects([""]))
+
+
+def test_access_denied_names_the_permission_and_other_calls_still_parse():
+    with local_aws() as server:
+        admin = server.bootstrap_admin()
+        admin_s3 = server.client("s3", admin)
+        admin_s3.create_bucket(Bucket="guarded")
+        admin_s3.put_object(Bucket="guarded", Key="a/1.jpg", Body=b"x")
+        outsider = server.create_user(
+            "outsider",
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+            },
+        )
+        server.enable_iam_auth()
+        fast = list(FastLister(admin_s3, "guarded").objects([""]))
+        assert [obj.key for obj in fast] == ["a/1.jpg"]
+        # The hook is armed only for the lister: the same client's own calls parse as ever.
+        assert admin_s3.list_objects_v2(Bucket="guarded")["Contents"][0]["Key"] == "a/1.jpg"
+        with pytest.raises(UserError, match=r"access denied listing s3://guarded/.*s3:ListBucket"):
+            list(FastLister(server.client("s3", outsider), "guarded").objects([""]))
+
+
+def test_a_page_in_an_unexpected_shape_is_parsed_the_slow_way():
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Contents><Key>a%20b.jpg</Key><LastModified>2026-11-01T12:00:00.000Z</LastModified>"
+        b"<ETag>&quot;abc&quot;</ETag><Size>3</Size></Contents>"
+        b"<Contents><Key>c.jpg</Key><Size>4</Size><LastModified>2026-11-01T12:00:00.000Z"
+        b"</LastModified><ETag>&quot;def&quot;</ETag><Owner><ID>x</ID></Owner></Contents>"
+        b"<Contents><Key>d.jpg</Key><LastModified>2026-11-01T12:00:00.000Z</LastModified>"
+        b"<Size>5</Size></Contents>"  # no ETag: the four scans no longer line up
+        b"</ListBucketResult>"
+    )
+    objects = parse_page(body)
+    assert [(obj.key, obj.size, obj.etag) for obj in objects] == [
+        ("a b.jpg", 3, "abc"),
+        ("c.jpg", 4, "def"),
+        ("d.jpg", 5, ""),
+    ]
+    assert objects[0].last_modified.isoformat() == "2026-11-01T12:00:00+00:00"
+
+
+def test_the_spool_keeps_order_spills_to_disk_and_frees_it():
+    spool = PageSpool(in_memory=2)
+    pages = [[i, "x" * 1000] for i in range(50)]
+    for page in pages:
+        spool.put(page)
+    spool.finish()
+    assert spool._file is not None  # pages past the first two went to disk
+    assert list(spool) == pages
+    assert spool._file is None
+
+
+def test_a_producer_error_reaches_the_consumer_after_its_pages():
+    def pages():
+        yield "first"
+        raise UserError("access denied listing s3://bucket/b/")
+
+    spool = in_background(pages(), "scan:test")
+    received = []
+    with pytest.raises(UserError, match="access denied"):
+        for page in spool:
+            received.append(page)
+    assert received == ["first"]
+
+
+def test_closing_the_spool_stops_its_producer():
+    produced = []
+
+    def pages():
+        for number in itertools.count():
+            produced.append(number)
+            yield number
+
+    spool = in_background(pages(), "scan:endless")
+    assert next(iter(spool)) == 0
+    spool.close()
+    time.sleep(0.2)
+    count = len(produced)
+    time.sleep(0.2)
+    assert len(produced) == count
