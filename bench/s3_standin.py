@@ -734,12 +734,13 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         region=args.region,
     )
-    # The first line on stdout is the endpoint: start_standin() waits for it.
-    print(server.endpoint_url, flush=True)
-    print(f"serving buckets: {', '.join(server.buckets)}", file=sys.stderr, flush=True)
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
+        threading.Thread(target=_exit_with_parent, daemon=True).start()
+        print(f"serving buckets: {', '.join(server.buckets)}", file=sys.stderr, flush=True)
+        # The first line on stdout is the endpoint: start_standin() waits for it.
+        print(server.endpoint_url, flush=True)
         server.serve_forever()
+    server.server_close()
     return 0
 
 
