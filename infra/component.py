@@ -1,4 +1,5 @@
-"""`EncordS3Integration`: the bucket, Encord's role and policy, CORS and an optional MRAP."""
+"""`EncordS3Integration`: the bucket, Encord's role and policy, CORS, an optional MRAP and
+an optional S3 Inventory."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ ALL_PUBLIC_ACCESS_BLOCKED = {
 }
 ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS = 7
 MAX_SESSION_SECONDS = 3600
+# S3 writes reports under <prefix>/<source bucket>/<configuration id>/.
+INVENTORY_PREFIX = "inventory"
+INVENTORY_ID = "encord-ingest"
+INVENTORY_FIELDS = ("Size", "LastModifiedDate", "ETag")
 
 
 def _snake_case(api_shape: dict) -> dict:
@@ -81,6 +86,8 @@ class EncordS3Integration(pulumi.ComponentResource):
         }
         if mrap:
             self.stack_outputs |= {"mrapArn": mrap.arn, "mrapAlias": mrap.alias}
+        if settings.inventory.enabled:  # on an adopted bucket too
+            self.stack_outputs["inventoryLocation"] = self._inventory(settings, bucket_name)
         self.register_outputs(self.stack_outputs)
 
     def _create_bucket(self, settings: IntegrationSettings) -> pulumi.Output[str]:
@@ -94,15 +101,6 @@ class EncordS3Integration(pulumi.ComponentResource):
             force_destroy=settings.force_destroy,
             opts=child,
         )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket.bucket, **ALL_PUBLIC_ACCESS_BLOCKED, opts=child
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
-            opts=child,
-        )
         if settings.kms_key_arn:
             default_encryption = {
                 "sse_algorithm": "aws:kms",
@@ -110,41 +108,13 @@ class EncordS3Integration(pulumi.ComponentResource):
             }
         else:
             default_encryption = {"sse_algorithm": "AES256"}
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": default_encryption,
-                    # A bucket key cuts KMS requests (and cost) for SSE-KMS.
-                    "bucket_key_enabled": bool(settings.kms_key_arn),
-                }
-            ],
-            opts=child,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-tls-only",
-            bucket=bucket.bucket,
+        self._safe_defaults(
+            name,
+            bucket,
+            child,
+            default_encryption,
+            policy_name=f"{name}-tls-only",
             policy=bucket.bucket.apply(lambda b: json.dumps(policies.tls_only_bucket_policy(b))),
-            # S3 rejects bucket policies while the public access block is being applied.
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[public_access])
-            ),
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "id": "abort-incomplete-multipart-uploads",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "abort_incomplete_multipart_upload": {
-                        "days_after_initiation": ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS
-                    },
-                }
-            ],
-            opts=child,
         )
         if settings.versioning:
             aws.s3.BucketVersioning(
@@ -162,6 +132,144 @@ class EncordS3Integration(pulumi.ComponentResource):
                 opts=child,
             )
         return bucket.bucket
+
+    def _safe_defaults(
+        self,
+        prefix: str,
+        bucket: aws.s3.Bucket,
+        opts: pulumi.ResourceOptions,
+        default_encryption: dict,
+        policy_name: str,
+        policy: pulumi.Output[str],
+        expiry_rules: list[dict] | None = None,
+    ) -> aws.s3.BucketPolicy:
+        """A new bucket's safe defaults: no public access, no ACLs, default encryption,
+        `policy` (which must deny requests without TLS), and a lifecycle that aborts
+        incomplete uploads after any `expiry_rules`."""
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{prefix}-public-access", bucket=bucket.bucket, **ALL_PUBLIC_ACCESS_BLOCKED, opts=opts
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{prefix}-ownership",
+            bucket=bucket.bucket,
+            rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
+            opts=opts,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{prefix}-encryption",
+            bucket=bucket.bucket,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": default_encryption,
+                    # A bucket key cuts KMS requests (and cost) for SSE-KMS.
+                    "bucket_key_enabled": default_encryption["sse_algorithm"] == "aws:kms",
+                }
+            ],
+            opts=opts,
+        )
+        bucket_policy = aws.s3.BucketPolicy(
+            policy_name,
+            bucket=bucket.bucket,
+            policy=policy,
+            # S3 rejects bucket policies while the public access block is being applied.
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[public_access])
+            ),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{prefix}-lifecycle",
+            bucket=bucket.bucket,
+            rules=[
+                *(expiry_rules or []),
+                {
+                    "id": "abort-incomplete-multipart-uploads",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "abort_incomplete_multipart_upload": {
+                        "days_after_initiation": ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS
+                    },
+                },
+            ],
+            opts=opts,
+        )
+        return bucket_policy
+
+    def _inventory(
+        self, settings: IntegrationSettings, bucket_name: pulumi.Output[str]
+    ) -> pulumi.Output[str]:
+        """S3 Inventory of the data bucket, delivered to a bucket of its own; its location.
+
+        The reports bucket gets the data bucket's safe defaults, except that it is always
+        SSE-S3: reports hold keys, sizes and ETags, never object content, so the data
+        bucket's KMS key (if any) is not involved, and S3 needs no grant on a key to write
+        them. Encord's role is given nothing here; only the ingest, with the user's own
+        credentials, reads the reports.
+        """
+        name, inventory, child = self._name, settings.inventory, self._child
+        reports = aws.s3.Bucket(
+            f"{name}-inventory-bucket",
+            bucket=bucket_name.apply(policies.inventory_bucket_name),
+            # Reports are derived, regenerated each period and expire anyway: unlike the
+            # data bucket, `pulumi destroy` deletes them with their bucket.
+            force_destroy=True,
+            opts=child,
+        )
+        # The source bucket's account, for the delivery policy's confused-deputy condition.
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        delivery_policy = self._safe_defaults(
+            f"{name}-inventory",
+            reports,
+            child,
+            {"sse_algorithm": "AES256"},
+            policy_name=f"{name}-inventory-policy",
+            policy=pulumi.Output.all(reports.bucket, bucket_name, account_id).apply(
+                lambda args: json.dumps(
+                    policies.inventory_bucket_policy(args[0], INVENTORY_PREFIX, args[1], args[2])
+                )
+            ),
+            expiry_rules=[
+                {
+                    "id": "expire-inventory-reports",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"days": inventory.retention_days},
+                }
+            ],
+        )
+        # One inventory configuration filters on at most one prefix. With several prefixes
+        # the whole bucket is listed (one report for the ingest to filter), rather than one
+        # configuration, report and location per prefix.
+        only_prefix = settings.prefixes[0] if len(settings.prefixes) == 1 else None
+        aws.s3.Inventory(
+            f"{name}-inventory",
+            bucket=bucket_name,
+            name=INVENTORY_ID,
+            enabled=True,
+            included_object_versions="Current",
+            schedule={"frequency": inventory.frequency},
+            filter={"prefix": only_prefix} if only_prefix else None,
+            # What the ingest reads besides Key (and Bucket), which every report has.
+            optional_fields=list(INVENTORY_FIELDS),
+            destination={
+                "bucket": {
+                    "bucket_arn": reports.arn,
+                    "account_id": account_id,
+                    "format": inventory.format,
+                    "prefix": INVENTORY_PREFIX,
+                }
+            },
+            # S3 delivers only once the reports bucket lets it.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[delivery_policy])
+            ),
+        )
+        return pulumi.Output.all(reports.bucket, bucket_name).apply(
+            lambda args: policies.inventory_location(
+                args[0], INVENTORY_PREFIX, args[1], INVENTORY_ID
+            )
+        )
 
     def _multi_region_access_point(
         self, settings: IntegrationSettings, bucket_name: pulumi.Output[str]

@@ -45,6 +45,9 @@ _ROLE_NAME = re.compile(rf"{_IAM_NAME}{{1,64}}", re.ASCII)
 _BUCKET_NAME = re.compile(r"(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _KMS_KEY_ARN = re.compile(rf"arn:aws:kms:(?P<region>[a-z0-9-]+):{_ACCOUNT_ID}:key/[A-Za-z0-9-]+")
 _S3_REGIONS = frozenset(boto3.session.Session().get_available_regions("s3"))
+INVENTORY_FREQUENCIES = ("Daily", "Weekly")
+INVENTORY_FORMATS = ("Parquet", "CSV", "ORC")
+DAYS_PER_WEEK = 7
 
 
 class ConfigError(pulumi.RunError):
@@ -69,6 +72,17 @@ def _json_list(value: Any) -> Any:
         raise InvalidValue("must be a list (set items with `--path 'key[0]'`)") from None
 
 
+def _json_mapping(value: Any) -> Any:
+    """The CLI hands mappings over as JSON text; anything but a mapping is refused here."""
+    try:
+        value = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidValue("must be a mapping of settings")
+    return value
+
+
 def _check_bucket_name(name: str) -> str:
     if not _BUCKET_NAME.fullmatch(name):
         raise InvalidValue(
@@ -77,7 +91,51 @@ def _check_bucket_name(name: str) -> str:
     return name
 
 
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    """`value` spelt as S3 spells it, whatever its case."""
+    canonical = {choice.lower(): choice for choice in choices}.get(value.lower())
+    if canonical is None:
+        raise InvalidValue(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+    return canonical
+
+
 JsonList = BeforeValidator(_json_list)
+JsonMapping = BeforeValidator(_json_mapping)
+
+
+class InventorySettings(BaseModel):
+    """`inventory`: a scheduled S3 Inventory report of the bucket, which the ingest can read
+    instead of listing the bucket. Off by default: it is billed per object listed, and the
+    first report takes up to 48 hours."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
+    )
+
+    enabled: bool = False
+    frequency: str = "Daily"
+    format: str = "Parquet"
+    retention_days: int = 14
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, frequency: str) -> str:
+        return _one_of(frequency, INVENTORY_FREQUENCIES)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, file_format: str) -> str:
+        return _one_of(file_format, INVENTORY_FORMATS)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days(cls, days: int, info: ValidationInfo) -> int:
+        if days < 1:
+            raise InvalidValue("must be at least 1 (days a report is kept)")
+        # Shorter, and each weekly report would expire before the next one arrives.
+        if info.data.get("frequency") == "Weekly" and days < DAYS_PER_WEEK:
+            raise InvalidValue(f"must be at least {DAYS_PER_WEEK} when frequency is Weekly")
+        return days
 
 
 class IntegrationSettings(BaseModel):
@@ -102,6 +160,7 @@ class IntegrationSettings(BaseModel):
     multi_region_access_point: bool = False
     role_name: str
     force_destroy: bool = False
+    inventory: Annotated[InventorySettings, JsonMapping] = InventorySettings()
 
     @field_validator("region")
     @classmethod
@@ -213,9 +272,14 @@ _PLACEHOLDERS = {
     "accessLogBucket": "<log bucket name>",
     "accessLogPrefix": "<key prefix for the logs>",
     "roleName": "<IAM role name>",
+    "inventory.frequency": "|".join(INVENTORY_FREQUENCIES),
+    "inventory.format": "|".join(INVENTORY_FORMATS),
+    "inventory.retentionDays": "<days, e.g. 14>",
 }
 _SECRET_KEYS = frozenset({"externalId"})
 _LIST_KEYS = frozenset({"prefixes", "corsOrigins"})
+_MAPPING_KEYS = frozenset({"inventory"})
+_INT_ERRORS = frozenset({"int_parsing", "int_from_float", "int_type"})
 
 
 def _namespaced(key: str) -> str:
@@ -225,25 +289,42 @@ def _namespaced(key: str) -> str:
 def _set_command(key: str) -> str:
     if key in _LIST_KEYS:
         return f"pulumi config set --path '{_namespaced(key)}[0]' {_PLACEHOLDERS[key]}"
+    if key in _MAPPING_KEYS:  # not a mapping at all: start it from its switch
+        return f"pulumi config set --path '{_namespaced(key)}.enabled' true"
+    placeholder = _PLACEHOLDERS.get(key, "true|false")
+    if "." in key:  # a key of a mapping
+        return f"pulumi config set --path '{_namespaced(key)}' {placeholder}"
     secret = " --secret" if key in _SECRET_KEYS else ""
-    return f"pulumi config set{secret} {_namespaced(key)} {_PLACEHOLDERS.get(key, 'true|false')}"
+    return f"pulumi config set{secret} {_namespaced(key)} {placeholder}"
 
 
-def _config_key(loc: str) -> str:
-    """pydantic reports defaults it validated by field name, everything else by alias."""
-    field = IntegrationSettings.model_fields.get(loc)
-    return field.alias if field and field.alias else loc
+def _config_key(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel]]:
+    """The key an error is about (`inventory.frequency`), and the model that key belongs to.
+
+    pydantic reports defaults it validated by field name, everything else by alias.
+    """
+    model: type[BaseModel] = IntegrationSettings
+    parts: list[str] = []
+    for depth, part in enumerate(loc):
+        field = model.model_fields.get(str(part))
+        parts.append(field.alias if field and field.alias else str(part))
+        nested = field.annotation if field else None
+        if depth == len(loc) - 1 or not (
+            isinstance(nested, type) and issubclass(nested, BaseModel)
+        ):
+            break  # a list item (`prefixes.0`) is reported as its list
+        model = nested
+    return ".".join(parts), model
 
 
 def _message(error: dict[str, Any]) -> str:
-    key = _config_key(str(error["loc"][0]))
+    key, model = _config_key(error["loc"])
     if error["type"] == "extra_forbidden":
         known = ", ".join(
-            sorted(
-                f.alias for f in IntegrationSettings.model_fields.values() if f.alias != REGION_KEY
-            )
+            sorted(f.alias for f in model.model_fields.values() if f.alias != REGION_KEY)
         )
-        return f"{_namespaced(key)} is not a setting of this program (known: {known}). Fix: pulumi config rm {_namespaced(key)}"
+        remove = f"--path '{_namespaced(key)}'" if "." in key else _namespaced(key)
+        return f"{_namespaced(key)} is not a setting of this program (known: {known}). Fix: pulumi config rm {remove}"
     if error["type"] == "missing":
         return f"{_namespaced(key)} is not set. Fix: {_set_command(key)}"
     cause = error.get("ctx", {}).get("error")
@@ -251,6 +332,8 @@ def _message(error: dict[str, Any]) -> str:
         problem, fix = str(cause), cause.fix or _set_command(key)
     elif error["type"] == "bool_parsing":
         problem, fix = "must be true or false", _set_command(key)
+    elif error["type"] in _INT_ERRORS:
+        problem, fix = "must be a whole number", _set_command(key)
     else:  # pydantic's own wording never includes the value (hide_input_in_errors)
         problem, fix = error["msg"].lower(), _set_command(key)
     return f"{_namespaced(key)} {problem}. Fix: {fix}"

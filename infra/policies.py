@@ -6,9 +6,12 @@ Tests call these directly; the component feeds them resolved outputs. Only the c
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 IAM_VERSION = "2012-10-17"
+MAX_BUCKET_NAME_LENGTH = 63
+INVENTORY_BUCKET_SUFFIX = "-inventory"
 # Long enough to let a browser cache the preflight for a labelling session, short enough
 # that a CORS change takes effect the same hour.
 CORS_MAX_AGE_SECONDS = 3600
@@ -135,3 +138,52 @@ def cors_rule(origins: Sequence[str], allow_write: bool = False) -> dict:
         "ExposeHeaders": ["Accept-Ranges", "Content-Length", "Content-Range", "ETag"],
         "MaxAgeSeconds": CORS_MAX_AGE_SECONDS,
     }
+
+
+def inventory_bucket_name(bucket: str) -> str:
+    """The bucket the data bucket's inventory reports go to: `<bucket>-inventory`.
+
+    A data bucket name too long for the suffix is shortened, and a hash of the full name keeps
+    two such buckets apart; the result is always a valid bucket name of at most 63 characters.
+    """
+    name = f"{bucket}{INVENTORY_BUCKET_SUFFIX}"
+    if len(name) <= MAX_BUCKET_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(bucket.encode()).hexdigest()[:8]
+    keep = MAX_BUCKET_NAME_LENGTH - len(INVENTORY_BUCKET_SUFFIX) - len(digest) - 1
+    # No dot or hyphen where it was cut, next to the hyphen that follows.
+    return f"{bucket[:keep].rstrip('.-')}-{digest}{INVENTORY_BUCKET_SUFFIX}"
+
+
+def inventory_location(
+    destination_bucket: str, prefix: str, source_bucket: str, config_id: str
+) -> str:
+    """The folder S3 writes each report into, as `<YYYY-MM-DDTHH-MMZ>/manifest.json`."""
+    return f"s3://{destination_bucket}/{prefix}/{source_bucket}/{config_id}/"
+
+
+def inventory_bucket_policy(
+    destination_bucket: str, prefix: str, source_bucket: str, account_id: str
+) -> dict:
+    """TLS only, and S3 may deliver this source bucket's inventory reports under `prefix`.
+
+    The delivery statement is AWS's documented one: S3's service principal may only put
+    objects under the prefix, only on behalf of the source bucket in this account (no
+    confused deputy), and only handing the bucket owner full control.
+    """
+    delivery = {
+        "Sid": "S3InventoryDelivery",
+        "Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"{bucket_arn(destination_bucket)}/{prefix}/*",
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": bucket_arn(source_bucket)},
+            "StringEquals": {
+                "aws:SourceAccount": account_id,
+                "s3:x-amz-acl": "bucket-owner-full-control",
+            },
+        },
+    }
+    tls_only = tls_only_bucket_policy(destination_bucket)
+    return tls_only | {"Statement": [*tls_only["Statement"], delivery]}

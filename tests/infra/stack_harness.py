@@ -38,6 +38,7 @@ BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 LOGGING = "aws:s3/bucketLogging:BucketLogging"
+INVENTORY = "aws:s3/inventory:Inventory"
 CORS = "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration"
 MRAP = "aws:s3control/multiRegionAccessPoint:MultiRegionAccessPoint"
 ROLE = "aws:iam/role:Role"
@@ -54,8 +55,12 @@ BUCKET_SETTINGS = (
 )
 
 
+CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
+
+
 class FakeAws(pulumi.runtime.Mocks):
-    """Echoes inputs and fabricates what AWS computes (auto-names, ARNs, the MRAP alias)."""
+    """Echoes inputs and fabricates what AWS computes (auto-names, ARNs, the MRAP alias) and
+    the deploying account's identity."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
@@ -72,7 +77,14 @@ class FakeAws(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        raise NotImplementedError(f"the program must not call invokes: {args.token}")
+        if args.token == CALLER_IDENTITY:
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/deployer",
+                "id": ACCOUNT_ID,
+                "userId": "AIDADEPLOYER",
+            }
+        raise NotImplementedError(f"the program calls no other invokes: {args.token}")
 
 
 def dialog_values(stack: str) -> tuple[dict[str, str], dict[str, str]]:

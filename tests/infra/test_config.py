@@ -107,6 +107,41 @@ def bad(**settings) -> str:
             "encord-s3:roleName must be 1-64 letters, digits and _+=,.@-. "
             "Fix: pulumi config set encord-s3:roleName <IAM role name>",
         ),
+        (
+            {"inventory": {"enabled": True, "frequency": "Hourly"}},
+            "encord-s3:inventory.frequency must be Daily or Weekly. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.frequency' Daily|Weekly",
+        ),
+        (
+            {"inventory": {"enabled": True, "format": "JSON"}},
+            "encord-s3:inventory.format must be Parquet, CSV or ORC. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.format' Parquet|CSV|ORC",
+        ),
+        (
+            {"inventory": {"enabled": True, "retentionDays": 0}},
+            "encord-s3:inventory.retentionDays must be at least 1 (days a report is kept). "
+            "Fix: pulumi config set --path 'encord-s3:inventory.retentionDays' <days, e.g. 14>",
+        ),
+        (
+            {"inventory": {"enabled": True, "frequency": "Weekly", "retentionDays": 6}},
+            "encord-s3:inventory.retentionDays must be at least 7 when frequency is Weekly. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.retentionDays' <days, e.g. 14>",
+        ),
+        (
+            {"inventory": {"enabled": True, "retentionDays": "two weeks"}},
+            "encord-s3:inventory.retentionDays must be a whole number. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.retentionDays' <days, e.g. 14>",
+        ),
+        (
+            {"inventory": {"enabled": "sometimes"}},
+            "encord-s3:inventory.enabled must be true or false. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.enabled' true|false",
+        ),
+        (
+            {"inventory": True},  # `pulumi config set encord-s3:inventory true`
+            "encord-s3:inventory must be a mapping of settings. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.enabled' true",
+        ),
     ],
     ids=lambda value: str(value)[:40] if isinstance(value, dict) else "",
 )
@@ -119,6 +154,22 @@ def test_misspelt_key_is_not_silently_ignored():
     assert message.startswith("encord-s3:allowwrite is not a setting of this program (known: ")
     assert "allowWrite" in message
     assert message.endswith("Fix: pulumi config rm encord-s3:allowwrite")
+
+
+def test_misspelt_inventory_key_names_the_inventory_keys():
+    assert bad(inventory={"enabled": True, "retention": 7}) == (
+        "encord-s3:inventory.retention is not a setting of this program "
+        "(known: enabled, format, frequency, retentionDays). "
+        "Fix: pulumi config rm --path 'encord-s3:inventory.retention'"
+    )
+
+
+def test_inventory_settings_are_read_whatever_their_case_and_as_the_cli_passes_them():
+    config = {"enabled": "true", "frequency": "WEEKLY", "format": "orc", "retentionDays": "7"}
+    run = run_stack("dev", {"inventory": config})  # --path values may arrive as strings
+    (inventory,) = [r for r in run.resources if r.type == "aws:s3/inventory:Inventory"]
+    assert inventory.inputs["schedule"] == {"frequency": "Weekly"}
+    assert inventory.inputs["destination"]["bucket"]["format"] == "ORC"
 
 
 @pytest.mark.parametrize(

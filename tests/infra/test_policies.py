@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+import re
+
+import pytest
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from infra import policies
@@ -79,3 +82,57 @@ def test_cors_rule_reads_unless_writing():
         "PUT",
         "POST",
     ]
+
+
+# A bucket name as AWS allows it: dot-separated labels of lowercase letters, digits and
+# hyphens, of any length from 3 to 63 (labels repeat to reach it).
+label = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?", fullmatch=True)
+bucket_name = (
+    st.tuples(
+        st.lists(label, min_size=1, max_size=4),
+        st.one_of(st.integers(3, 53), st.integers(54, 63)),  # often too long for "-inventory"
+    )
+    .map(lambda drawn: ".".join(drawn[0] * 63)[: drawn[1]].rstrip(".-"))
+    .filter(lambda name: len(name) >= 3 and not re.fullmatch(r"[\d.]+", name))
+)
+VALID_BUCKET_NAME = re.compile(r"(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@given(bucket=bucket_name)
+@example(bucket="a" * 43 + "." + "b" * 19)  # cut right after a dot
+def test_inventory_bucket_name_is_always_a_valid_bucket_name(bucket):
+    name = policies.inventory_bucket_name(bucket)
+    assert VALID_BUCKET_NAME.fullmatch(name) and len(name) <= 63
+    assert ".-" not in name  # the labels have none, so none may appear where a name was cut
+    if len(bucket) <= 53:
+        assert name == f"{bucket}-inventory"
+
+
+def test_long_names_that_share_their_start_get_different_inventory_buckets():
+    first, second = "a" * 60 + "one", "a" * 60 + "two"
+    assert policies.inventory_bucket_name(first) != policies.inventory_bucket_name(second)
+    assert policies.inventory_bucket_name(first) == policies.inventory_bucket_name(first)
+
+
+def test_inventory_location_is_the_folder_of_the_dated_reports():
+    assert (
+        policies.inventory_location(f"{BUCKET}-inventory", "inventory", BUCKET, "encord-ingest")
+        == f"s3://{BUCKET}-inventory/inventory/{BUCKET}/encord-ingest/"
+    )
+
+
+@pytest.mark.parametrize("prefix", ["inventory", "reports/s3"])
+def test_inventory_bucket_policy_lets_only_s3_write_only_reports(prefix):
+    policy = policies.inventory_bucket_policy(f"{BUCKET}-inventory", prefix, BUCKET, "111122223333")
+    deny, delivery = policy["Statement"]
+    assert deny == policies.tls_only_bucket_policy(f"{BUCKET}-inventory")["Statement"][0]
+    assert delivery["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert delivery["Action"] == "s3:PutObject"
+    assert delivery["Resource"] == f"arn:aws:s3:::{BUCKET}-inventory/{prefix}/*"
+    assert delivery["Condition"] == {
+        "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{BUCKET}"},
+        "StringEquals": {
+            "aws:SourceAccount": "111122223333",
+            "s3:x-amz-acl": "bucket-owner-full-control",
+        },
+    }
