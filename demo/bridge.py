@@ -7,9 +7,10 @@ the stack outputs come from moto. There is no Pulumi engine here: no state file,
 no updates or deletes; run it once against a fresh moto.
 
 The bridge covers exactly the resource types the program uses, with exactly the inputs it
-sets; any other type or input stops the run, rather than being silently skipped. One
-deliberate, announced deviation: the bucket policy's TLS-only Deny is not put into moto,
-which would enforce it against every request (see `_is_tls_only`).
+sets; any other type, input or invoke stops the run, rather than being silently skipped.
+One deliberate, announced deviation: two kinds of bucket-policy statement are not put
+into moto, which would apply them to every request (see `_left_out_of_moto`): the
+TLS-only Deny, and the grant that lets S3 deliver inventory reports.
 
     python -m demo.bridge --stack demo --endpoint-url http://127.0.0.1:5000 \\
         --secret-env externalId=ENCORD_EXTERNAL_ID
@@ -74,6 +75,37 @@ def _is_tls_only(statement: dict) -> bool:
     }
 
 
+def _is_service_grant(statement: dict) -> bool:
+    """An Allow for an AWS service principal (S3 delivering inventory reports).
+
+    Its StringEquals conditions name keys no caller of moto sends (aws:SourceAccount); a
+    condition on a missing key fails (demo/local_aws.py makes moto do so, as AWS does),
+    and moto turns a failing condition, even an Allow's, into a Deny before it compares
+    the resource: in moto the grant would deny every PutObject into the bucket, the
+    admin's included. No AWS service writes to moto (it generates no inventory reports),
+    so the grant has nothing to do there. It is checked on the program's inputs
+    (tests/infra), and passes moto's IAM document validation (test_moto_documents.py).
+    """
+    principal = statement.get("Principal")
+    return (
+        statement.get("Effect") == "Allow"
+        and isinstance(principal, dict)
+        and set(principal) == {"Service"}
+    )
+
+
+def _left_out_of_moto(statement: dict) -> str | None:
+    """Why the bridge keeps a bucket-policy statement out of moto, or None to put it in."""
+    if _is_tls_only(statement):
+        return "TLS-only Deny not enforced locally (moto is plain HTTP and ignores Bool conditions)"
+    if _is_service_grant(statement):
+        return (
+            f"{statement['Principal']['Service']} grant not stored locally "
+            "(moto would deny every PutObject on its conditions)"
+        )
+    return None
+
+
 def _auto_name(name: str) -> str:
     """Pulumi's auto-naming: the logical name plus a random suffix."""
     return f"{name}-{secrets.token_hex(4)[:7]}"
@@ -106,9 +138,8 @@ class MotoBridge(pulumi.runtime.Mocks):
                 request, "url", urlunsplit(urlsplit(request.url)._replace(netloc=endpoint_host))
             ),
         )
-        self._account_id = session.client("sts", endpoint_url=endpoint_url).get_caller_identity()[
-            "Account"
-        ]
+        self._identity = session.client("sts", endpoint_url=endpoint_url).get_caller_identity()
+        self._account_id = self._identity["Account"]
         # type token → (accepted inputs, creator)
         self._types: dict[str, tuple[frozenset[str], Handler]] = {
             "aws:s3/bucket:Bucket": (frozenset({"bucket", "forceDestroy"}), self._bucket),
@@ -152,6 +183,21 @@ class MotoBridge(pulumi.runtime.Mocks):
                 frozenset({"bucket", "corsRules"}),
                 self._cors,
             ),
+            "aws:s3/inventory:Inventory": (
+                frozenset(
+                    {
+                        "bucket",
+                        "name",
+                        "enabled",
+                        "includedObjectVersions",
+                        "schedule",
+                        "filter",
+                        "optionalFields",
+                        "destination",
+                    }
+                ),
+                self._inventory,
+            ),
             "aws:s3control/multiRegionAccessPoint:MultiRegionAccessPoint": (
                 frozenset({"details"}),
                 self._multi_region_access_point,
@@ -185,7 +231,14 @@ class MotoBridge(pulumi.runtime.Mocks):
         self._echo(f"  + {args.typ.rsplit(':', 1)[-1]:<42} {args.name:<24} {resource_id}")
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": self._account_id,
+                "arn": self._identity["Arn"],
+                "id": self._account_id,
+                "userId": self._identity["UserId"],
+            }
         raise UnsupportedResourceError(f"demo.bridge does not implement the invoke {args.token}")
 
     # S3 ---------------------------------------------------------------------------------
@@ -227,17 +280,18 @@ class MotoBridge(pulumi.runtime.Mocks):
         return inputs["bucket"], dict(inputs)
 
     def _bucket_policy(self, name: str, inputs: dict) -> tuple[str, dict]:
-        """The policy minus its TLS-only Deny, which moto cannot evaluate (see `_is_tls_only`)."""
+        """The policy minus what moto cannot evaluate (see `_left_out_of_moto`)."""
         policy = json.loads(inputs["policy"])
-        kept = [s for s in policy["Statement"] if not _is_tls_only(s)]
+        kept = []
+        for statement in policy["Statement"]:
+            reason = _left_out_of_moto(statement)
+            if reason:
+                self._echo(f"  ! {'BucketPolicy':<42} {name:<24} {reason}")
+            else:
+                kept.append(statement)
         if any("Condition" in s for s in kept):
             raise UnsupportedResourceError(
                 f"demo.bridge cannot have moto evaluate the conditions in BucketPolicy {name}"
-            )
-        if len(kept) < len(policy["Statement"]):
-            self._echo(
-                f"  ! {'BucketPolicy':<42} {name:<24} TLS-only Deny not enforced locally "
-                "(moto is plain HTTP and ignores Bool conditions)"
             )
         if kept:
             self._s3.put_bucket_policy(
@@ -271,6 +325,27 @@ class MotoBridge(pulumi.runtime.Mocks):
             CORSConfiguration={"CORSRules": _api_shape(inputs["corsRules"])},
         )
         return inputs["bucket"], dict(inputs)
+
+    def _inventory(self, name: str, inputs: dict) -> tuple[str, dict]:
+        # The S3 API names the destination bucket by its ARN, under `Bucket`.
+        destination = {
+            "Bucket" if key == "BucketArn" else key: value
+            for key, value in _api_shape(inputs["destination"]["bucket"]).items()
+        }
+        configuration = {
+            "Id": inputs["name"],
+            "IsEnabled": bool(inputs.get("enabled", True)),  # the provider's default
+            "IncludedObjectVersions": inputs["includedObjectVersions"],
+            "Schedule": _api_shape(inputs["schedule"]),
+            "OptionalFields": inputs.get("optionalFields", []),
+            "Destination": {"S3BucketDestination": destination},
+        }
+        if "filter" in inputs:
+            configuration["Filter"] = _api_shape(inputs["filter"])
+        self._s3.put_bucket_inventory_configuration(
+            Bucket=inputs["bucket"], Id=inputs["name"], InventoryConfiguration=configuration
+        )
+        return f"{inputs['bucket']}:{inputs['name']}", dict(inputs)
 
     def _multi_region_access_point(self, name: str, inputs: dict) -> tuple[str, dict]:
         details = _api_shape(inputs["details"])

@@ -10,7 +10,7 @@ import pytest
 from stack_harness import EXTERNAL_ID
 
 from demo.bridge import STAND_IN_NOTICE, MotoBridge, UnsupportedResourceError, main
-from demo.local_aws import ANONYMOUS
+from demo.local_aws import ACCOUNT_ID, ANONYMOUS
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,20 @@ def test_input_the_bridge_would_not_apply_is_refused(bridge):
         bridge.new_resource(resource("aws:s3/bucket:Bucket", {"objectLockEnabled": True}))
 
 
-def test_invokes_are_refused(bridge):
-    call = pulumi.runtime.MockCallArgs("aws:index/getCallerIdentity:getCallerIdentity", {}, "")
-    with pytest.raises(UnsupportedResourceError, match="getCallerIdentity"):
+def test_invokes_other_than_the_caller_identity_are_refused(bridge):
+    call = pulumi.runtime.MockCallArgs("aws:iam/getPolicyDocument:getPolicyDocument", {}, "")
+    with pytest.raises(UnsupportedResourceError, match="getPolicyDocument"):
         bridge.call(call)
+
+
+def test_caller_identity_is_moto_s(bridge):
+    call = pulumi.runtime.MockCallArgs("aws:index/getCallerIdentity:getCallerIdentity", {}, "")
+    assert bridge.call(call)["accountId"] == ACCOUNT_ID
+
+
+def test_an_inventory_input_the_bridge_would_not_apply_is_refused(bridge):
+    with pytest.raises(UnsupportedResourceError, match="does not apply input\\(s\\) region"):
+        bridge.new_resource(resource("aws:s3/inventory:Inventory", {"region": "eu-west-1"}))
 
 
 def test_cli_says_it_is_a_stand_in_and_masks_secrets(aws, monkeypatch, capsys):

@@ -24,6 +24,7 @@ from demo.local_aws import REGION, Credentials, LocalAws, local_aws
 EXTERNAL_ID = "encord-demo-4be1f2"
 KEY = "images/cat.jpg"
 OUTSIDE_PREFIX_KEY = "private/payroll.csv"
+REPORT = "2026-01-01T01-00Z/manifest.json"
 ENCORD_APP = "https://app.encord.com"
 ASSUME_ANY_ROLE = {
     "Version": "2012-10-17",
@@ -40,6 +41,7 @@ class World:
     read_only: dict  # stack outputs
     writable: dict
     prefixed: dict
+    inventoried: dict
     unrelated_bucket: str
 
 
@@ -67,15 +69,33 @@ def world():
         )
         writable = deploy_variant(aws, admin, "writable", {"allowWrite": True})
         prefixed = deploy_variant(aws, admin, "prefixed", {"prefixes": ["images/"]})
+        inventoried = deploy_variant(aws, admin, "inventoried", {"inventory": {"enabled": True}})
         s3 = aws.client("s3", admin)
-        for outputs in (read_only, writable, prefixed):
+        for outputs in (read_only, writable, prefixed, inventoried):
             for key in (KEY, OUTSIDE_PREFIX_KEY):
                 s3.put_object(Bucket=outputs["bucketName"], Key=key, Body=b"pixels")
+        # moto writes no reports: the admin puts one where S3 would.
+        reports, folder = inventory_folder(inventoried)
+        s3.put_object(Bucket=reports, Key=f"{folder}{REPORT}", Body=b"{}")
         s3.create_bucket(Bucket="someone-elses-bucket")
         s3.put_object(Bucket="someone-elses-bucket", Key=KEY, Body=b"secret")
         yield World(
-            aws, admin, encord, stranger, read_only, writable, prefixed, "someone-elses-bucket"
+            aws,
+            admin,
+            encord,
+            stranger,
+            read_only,
+            writable,
+            prefixed,
+            inventoried,
+            "someone-elses-bucket",
         )
+
+
+def inventory_folder(outputs: dict) -> tuple[str, str]:
+    """The reports bucket and the key prefix of the stack's `inventoryLocation`."""
+    bucket, _, folder = outputs["inventoryLocation"].removeprefix("s3://").partition("/")
+    return bucket, folder
 
 
 def assume(world: World, caller: Credentials, outputs: dict, **external_id) -> dict:
@@ -166,6 +186,20 @@ def test_prefixes_limit_reads_to_those_prefixes(world):
     s3, bucket = role_s3(world, world.prefixed), world.prefixed["bucketName"]
     assert s3.get_object(Bucket=bucket, Key=KEY)["Body"].read() == b"pixels"
     denied(s3.get_object, Bucket=bucket, Key=OUTSIDE_PREFIX_KEY)
+
+
+def test_role_cannot_read_or_list_the_inventory_reports(world):
+    s3, (reports, folder) = role_s3(world, world.inventoried), inventory_folder(world.inventoried)
+    assert s3.get_object(Bucket=world.inventoried["bucketName"], Key=KEY)  # its own bucket: yes
+    denied(s3.get_object, Bucket=reports, Key=f"{folder}{REPORT}")
+    denied(s3.list_objects_v2, Bucket=reports, Prefix=folder)
+    denied(s3.put_object, Bucket=reports, Key=f"{folder}forged/manifest.json", Body=b"{}")
+
+
+def test_the_deployer_reads_the_inventory_reports(world):
+    s3, (reports, folder) = world.aws.client("s3", world.admin), inventory_folder(world.inventoried)
+    listed = s3.list_objects_v2(Bucket=reports, Prefix=folder)["Contents"]
+    assert [o["Key"] for o in listed] == [f"{folder}{REPORT}"]
 
 
 # CORS --------------------------------------------------------------------------------------
