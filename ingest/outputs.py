@@ -29,6 +29,7 @@ class StackOutputs(BaseModel):
     mrap_arn: str | None = Field(default=None, alias="mrapArn")
     mrap_alias: str | None = Field(default=None, alias="mrapAlias")
     integration_title: str | None = Field(default=None, alias="integrationTitle")
+    inventory_location: str | None = Field(default=None, alias="inventoryLocation")
     external_id: SecretStr | None = Field(default=None, alias="externalId")
 
     def require(self, name: str) -> str:
