@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import islice
 from typing import NamedTuple, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -37,6 +36,8 @@ class ListedObject(NamedTuple):
 Page = Sequence[ListedObject]
 Lister = Callable[[str], Iterable[Page]]
 Unit = TypeVar("Unit")
+_LOOKAHEAD = 4
+_END = object()
 
 
 def normalise_prefixes(prefixes: Iterable[str]) -> list[str]:
@@ -53,17 +54,32 @@ def fan_out(
 ) -> Iterator[ListedObject]:
     """The objects of every unit, unit after unit; up to `workers` units listed at once.
 
-    `start(unit)` begins listing in the background and returns its pages (a `PageSpool`,
-    closed here when done with, so a consumer that stops early stops the threads too)."""
+    `start(unit)` begins listing in the background and returns its `PageSpool`, or returns
+    pages already listed. A listing that has finished frees its worker at once, even if its
+    pages are still waiting for the consumer; up to `_LOOKAHEAD` times `workers` units are
+    started ahead. Spools are closed here when done with, so a consumer that stops early
+    stops the threads too."""
     upcoming = iter(units)
-    window = deque(start(unit) for unit in islice(upcoming, workers))
+    window: deque[Iterable[Page]] = deque()
+
+    def fill() -> None:
+        while len(window) < _LOOKAHEAD * workers:
+            listing = sum(isinstance(s, PageSpool) and not s.finished for s in window)
+            if listing >= workers:
+                return
+            unit = next(upcoming, _END)
+            if unit is _END:
+                return
+            window.append(start(unit))
+
     try:
+        fill()
         while window:
-            current = window[0]
-            for page in current:
+            for page in window[0]:
                 yield from page
+                fill()
             window.popleft()
-            window.extend(start(unit) for unit in islice(upcoming, 1))
+            fill()
     finally:
         for pending in window:
             if isinstance(pending, PageSpool):

@@ -15,10 +15,11 @@ store (control characters, `//`, `./`, a trailing `/`) arrives intact: the reaso
 not built on `obstore`, whose object_store paths reject or rewrite such keys (measured:
 `dir/` is listed as `dir`; `a//b`, `./x` or a tab in a key abort the listing).
 
-When a prefix ends with `/` (or is the whole bucket) the lister first lists it with
-delimiter `/`: the sub-prefixes become units listed in parallel, and the objects directly
-under it, which that listing returns anyway, are passed on as they are. Nothing is listed
-twice, and a bucket of top-level folders is listed one folder per thread.
+Configured prefixes are listed in parallel, one per thread. With none configured, the
+lister first lists the bucket with delimiter `/`: the top-level folders become units listed
+in parallel, and the objects at the top, which that listing returns anyway, are passed on
+as they are. Nothing is listed twice, and a bucket of top-level folders is listed one
+folder per thread.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
+import botocore.session
+from botocore.awsrequest import AWSResponse
+from botocore.httpsession import URLLib3Session
+from botocore.utils import get_environ_proxies
+
 from ingest.scan import ListedObject, fan_out, listing_errors, normalise_prefixes, nothing_under
 from ingest.spool import in_background
 
-_HOOK_ID = "ingest.scan_fast.raw-body"
-_RAW_BODY = "IngestRawBody"
+_HOOK_ID = "ingest.scan_fast.send-keeping-body"
 _EMPTY_RESULT = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
-_armed = threading.local()  # set around this lister's own calls only
+_call = threading.local()  # this lister's HTTP session during its own calls; the page got
 
 _KEY = re.compile(r"<Key>([^<]*)</Key>")
 _SIZE = re.compile(r"<Size>(\d+)</Size>")
@@ -104,25 +109,47 @@ class FastLister:
         self._s3 = s3
         self._bucket = bucket
         self._workers = workers
-        # Registered once per client (same unique id): armed per call, so the client's other
-        # ListObjectsV2 users still get botocore's parse.
-        s3.meta.events.register("before-parse.s3.ListObjectsV2", _keep_raw_body, unique_id=_HOOK_ID)
+        self._http = URLLib3Session(
+            verify=botocore.session.get_session().get_config_variable("ca_bundle") or True,
+            proxies=s3.meta.config.proxies or get_environ_proxies(s3.meta.endpoint_url),
+            timeout=60,
+            max_pool_connections=workers + 2,
+        )
+        # Registered once per client (same unique id), armed per call: the client's other
+        # ListObjectsV2 users still send and parse as ever.
+        s3.meta.events.register(
+            "before-send.s3.ListObjectsV2", _send_keeping_body, unique_id=_HOOK_ID
+        )
 
     def objects(self, prefixes: list[str]) -> Iterator[ListedObject]:
         """Every object under `prefixes`, in key order; an empty configured prefix is an error."""
         return fan_out(self._units(normalise_prefixes(prefixes)), self._start, self._workers)
 
     def _units(self, prefixes: list[str]) -> Iterator[str | _Listed]:
-        for prefix in prefixes:
-            if prefix and not prefix.endswith("/"):
-                yield prefix
-                continue
-            found = False
-            for unit in self._discover(prefix):
-                found = True
-                yield unit
-            if not found:
+        """Configured prefixes are listed as they are; the whole bucket is split by folder.
+
+        A folder chain with nothing beside it (`data/` alone at the top, `data/2026/` alone
+        in it) is followed down, so a bucket keeping everything under one folder still
+        fans out. Only there: splitting a prefix into many small folders would cost one
+        request per folder instead of one per 1,000 keys."""
+        if prefixes != [""]:
+            yield from prefixes
+            return
+        prefix = ""
+        while True:
+            units = self._discover(prefix)
+            first = next(units, None)
+            if first is None:
                 raise nothing_under(self._where(prefix))
+            second = next(units, None)
+            if second is None and isinstance(first, str):
+                prefix = first
+                continue
+            yield first
+            if second is not None:
+                yield second
+                yield from units
+            return
 
     def _discover(self, prefix: str) -> Iterator[str | _Listed]:
         """`prefix`'s sub-prefixes and direct objects, merged in key order.
@@ -154,13 +181,18 @@ class FastLister:
         params = {"Bucket": self._bucket, "Prefix": prefix}
         if delimiter:
             params["Delimiter"] = delimiter
+        first = True
         while True:
             with listing_errors(self._where(prefix)):
-                _armed.on = True
+                _call.http = self._http
                 try:
-                    body = self._s3.list_objects_v2(**params)[_RAW_BODY]
+                    self._s3.list_objects_v2(**params)
+                    body = _call.body
                 finally:
-                    _armed.on = False
+                    _call.http = _call.body = None
+            if first and b"<Contents>" not in body and b"<CommonPrefixes>" not in body:
+                raise nothing_under(self._where(prefix))
+            first = False
             yield body
             token = _NEXT_TOKEN.search(body)
             if token is None or not _TRUNCATED.search(body):
@@ -171,10 +203,28 @@ class FastLister:
         return f"s3://{self._bucket}/{prefix}"
 
 
-def _keep_raw_body(response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
-    """botocore's `before-parse` event: keep a successful page's body, let botocore parse none.
+def _send_keeping_body(request: Any, **_: Any) -> AWSResponse | None:
+    """botocore's `before-send` event: send the signed request ourselves; keep a page's body.
 
-    Errors are left alone: botocore parses them, retries what it retries, raises the rest."""
-    if getattr(_armed, "on", False) and response_dict["status_code"] == 200:
-        customized_response_dict[_RAW_BODY] = response_dict["body"]
-        response_dict["body"] = _EMPTY_RESULT
+    botocore gets the response as it came for errors (it parses them, retries what it
+    retries, raises the rest) and an empty result for a page, whose body waits in `_call`:
+    otherwise botocore would parse it twice (its check for an error inside a 200 response,
+    then the shapes)."""
+    http = getattr(_call, "http", None)
+    if http is None:  # not this lister's call
+        return None
+    response = http.send(request)
+    if response.status_code != 200 or b"<Error>" in response.content[:512]:
+        return response
+    _call.body = response.content
+    return AWSResponse(request.url, 200, response.headers, _Body(_EMPTY_RESULT))
+
+
+class _Body:
+    """What `AWSResponse` reads a body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data

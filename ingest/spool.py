@@ -44,6 +44,7 @@ class PageSpool:
         self._file: Any = None
         self._end = 0  # the spill file's length
         self._closed = False
+        self.finished = False  # the producer is done (its pages may still be waiting)
 
     def put(self, page: Any) -> None:
         """Append a page (any picklable object); raises `SpoolClosed` once the consumer left."""
@@ -72,6 +73,7 @@ class PageSpool:
         """No more pages: end the consumer's iteration, or raise `error` there."""
         with self._ready:
             self._queue.append((_DONE, error))
+            self.finished = True
             self._ready.notify()
 
     def __iter__(self) -> Iterator[Any]:

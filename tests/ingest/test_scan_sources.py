@@ -185,3 +185,10 @@ def test_closing_the_spool_stops_its_producer():
     count = len(produced)
     time.sleep(0.2)
     assert len(produced) == count
+
+
+def test_a_bucket_under_one_folder_fans_out_below_it(aws: LocalAws):
+    s3, bucket = fill(aws, ["data/2026/a/1.jpg", "data/2026/b/1.jpg", "data/2026/c.jpg"])
+    units = list(FastLister(s3, bucket)._units([""]))
+    assert units[0] == "data/2026/a/" and units[1] == "data/2026/b/"
+    assert [obj.key for obj in units[2].objects] == ["data/2026/c.jpg"]
