@@ -1,27 +1,32 @@
-"""`python -m bench` (or `make bench`): plan vs the naive baseline at 100k and 1M keys.
+"""`python -m bench` (or `make bench`): three tables, each row in a fresh interpreter.
 
-Each measurement runs in a fresh interpreter so its peak RSS is its own. The listing is the
-in-memory `InMemoryS3` (no network, no moto); everything after it is the real code path of
-`ingest plan`: the boto3-paginator adapter, classify, group, metadata stage, URL building,
-and writing manifests, CSV files and the report.
+1. plan: `ingest plan` vs the naive baseline at 100k and 1M keys. The listing is the
+   in-memory `InMemoryS3` (no network, no moto); everything after it is the real code path:
+   classify, group, metadata stage, URL building, manifests, CSV files and the report.
+2. listing: the listing sources (`bench.listers`) against the S3 stand-in's 16-prefix
+   bucket, at 0 ms and 50 ms per request.
+3. inventory: `ingest plan` from a 10M-key S3 Inventory report (`bench.inventory_plan`).
 
-    python -m bench                  # the table, for 100k and 1M keys
-    python -m bench --keys 200000    # other sizes
+    python -m bench                          # all three, with their targets
+    python -m bench --only listing           # one table
+    python -m bench --keys 200000            # other sizes for the plan table
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench import inventory_plan, listers
 from bench.listing import InMemoryS3
+from bench.measure import cpu_seconds, peak_rss_mb
 from bench.naive import naive_plan
+from bench.s3_standin import start_standin
 from ingest.context import PlanContext
 from ingest.outputs import StackOutputs
 from ingest.plan import plan
@@ -29,8 +34,12 @@ from ingest.settings import IngestSettings
 
 BUCKET = "bench-bucket"
 URL_PREFIX = f"https://{BUCKET}.s3.eu-west-2.amazonaws.com/"
-TARGET_KEYS_PER_SECOND = 200_000
+TARGET_KEYS_PER_SECOND = 200_000  # plan at 1M keys
 TARGET_PEAK_MB = 300
+TARGET_LISTING_KEYS_PER_SECOND = 100_000  # fast lister, 50 ms per request, 16 prefixes
+TARGET_LISTING_SPEEDUP = 15  # … over the paginator in the same run
+TARGET_INVENTORY_SECONDS = 120  # plan of 10M keys from an inventory report
+TARGET_INVENTORY_PEAK_MB = 500
 
 
 def measure(implementation: str, keys: int) -> dict:
@@ -39,34 +48,23 @@ def measure(implementation: str, keys: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         out = Path(directory)
         s3 = InMemoryS3(keys)
-        started, cpu_started = time.perf_counter(), _cpu_seconds()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         entries = run(s3, out)
         seconds = time.perf_counter() - started
-        cpu_seconds = _cpu_seconds() - cpu_started
+        cpu_used = cpu_seconds() - cpu_started
     # Plan renders its files in a child process (ingest.output_process): its CPU time is
     # counted, and its peak RSS added to this process's (an upper bound of the total).
-    peak_mb = sum(
-        resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    )
+    peak_mb = peak_rss_mb()
     return {
         "implementation": implementation,
         "keys": keys,
         "entries": entries,
         "seconds": round(seconds, 2),
         "keys_per_second": round(keys / seconds),
-        "cpu_seconds": round(cpu_seconds, 2),
-        "keys_per_cpu_second": round(keys / cpu_seconds),
+        "cpu_seconds": round(cpu_used, 2),
+        "keys_per_cpu_second": round(keys / cpu_used),
         "peak_rss_mb": round(peak_mb),
     }
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (user + system)."""
-    own, children = (
-        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _plan(s3: InMemoryS3, out: Path) -> int:
@@ -79,7 +77,11 @@ def _plan(s3: InMemoryS3, out: Path) -> int:
         }
     )
     settings = IngestSettings.model_validate(
-        {"groups": [{"folders": "*/group", "as": "imageGroup"}], "outputDir": str(out)}
+        {
+            "groups": [{"folders": "*/group", "as": "imageGroup"}],
+            "outputDir": str(out),
+            "listing": "paginator",  # InMemoryS3 stands behind boto3's paginator interface
+        }
     )
     report = plan(PlanContext(outputs=outputs, settings=settings, s3=s3))
     return sum(report.entries.values())
@@ -95,15 +97,7 @@ def _in_subprocess(implementation: str, keys: int) -> dict:
     return json.loads(result.stdout)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--keys", type=int, action="append", help="default: 100000 and 1000000")
-    parser.add_argument("--one", choices=("plan", "naive"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    sizes = args.keys or [100_000, 1_000_000]
-    if args.one:
-        print(json.dumps(measure(args.one, sizes[0])))
-        return 0
+def plan_table(sizes: list[int]) -> list[str]:
     print(
         "| keys | implementation | entries | wall s | keys/s (wall) | CPU s | keys/s (CPU) | peak RSS (MB) |"
     )
@@ -120,15 +114,80 @@ def main() -> int:
             )
             if implementation == "plan" and keys >= 1_000_000:
                 if row["keys_per_second"] < TARGET_KEYS_PER_SECOND:
-                    failed.append(f"{row['keys_per_second']:,} keys/s < {TARGET_KEYS_PER_SECOND:,}")
+                    failed.append(
+                        f"plan at 1M keys: {row['keys_per_second']:,} keys/s < {TARGET_KEYS_PER_SECOND:,}"
+                    )
                 if row["peak_rss_mb"] > TARGET_PEAK_MB:
-                    failed.append(f"peak RSS {row['peak_rss_mb']} MB > {TARGET_PEAK_MB} MB")
-    if failed:
-        print(f"targets missed at 1M keys: {'; '.join(failed)}")
-        return 1
+                    failed.append(f"plan at 1M keys: {row['peak_rss_mb']} MB > {TARGET_PEAK_MB} MB")
+    return failed
+
+
+def listing_table(keys: int) -> list[str]:
+    print("| source | delay per request | keys | wall s | keys/s | CPU s | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    rates: dict[tuple[str, int], int] = {}
+    for delay in (0, 50):
+        with start_standin(keys, prefixes=16, delay_ms=delay) as standin:
+            for source in listers.SOURCES:
+                row = listers.in_subprocess(source, standin.endpoint_url)
+                rates[source, delay] = row["keys_per_second"]
+                print(
+                    f"| {source} | {delay} ms | {row['keys']:,} | {row['seconds']} "
+                    f"| {row['keys_per_second']:,} | {row['cpu_seconds']} | {row['peak_rss_mb']} |",
+                    flush=True,
+                )
+    fast, paginator = rates["fast", 50], rates["paginator", 50]
+    print(f"fast lister at 50 ms: {fast / paginator:.1f}× the paginator")
+    failed = []
+    if fast < TARGET_LISTING_KEYS_PER_SECOND:
+        failed.append(f"fast lister at 50 ms: {fast:,} keys/s < {TARGET_LISTING_KEYS_PER_SECOND:,}")
+    if fast < TARGET_LISTING_SPEEDUP * paginator:
+        failed.append(f"fast lister at 50 ms: {fast / paginator:.1f}× < {TARGET_LISTING_SPEEDUP}×")
+    return failed
+
+
+def inventory_table(keys: int) -> list[str]:
+    row = inventory_plan.run(keys)
+    print("| keys (inventory) | entries | report written s | plan wall s | CPU s | peak RSS (MB) |")
+    print("|---:|---:|---:|---:|---:|---:|")
     print(
-        f"targets met: ≥ {TARGET_KEYS_PER_SECOND:,} keys/s and ≤ {TARGET_PEAK_MB} MB peak RSS at 1M keys"
+        f"| {row['keys']:,} | {row['entries']:,} | {row['report_written_seconds']} "
+        f"| {row['seconds']} | {row['cpu_seconds']} | {row['peak_rss_mb']} |",
+        flush=True,
     )
+    failed = []
+    if row["seconds"] > TARGET_INVENTORY_SECONDS:
+        failed.append(f"inventory plan: {row['seconds']} s > {TARGET_INVENTORY_SECONDS} s")
+    if row["peak_rss_mb"] > TARGET_INVENTORY_PEAK_MB:
+        failed.append(f"inventory plan: {row['peak_rss_mb']} MB > {TARGET_INVENTORY_PEAK_MB} MB")
+    return failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("plan", "listing", "inventory"))
+    parser.add_argument(
+        "--keys", type=int, action="append", help="plan table; default: 100000 and 1000000"
+    )
+    parser.add_argument("--listing-keys", type=int, default=320_000)
+    parser.add_argument("--inventory-keys", type=int, default=10_000_000)
+    parser.add_argument("--one", choices=("plan", "naive"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sizes = args.keys or [100_000, 1_000_000]
+    if args.one:
+        print(json.dumps(measure(args.one, sizes[0])))
+        return 0
+    failed = []
+    if args.only in (None, "plan"):
+        failed += plan_table(sizes)
+    if args.only in (None, "listing"):
+        failed += listing_table(args.listing_keys)
+    if args.only in (None, "inventory"):
+        failed += inventory_table(args.inventory_keys)
+    if failed:
+        print("targets missed: " + "; ".join(failed))
+        return 1
+    print("targets met")
     return 0
 
 

@@ -1,0 +1,20 @@
+"""What every benchmark row reports about its own process: CPU time and peak RSS."""
+
+from __future__ import annotations
+
+import resource
+
+_WHO = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (user + system)."""
+    return sum(usage.ru_utime + usage.ru_stime for usage in map(resource.getrusage, _WHO))
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process plus its finished children's (Linux reports KiB).
+
+    For a process that renders in a child (`ingest.output_process`) the sum is an upper
+    bound: the child's `ru_maxrss` seems to count the parent's pages between fork and exec."""
+    return sum(resource.getrusage(who).ru_maxrss / 1024 for who in _WHO)
