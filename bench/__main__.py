@@ -22,11 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import inventory_plan, listers
 from bench.listing import InMemoryS3
 from bench.measure import cpu_seconds, peak_rss_mb
 from bench.naive import naive_plan
-from bench.s3_standin import start_standin
 from ingest.context import PlanContext
 from ingest.outputs import StackOutputs
 from ingest.plan import plan
@@ -123,6 +121,11 @@ def plan_table(sizes: list[int]) -> list[str]:
 
 
 def listing_table(keys: int) -> list[str]:
+    # Imported here, as in `inventory_table`: the plan rows' interpreters (`--one`) must not
+    # load obstore or pyarrow, whose memory would count in their peak RSS.
+    from bench import listers
+    from bench.s3_standin import start_standin
+
     print("| source | delay per request | keys | wall s | keys/s | CPU s | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     rates: dict[tuple[str, int], int] = {}
@@ -147,6 +150,8 @@ def listing_table(keys: int) -> list[str]:
 
 
 def inventory_table(keys: int) -> list[str]:
+    from bench import inventory_plan
+
     row = inventory_plan.run(keys)
     print("| keys (inventory) | entries | report written s | plan wall s | CPU s | peak RSS (MB) |")
     print("|---:|---:|---:|---:|---:|---:|")

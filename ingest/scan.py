@@ -87,11 +87,15 @@ def fan_out(
 
 
 def scan(lister: Lister, prefixes: Iterable[str], workers: int = 16) -> Iterator[ListedObject]:
-    """Every object under `prefixes`, in key order: each prefix's pages from `lister`."""
+    """Every object under `prefixes`, in key order: each prefix's pages from `lister`.
+
+    One prefix is listed in the consumer's own thread: a listing thread would only add
+    hand-overs (this lister parses in the thread that calls it)."""
+    chosen = normalise_prefixes(prefixes)
+    if len(chosen) == 1 or workers == 1:
+        return (obj for prefix in chosen for page in lister(prefix) for obj in page)
     return fan_out(
-        normalise_prefixes(prefixes),
-        lambda prefix: in_background(iter(lister(prefix)), f"scan:{prefix}"),
-        workers,
+        chosen, lambda prefix: in_background(iter(lister(prefix)), f"scan:{prefix}"), workers
     )
 
 

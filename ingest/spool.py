@@ -5,7 +5,8 @@ planner takes them one after another, in key order. Blocking a producer until th
 reaches its prefix would serialise the listing (one prefix at a time), and buffering every
 page would hold the bucket in memory. So the first few waiting pages stay in memory and the
 rest are pickled, compressed and appended to an unlinked temporary file, read back in turn:
-a listing that runs ahead costs disk (about 30 bytes per key), not memory.
+a listing that runs ahead costs disk (about 30 bytes per key), not memory. The listing the
+planner is reading does not spill: it waits for the planner, as a bounded queue would.
 """
 
 from __future__ import annotations
@@ -45,16 +46,23 @@ class PageSpool:
         self._end = 0  # the spill file's length
         self._closed = False
         self.finished = False  # the producer is done (its pages may still be waiting)
+        self._consumed = False  # being read: past the limit, the producer waits instead
 
     def put(self, page: Any) -> None:
         """Append a page (any picklable object); raises `SpoolClosed` once the consumer left."""
         with self._ready:
+            # The listing being read waits for its reader (spilling would only add work);
+            # one further ahead spills, so that it keeps listing.
+            while self._consumed and self._in_memory >= self._in_memory_limit:
+                if self._closed:
+                    raise SpoolClosed
+                self._ready.wait()
             if self._closed:
                 raise SpoolClosed
             if self._in_memory < self._in_memory_limit:
                 self._in_memory += 1
                 self._queue.append((page, None))
-                self._ready.notify()
+                self._ready.notify_all()
                 return
         # Serialised outside the lock (one producer per spool, so order is kept), then the
         # write and its hand-over under it: `close` cannot pull the file away meanwhile.
@@ -67,19 +75,22 @@ class PageSpool:
             os.pwrite(self._file.fileno(), data, self._end)
             self._queue.append((_SPILLED, (self._end, len(data))))
             self._end += len(data)
-            self._ready.notify()
+            self._ready.notify_all()
 
     def finish(self, error: BaseException | None = None) -> None:
         """No more pages: end the consumer's iteration, or raise `error` there."""
         with self._ready:
             self._queue.append((_DONE, error))
             self.finished = True
-            self._ready.notify()
+            self._ready.notify_all()
 
     def __iter__(self) -> Iterator[Any]:
         try:
             while True:
                 with self._ready:
+                    if not self._consumed:
+                        self._consumed = True
+                        self._ready.notify_all()
                     while not self._queue:
                         self._ready.wait()
                     page, where = self._queue.popleft()
@@ -92,6 +103,7 @@ class PageSpool:
                         data = os.pread(self._file.fileno(), length, offset)
                     else:
                         self._in_memory -= 1
+                        self._ready.notify_all()  # a producer may be waiting for room
                 if page is _SPILLED:
                     page = pickle.loads(zlib.decompress(data))
                 yield page if self._decode is None else self._decode(page)
@@ -102,6 +114,7 @@ class PageSpool:
         with self._ready:
             self._closed = True
             self._queue.clear()
+            self._ready.notify_all()
             if self._file is not None:
                 self._file.close()
                 self._file = None
