@@ -192,3 +192,25 @@ def test_a_bucket_under_one_folder_fans_out_below_it(aws: LocalAws):
     units = list(FastLister(s3, bucket)._units([""]))
     assert units[0] == "data/2026/a/" and units[1] == "data/2026/b/"
     assert [obj.key for obj in units[2].objects] == ["data/2026/c.jpg"]
+
+
+def test_the_spool_being_read_makes_its_producer_wait_instead_of_spilling():
+    spool = PageSpool(in_memory=2)
+    pages = iter(spool)
+    spool.put("first")
+    assert next(pages) == "first"  # from now on the reader is this spool's consumer
+
+    def produce():
+        for number in range(20):
+            spool.put(number)
+        spool.finish()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    received = []
+    for page in pages:
+        received.append(page)
+        time.sleep(0.005)  # a slow reader
+    producer.join()
+    assert received == list(range(20))
+    assert spool._end == 0  # nothing was written to disk
