@@ -648,7 +648,7 @@ def start_standin(
     SyntheticBucket(keys, prefixes)  # bad arguments fail here, not in the child
     command = [sys.executable, "-m", "bench.s3_standin", "--keys", str(keys)]
     command += ["--prefixes", str(prefixes), "--delay-ms", str(delay_ms), "--region", region]
-    command += ["--bucket", bucket, "--files-bucket", files_bucket]
+    command += ["--bucket", bucket, "--files-bucket", files_bucket, "--quiet"]
     if directory is not None:
         command += ["--dir", os.fspath(directory)]
     environment = dict(os.environ)
@@ -716,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--region", default="eu-west-2", help="sent as x-amz-bucket-region")
+    parser.add_argument("--quiet", action="store_true", help="no start-up line on stderr")
     parser.add_argument(
         "--measure", action="store_true", help="print the render cost per page and exit"
     )
@@ -736,7 +737,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     with contextlib.suppress(KeyboardInterrupt):
         threading.Thread(target=_exit_with_parent, daemon=True).start()
-        print(f"serving buckets: {', '.join(server.buckets)}", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"serving buckets: {', '.join(server.buckets)}", file=sys.stderr, flush=True)
         # The first line on stdout is the endpoint: start_standin() waits for it.
         print(server.endpoint_url, flush=True)
         server.serve_forever()
