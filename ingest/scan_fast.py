@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from html import unescape
 from typing import Any, NamedTuple
@@ -43,7 +43,8 @@ from ingest.spool import in_background
 
 _HOOK_ID = "ingest.scan_fast.send-keeping-body"
 _EMPTY_RESULT = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
-_call = threading.local()  # this lister's HTTP session during its own calls; the page got
+# Per thread, during this lister's own calls: the HTTP session to send with, and the page.
+_call = threading.local()
 
 _KEY = re.compile(r"<Key>([^<]*)</Key>")
 _SIZE = re.compile(r"<Size>(\d+)</Size>")
@@ -65,6 +66,12 @@ def _decode_key(text: str) -> str:
     return unquote_plus(text) if "%" in text or "+" in text else text
 
 
+def _key_decoder(text: str) -> Callable[[str], str]:
+    """How this page's keys read: URL-encoded only if the page says so (as botocore decides;
+    boto3 asks for `encoding-type=url`, an S3-compatible store may not honour it)."""
+    return _decode_key if "<EncodingType>url</EncodingType>" in text else str
+
+
 def parse_page(body: bytes) -> list[ListedObject]:
     """The objects of one ListObjectsV2 response (encoding-type=url), in order.
 
@@ -78,18 +85,19 @@ def parse_page(body: bytes) -> list[ListedObject]:
     times = _LAST_MODIFIED.findall(text)
     if not len(keys) == len(sizes) == len(etags) == len(times) == text.count("<Contents>"):
         return _parse_page_slowly(body)
-    new, parse_time = tuple.__new__, datetime.fromisoformat
+    new, parse_time, decode = tuple.__new__, datetime.fromisoformat, _key_decoder(text)
     return [
-        new(ListedObject, (_decode_key(key), int(size), etag, parse_time(when)))
+        new(ListedObject, (decode(key), int(size), etag, parse_time(when)))
         for key, size, etag, when in zip(keys, sizes, etags, times, strict=True)
     ]
 
 
 def _parse_page_slowly(body: bytes) -> list[ListedObject]:
     root = ElementTree.fromstring(body)
+    decode = _key_decoder(body.decode("utf-8"))
     return [
         ListedObject(
-            _decode_key(item.findtext(f"{_NS}Key", "")),
+            decode(item.findtext(f"{_NS}Key", "")),
             int(item.findtext(f"{_NS}Size", "0")),
             item.findtext(f"{_NS}ETag", "").strip('"'),
             datetime.fromisoformat(item.findtext(f"{_NS}LastModified", "")),
@@ -99,7 +107,9 @@ def _parse_page_slowly(body: bytes) -> list[ListedObject]:
 
 
 def sub_prefixes(body: bytes) -> list[str]:
-    return [_decode_key(prefix) for prefix in _COMMON_PREFIX.findall(body.decode("utf-8"))]
+    text = body.decode("utf-8")
+    decode = _key_decoder(text)
+    return [decode(prefix) for prefix in _COMMON_PREFIX.findall(text)]
 
 
 class FastLister:

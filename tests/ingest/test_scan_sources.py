@@ -135,7 +135,7 @@ def test_a_page_in_an_unexpected_shape_is_parsed_the_slow_way():
         b"</LastModified><ETag>&quot;def&quot;</ETag><Owner><ID>x</ID></Owner></Contents>"
         b"<Contents><Key>d.jpg</Key><LastModified>2026-11-01T12:00:00.000Z</LastModified>"
         b"<Size>5</Size></Contents>"  # no ETag: the four scans no longer line up
-        b"</ListBucketResult>"
+        b"<EncodingType>url</EncodingType></ListBucketResult>"
     )
     objects = parse_page(body)
     assert [(obj.key, obj.size, obj.etag) for obj in objects] == [
@@ -214,3 +214,17 @@ def test_the_spool_being_read_makes_its_producer_wait_instead_of_spilling():
     producer.join()
     assert received == list(range(20))
     assert spool._end == 0  # nothing was written to disk
+
+
+def test_keys_are_decoded_only_when_the_page_says_they_are_encoded():
+    def page(encoding: bytes) -> bytes:
+        return (
+            b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            b"<Contents><Key>a+b%20c.jpg</Key><LastModified>2026-11-01T12:00:00.000Z"
+            b"</LastModified><ETag>&quot;abc&quot;</ETag><Size>3</Size></Contents>"
+            + encoding
+            + b"</ListBucketResult>"
+        )
+
+    assert parse_page(page(b"<EncodingType>url</EncodingType>"))[0].key == "a b c.jpg"
+    assert parse_page(page(b""))[0].key == "a+b%20c.jpg"  # a store that ignored encoding-type
