@@ -124,7 +124,7 @@ def listing_table(keys: int) -> list[str]:
     # Imported here, as in `inventory_table`: the plan rows' interpreters (`--one`) must not
     # load obstore or pyarrow, whose memory would count in their peak RSS.
     from bench import listers
-    from bench.s3_standin import start_standin
+    from standins.s3_listing import start_standin
 
     print("| source | delay per request | keys | wall s | keys/s | CPU s | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|---:|")

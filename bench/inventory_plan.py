@@ -23,11 +23,11 @@ import boto3
 from bench.inventory import write_synthetic_inventory
 from bench.listing import synthetic_keys
 from bench.measure import cpu_seconds, peak_rss_mb
-from bench.s3_standin import BUCKET, FILES_BUCKET, start_standin
 from ingest.context import PlanContext
 from ingest.outputs import StackOutputs
 from ingest.plan import plan
 from ingest.settings import IngestSettings
+from standins.s3_listing import BUCKET, FILES_BUCKET, start_standin
 
 REGION = "eu-west-2"
 

@@ -1,4 +1,4 @@
-"""Listing sources side by side, against the local S3 stand-in (`bench.s3_standin`).
+"""Listing sources side by side, against the local S3 stand-in (`standins.s3_listing`).
 
 Each row runs in a fresh interpreter (its CPU time and peak RSS are its own) and reads the
 stand-in's synthetic bucket of 16 top-level prefixes, with 0 ms and then 50 ms of latency
@@ -29,10 +29,10 @@ import boto3
 from botocore.config import Config
 
 from bench.measure import cpu_seconds, peak_rss_mb
-from bench.s3_standin import BUCKET
 from ingest.scan import ListedObject, scan
 from ingest.scan_fast import FastLister
 from ingest.scan_paginator import S3Lister
+from standins.s3_listing import BUCKET
 
 SOURCES = ("fast", "paginator", "obstore")
 PREFIXES = [f"p{number:02d}/" for number in range(16)]

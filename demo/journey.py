@@ -14,12 +14,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo import bridge
-from demo.local_aws import ACCOUNT_ID, Credentials, LocalAws, start_local_aws
 from demo.samples import sample_corpus
 from ingest.settings import load_settings
 from sandbox.keys import generate_key_pair, write_authorized_keys
 from sandbox.server import running_sandbox
+from standins import moto_bridge as bridge
+from standins.local_aws import ACCOUNT_ID, Credentials, LocalAws, start_local_aws
 
 STACK = "demo"
 OUTPUTS_FILE = "stack-outputs.json"

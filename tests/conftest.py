@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.local_aws import ANONYMOUS, REGION, LocalAws, local_aws
+from standins.local_aws import ANONYMOUS, REGION, LocalAws, local_aws
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from demo.pulumi_offline import (
+from standins.pulumi_offline import (
     PROJECT_DIR,
     ProgramRun,
     RegisteredResource,

@@ -8,8 +8,8 @@ import pulumi
 import pytest
 from stack_harness import ENCORD_ROLE, EXTERNAL_ID, FakeAws, run_stack
 
-from demo.pulumi_offline import StackConfigError, load_stack_config, run_program
 from infra.config import ConfigError, load_settings
+from standins.pulumi_offline import StackConfigError, load_stack_config, run_program
 
 SET_PRINCIPAL = (
     "pulumi config set encord-s3:encordPrincipal "

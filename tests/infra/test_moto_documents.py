@@ -15,9 +15,9 @@ from moto.iam.exceptions import MalformedPolicyDocument
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 from stack_harness import ENCORD_ROLE, EXTERNAL_ID
 
-from demo.bridge import deploy
-from demo.local_aws import ACCOUNT_ID, ANONYMOUS
 from infra import policies
+from standins.local_aws import ACCOUNT_ID, ANONYMOUS
+from standins.moto_bridge import deploy
 
 KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 FOUR_FLAGS = {
@@ -222,7 +222,7 @@ def test_reports_bucket_is_private_encrypted_and_expires_reports(aws, inventorie
     expire, abort = s3.get_bucket_lifecycle_configuration(Bucket=reports)["Rules"]
     assert expire["Expiration"] == {"Days": 21} and expire["Status"] == "Enabled"
     assert abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
-    # Both statements are kept out of moto by the bridge (see demo/bridge.py), so it can be
+    # Both statements are kept out of moto by the bridge (see standins/moto_bridge.py), so it can be
     # written to locally; the document itself is validated below.
     with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
         s3.get_bucket_policy(Bucket=reports)

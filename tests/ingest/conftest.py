@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ingest_support import url_prefix
 
-from demo.local_aws import REGION, LocalAws
+from standins.local_aws import REGION, LocalAws
 
 _numbers = itertools.count(1)
 

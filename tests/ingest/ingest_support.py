@@ -1,6 +1,6 @@
 """Helpers shared by tests/ingest (a module, not conftest: test modules import it by name)."""
 
-from demo.local_aws import REGION
+from standins.local_aws import REGION
 
 
 def url_prefix(bucket: str) -> str:

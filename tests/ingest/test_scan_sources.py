@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from demo.local_aws import LocalAws, local_aws
 from ingest.errors import UserError
 from ingest.scan import scan
 from ingest.scan_fast import FastLister, parse_page
 from ingest.scan_paginator import S3Lister
 from ingest.spool import PageSpool, in_background
+from standins.local_aws import LocalAws, local_aws
 
 # Keys S3 stores and a path-based client mangles: a folder marker, empty and dot segments,
 # control characters, characters XML and URLs escape; plus keys around a folder's name

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from encord import EncordUserClient
 
-from demo.local_aws import LocalAws
 from ingest.cli import main
 from ingest.errors import UserError
 from ingest.schema import load_schema
 from ingest.schema_apply import apply
 from sandbox import generate_key_pair, running_sandbox, write_authorized_keys
+from standins.local_aws import LocalAws
 
 
 @pytest.fixture

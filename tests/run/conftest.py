@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from demo.local_aws import ANONYMOUS, REGION, LocalAws
 from demo.samples import sample_corpus
 from ingest import encord_client
 from ingest.cli import main
 from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
+from standins.local_aws import ANONYMOUS, REGION, LocalAws
 from tests.run.support import (
     EXTERNAL_ID,
     INTEGRATION,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from encord import EncordUserClient
 
-from demo.local_aws import LocalAws
 from demo.samples import SampleObject, png
 from sandbox import KeyPair, Sandbox
+from standins.local_aws import LocalAws
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/encord-access"
 INTEGRATION = "S3 imports"

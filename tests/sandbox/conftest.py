@@ -13,8 +13,8 @@ from encord.http.constants import RequestsSettings
 from sandbox_support import EXTERNAL_ID, ROLE_ARN, TEST_LONG_POLL_CAP_SECONDS
 from sdk_responses import check_exchange
 
-from demo.local_aws import LocalAws
 from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox, write_authorized_keys
+from standins.local_aws import LocalAws
 
 _numbers = itertools.count(1)
 

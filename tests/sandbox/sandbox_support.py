@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from demo.local_aws import ACCOUNT_ID, REGION
+from standins.local_aws import ACCOUNT_ID, REGION
 
 # Small, so that a test waiting on a long poll that cannot finish costs little.
 TEST_LONG_POLL_CAP_SECONDS = 1.0

@@ -14,7 +14,7 @@ from encord.orm.dataset import LongPollingStatus
 from sandbox_support import object_url
 
 from demo import samples
-from demo.local_aws import ACCOUNT_ID, local_aws
+from standins.local_aws import ACCOUNT_ID, local_aws
 
 BUCKET = "guarded-bucket"
 EXTERNAL_ID = "the-right-external-id"

@@ -8,8 +8,8 @@ from encord.orm.storage import StorageItemType
 from sandbox_support import object_url
 
 from demo import samples
-from demo.local_aws import REGION
 from sandbox.s3_access import without_account_host_prefix
+from standins.local_aws import REGION
 
 
 def _run(folder, integration_id, spec, ignore_errors=True):

@@ -18,8 +18,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotocoreCredentials
 from botocore.exceptions import ClientError
 
-from demo.bridge import deploy
-from demo.local_aws import REGION, Credentials, LocalAws, local_aws
+from standins.local_aws import REGION, Credentials, LocalAws, local_aws
+from standins.moto_bridge import deploy
 
 EXTERNAL_ID = "encord-demo-4be1f2"
 KEY = "images/cat.jpg"

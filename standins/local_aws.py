@@ -3,7 +3,7 @@
 moto keeps its authorization switch and request counter in process-wide globals, so each
 server runs in a child process: a test can turn IAM authorization on for one server without
 touching another. `start_local_aws()` starts one and returns its endpoint; `python -m
-demo.local_aws` runs one in the foreground.
+standins.local_aws` runs one in the foreground.
 
 With `iam_auth=True` the server starts open, `bootstrap_admin()` creates an administrator
 with access keys, and `enable_iam_auth()` turns enforcement on: from then on every request
@@ -137,7 +137,7 @@ class LocalAws:
 def start_local_aws() -> LocalAws:
     """Start moto on a free loopback port in a child process and wait until it serves."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "demo.local_aws"],
+        [sys.executable, "-m", "standins.local_aws"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

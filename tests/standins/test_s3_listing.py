@@ -1,4 +1,4 @@
-"""bench.s3_standin: boto3 lists, pages, filters and reads through it as it would through S3."""
+"""standins.s3_listing: boto3 lists, pages, filters and reads through it as it would through S3."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bench.s3_standin import (
+from standins.s3_listing import (
     BUCKET,
     FILES_BUCKET,
     NAMESPACE,

@@ -34,7 +34,7 @@ so a per-request LIST delay (`delay_ms`, a sleep) stands for S3's latency withou
 other connections. Authorization headers and presigned query parameters are accepted and
 ignored. Path-style (`/<bucket>?list-type=2`) and virtual-host (`<bucket>.<host>`) addressing.
 `start_standin()` runs it in a child interpreter on 127.0.0.1 (port chosen by the OS);
-`python -m bench.s3_standin` in the foreground (`--measure`: the render cost per page).
+`python -m standins.s3_listing` in the foreground (`--measure`: the render cost per page).
 """
 
 from __future__ import annotations
@@ -641,12 +641,12 @@ def start_standin(
 ) -> Standin:
     """Start a stand-in in a child process on 127.0.0.1; returns once it listens.
 
-    The child is a fresh interpreter (`python -m bench.s3_standin`), not a multiprocessing
+    The child is a fresh interpreter (`python -m standins.s3_listing`), not a multiprocessing
     one: nothing of the caller is forked (threads, boto3 clients) and, unlike 'spawn', the
     caller's `__main__` is not re-imported, so a script without a main guard works too.
     """
     SyntheticBucket(keys, prefixes)  # bad arguments fail here, not in the child
-    command = [sys.executable, "-m", "bench.s3_standin", "--keys", str(keys)]
+    command = [sys.executable, "-m", "standins.s3_listing", "--keys", str(keys)]
     command += ["--prefixes", str(prefixes), "--delay-ms", str(delay_ms), "--region", region]
     command += ["--bucket", bucket, "--files-bucket", files_bucket, "--quiet"]
     if directory is not None:
@@ -705,7 +705,7 @@ def measure(keys: int = 1_000_000, pages: int = 200) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.s3_standin", description=__doc__.splitlines()[0]
+        prog="python -m standins.s3_listing", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--prefixes", type=int, default=16)

@@ -1,4 +1,4 @@
-"""demo/bridge.py fails loudly on what it cannot apply, and never prints secrets."""
+"""standins/moto_bridge.py fails loudly on what it cannot apply, and never prints secrets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pulumi
 import pytest
 from stack_harness import EXTERNAL_ID
 
-from demo.bridge import STAND_IN_NOTICE, MotoBridge, UnsupportedResourceError, main
-from demo.local_aws import ACCOUNT_ID, ANONYMOUS
+from standins.local_aws import ACCOUNT_ID, ANONYMOUS
+from standins.moto_bridge import STAND_IN_NOTICE, MotoBridge, UnsupportedResourceError, main
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from demo.local_aws import ACCOUNT_ID, local_aws
+from standins.local_aws import ACCOUNT_ID, local_aws
 
 TRUSTED = f"arn:aws:iam::{ACCOUNT_ID}:user/vendor"
 ASSUME_ANY = {

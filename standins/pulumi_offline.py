@@ -3,7 +3,7 @@
 There is no Pulumi CLI here, so this stands in for the two things it does before a program
 runs: it merges a stack's configuration from `Pulumi.yaml` and `Pulumi.<stack>.yaml`, and it
 hands the program a resource monitor, here `pulumi.runtime.set_mocks` with the caller's
-`Mocks` (a recorder in tests, demo/bridge.py for moto).
+`Mocks` (a recorder in tests, standins/moto_bridge.py for moto).
 
 The Pulumi runtime is process-global. Each `run_program` call installs fresh mocks and
 settings, drops the previous root stack and any outputs a failed run left pending, and runs

@@ -1,6 +1,6 @@
 """A local stand-in for `pulumi up`: the real program, applied to moto instead of AWS.
 
-`__main__.py` runs under Pulumi's mock runtime (demo/pulumi_offline.py) with `MotoBridge`
+`__main__.py` runs under Pulumi's mock runtime (standins/pulumi_offline.py) with `MotoBridge`
 as the mocks: each resource the program registers is created in moto through boto3, and
 the state handed back to the program (names, ARNs, the access point's alias) is moto's, so
 the stack outputs come from moto. There is no Pulumi engine here: no state file, no diff,
@@ -12,7 +12,7 @@ One deliberate, announced deviation: two kinds of bucket-policy statement are no
 into moto, which would apply them to every request (see `_left_out_of_moto`): the
 TLS-only Deny, and the grant that lets S3 deliver inventory reports.
 
-    python -m demo.bridge --stack demo --endpoint-url http://127.0.0.1:5000 \\
+    python -m standins.moto_bridge --stack demo --endpoint-url http://127.0.0.1:5000 \\
         --secret-env externalId=ENCORD_EXTERNAL_ID
 """
 
@@ -31,8 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 import pulumi
 
-from demo.local_aws import Credentials
-from demo.pulumi_offline import ProgramRun, StackConfigError, load_stack_config, run_program
+from standins.local_aws import Credentials
+from standins.pulumi_offline import ProgramRun, StackConfigError, load_stack_config, run_program
 
 STAND_IN_NOTICE = (
     "LOCAL STAND-IN for `pulumi up`: the Pulumi program runs under Pulumi's mock runtime and "
@@ -79,7 +79,7 @@ def _is_service_grant(statement: dict) -> bool:
     """An Allow for an AWS service principal (S3 delivering inventory reports).
 
     Its StringEquals conditions name keys no caller of moto sends (aws:SourceAccount); a
-    condition on a missing key fails (demo/local_aws.py makes moto do so, as AWS does),
+    condition on a missing key fails (standins/local_aws.py makes moto do so, as AWS does),
     and moto turns a failing condition, even an Allow's, into a Deny before it compares
     the resource: in moto the grant would deny every PutObject into the bucket, the
     admin's included. No AWS service writes to moto (it generates no inventory reports),
@@ -218,14 +218,14 @@ class MotoBridge(pulumi.runtime.Mocks):
             return None, {}
         if args.typ not in self._types:
             raise UnsupportedResourceError(
-                f"demo.bridge cannot create {args.typ} ({args.name}) in moto; "
+                f"standins.moto_bridge cannot create {args.typ} ({args.name}) in moto; "
                 f"supported: {', '.join(sorted(self._types))}"
             )
         accepted, create = self._types[args.typ]
         unexpected = sorted(set(args.inputs) - accepted)
         if unexpected:
             raise UnsupportedResourceError(
-                f"demo.bridge does not apply input(s) {', '.join(unexpected)} of {args.typ} ({args.name})"
+                f"standins.moto_bridge does not apply input(s) {', '.join(unexpected)} of {args.typ} ({args.name})"
             )
         resource_id, state = create(args.name, args.inputs)
         self._echo(f"  + {args.typ.rsplit(':', 1)[-1]:<42} {args.name:<24} {resource_id}")
@@ -239,7 +239,9 @@ class MotoBridge(pulumi.runtime.Mocks):
                 "id": self._account_id,
                 "userId": self._identity["UserId"],
             }
-        raise UnsupportedResourceError(f"demo.bridge does not implement the invoke {args.token}")
+        raise UnsupportedResourceError(
+            f"standins.moto_bridge does not implement the invoke {args.token}"
+        )
 
     # S3 ---------------------------------------------------------------------------------
     def _bucket(self, name: str, inputs: dict) -> tuple[str, dict]:
@@ -291,7 +293,7 @@ class MotoBridge(pulumi.runtime.Mocks):
                 kept.append(statement)
         if any("Condition" in s for s in kept):
             raise UnsupportedResourceError(
-                f"demo.bridge cannot have moto evaluate the conditions in BucketPolicy {name}"
+                f"standins.moto_bridge cannot have moto evaluate the conditions in BucketPolicy {name}"
             )
         if kept:
             self._s3.put_bucket_policy(
@@ -444,7 +446,9 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.bridge", description=STAND_IN_NOTICE)
+    parser = argparse.ArgumentParser(
+        prog="python -m standins.moto_bridge", description=STAND_IN_NOTICE
+    )
     parser.add_argument("--stack", default="demo")
     parser.add_argument(
         "--endpoint-url", required=True, help="moto server, e.g. http://127.0.0.1:5000"

@@ -1,11 +1,11 @@
-"""demo/pulumi_offline.py: stacks run one after another in one process without mixing."""
+"""standins/pulumi_offline.py: stacks run one after another in one process without mixing."""
 
 from __future__ import annotations
 
 import pytest
 from stack_harness import ROLE, FakeAws, run_stack
 
-from demo.pulumi_offline import load_stack_config, run_program
+from standins.pulumi_offline import load_stack_config, run_program
 
 
 class FailingAws(FakeAws):
