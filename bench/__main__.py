@@ -27,7 +27,7 @@ from bench.measure import cpu_seconds, peak_rss_mb
 from bench.naive import naive_plan
 from ingest.context import PlanContext
 from ingest.outputs import StackOutputs
-from ingest.plan import plan
+from ingest.plan.pipeline import plan
 from ingest.settings import IngestSettings
 
 BUCKET = "bench-bucket"
@@ -50,7 +50,7 @@ def measure(implementation: str, keys: int) -> dict:
         entries = run(s3, out)
         seconds = time.perf_counter() - started
         cpu_used = cpu_seconds() - cpu_started
-    # Plan renders its files in a child process (ingest.output_process): its CPU time is
+    # Plan renders its files in a child process (ingest.plan.rendering): its CPU time is
     # counted, and its peak RSS added to this process's (an upper bound of the total).
     peak_mb = peak_rss_mb()
     return {

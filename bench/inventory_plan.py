@@ -25,7 +25,7 @@ from bench.listing import synthetic_keys
 from bench.measure import cpu_seconds, peak_rss_mb
 from ingest.context import PlanContext
 from ingest.outputs import StackOutputs
-from ingest.plan import plan
+from ingest.plan.pipeline import plan
 from ingest.settings import IngestSettings
 from standins.s3_listing import BUCKET, FILES_BUCKET, start_standin
 

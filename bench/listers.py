@@ -10,7 +10,7 @@ added to every LIST request. What each row does:
 - paginator: `scan(S3Lister)` over the 16 prefixes (it does not discover them), threads,
   key order; the keys at the top (3 of them) are not listed.
 - obstore: the Rust-backed client the issue names, 16 threads each listing one prefix and
-  building the same records, unordered; a reference, not a source (see `ingest.scan_fast`).
+  building the same records, unordered; a reference, not a source (see `ingest.listing.fast`).
 
 The consumer only counts: this measures listing, not planning.
 """
@@ -29,9 +29,9 @@ import boto3
 from botocore.config import Config
 
 from bench.measure import cpu_seconds, peak_rss_mb
-from ingest.scan import ListedObject, scan
-from ingest.scan_fast import FastLister
-from ingest.scan_paginator import S3Lister
+from ingest.listing.fast import FastLister
+from ingest.listing.paginator import S3Lister
+from ingest.listing.scan import ListedObject, scan
 from standins.s3_listing import BUCKET
 
 SOURCES = ("fast", "paginator", "obstore")

@@ -15,6 +15,6 @@ def cpu_seconds() -> float:
 def peak_rss_mb() -> float:
     """Peak RSS of this process plus its finished children's (Linux reports KiB).
 
-    For a process that renders in a child (`ingest.output_process`) the sum is an upper
+    For a process that renders in a child (`ingest.plan.rendering`) the sum is an upper
     bound: the child's `ru_maxrss` seems to count the parent's pages between fork and exec."""
     return sum(resource.getrusage(who).ru_maxrss / 1024 for who in _WHO)

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-from ingest.classify import DICOM, EXTENSION_KINDS, extension
+from ingest.plan.classify import DICOM, EXTENSION_KINDS, extension
+from ingest.plan.validate import validate_document
 from ingest.settings import DEFAULT_CHUNK_SIZE
-from ingest.validate import validate_document
 
 CHUNK = DEFAULT_CHUNK_SIZE
 

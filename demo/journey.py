@@ -120,7 +120,7 @@ def run(workdir: Path) -> int:
             ingest = _IngestCommand(
                 aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
             )
-            code = ingest.run()
+            code = ingest.cli.run()
             rerun = None
             if code == 0:
                 _step("python -m ingest run --json, again: an unchanged bucket starts no job")

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ingest.errors import UserError
-from ingest.metadata import ReadObject
 from ingest.model import Entry
+from ingest.plan.metadata import ReadObject
 
 STATE_FILE = "state.sqlite"
 # Rows written per transaction while recording a scan: few fsyncs, little lost on a kill.
@@ -88,7 +88,7 @@ class RunState:
         self._db = sqlite3.connect(path)
         # WAL: readers (`status`, `verify`) never wait for a run; NORMAL sync: a commit is
         # safe from a killed process, and a power cut can only lose the last few commits,
-        # which a rerun redoes (resubmitting is harmless, see `ingest.upload.submit`).
+        # which a rerun redoes (resubmitting is harmless, see `ingest.encord.upload.submit`).
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)

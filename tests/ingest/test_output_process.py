@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.manifest import CsvWriter, ManifestWriter, object_url
 from ingest.model import Entry
-from ingest.output_process import BATCH, OutputProcess
+from ingest.plan.manifest import CsvWriter, ManifestWriter, object_url
+from ingest.plan.rendering import BATCH, OutputProcess
 
 PREFIX = "https://media-bucket.s3.eu-west-2.amazonaws.com/"
 

@@ -11,13 +11,13 @@ from botocore.exceptions import ClientError
 from ingest_support import url_prefix
 
 from demo.samples import png, sample_corpus
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.context import PlanContext
 from ingest.errors import UserError
 from ingest.outputs import StackOutputs
-from ingest.plan import plan
+from ingest.plan.pipeline import plan
+from ingest.plan.validate import validate_file
 from ingest.settings import IngestSettings
-from ingest.validate import validate_file
 
 SCHEMA = """\
 camera: {type: enum, values: [front, rear]}

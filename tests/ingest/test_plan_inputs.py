@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.errors import UserError
 from ingest.outputs import load_outputs
 from ingest.settings import load_settings

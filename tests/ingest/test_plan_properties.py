@@ -13,9 +13,11 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.classify import EXTENSION_KINDS, SIDECAR_SUFFIX, classify, fast_kind
-from ingest.group import FolderRules
-from ingest.manifest import (
+from ingest.listing.scan import ListedObject
+from ingest.model import Entry
+from ingest.plan.classify import EXTENSION_KINDS, SIDECAR_SUFFIX, classify, fast_kind
+from ingest.plan.group import FolderRules
+from ingest.plan.manifest import (
     CSV_HEADER,
     CsvWriter,
     entry_json,
@@ -24,13 +26,11 @@ from ingest.manifest import (
     object_urls,
     write_manifests,
 )
-from ingest.metadata import MetadataSource
-from ingest.model import Entry
-from ingest.plan import entries
-from ingest.report import PlanReport
-from ingest.scan import ListedObject
+from ingest.plan.metadata import MetadataSource
+from ingest.plan.pipeline import entries
+from ingest.plan.report import PlanReport
+from ingest.plan.validate import validate_file
 from ingest.settings import GroupRule
-from ingest.validate import validate_file
 
 PREFIXES = (
     "https://media-bucket.s3.eu-west-2.amazonaws.com/",

@@ -9,7 +9,7 @@ import pytest
 from inventory_support import Row, location, write_report
 from test_plan_bucket import CONFIG, SCHEMA, corpus, plan_argv
 
-from ingest.cli import main
+from ingest.cli.main import main
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ingest.classify import DICOM, SIDECAR, classify
 from ingest.errors import UserError
-from ingest.group import MAX_TITLE, FolderRules, Item, group, title_for
-from ingest.plan import items
-from ingest.report import PlanReport
-from ingest.scan import ListedObject, normalise_prefixes, scan
-from ingest.scan_paginator import S3Lister
+from ingest.listing.paginator import S3Lister
+from ingest.listing.scan import ListedObject, normalise_prefixes, scan
+from ingest.plan.classify import DICOM, SIDECAR, classify
+from ingest.plan.group import MAX_TITLE, FolderRules, Item, group, title_for
+from ingest.plan.pipeline import items
+from ingest.plan.report import PlanReport
 from ingest.settings import GroupRule
 
 

@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inventory_support import CREATED, EMPTY_ETAG, MODIFIED, Row, location, write_report
 
-import ingest.scan_inventory as scan_inventory
+import ingest.listing.inventory as scan_inventory
 from bench.inventory import write_synthetic_inventory
 from bench.listing import synthetic_keys
 from ingest.errors import UserError
-from ingest.scan import ListedObject
-from ingest.scan_inventory import inventory_objects, parse_location
+from ingest.listing.inventory import inventory_objects, parse_location
+from ingest.listing.scan import ListedObject
 
 SOURCE = "photos-bucket"
 PREFIX = f"inventory/{SOURCE}/encord-ingest/"

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ingest.errors import UserError
-from ingest.scan import scan
-from ingest.scan_fast import FastLister, parse_page
-from ingest.scan_paginator import S3Lister
-from ingest.spool import PageSpool, in_background
+from ingest.listing.fast import FastLister, parse_page
+from ingest.listing.paginator import S3Lister
+from ingest.listing.scan import scan
+from ingest.listing.spool import PageSpool, in_background
 from standins.local_aws import LocalAws, local_aws
 
 # Keys S3 stores and a path-based client mangles: a folder marker, empty and dot segments,

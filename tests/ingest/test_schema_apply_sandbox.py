@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from encord import EncordUserClient
 
-from ingest.cli import main
+from ingest.cli.main import main
+from ingest.encord.schema_sync import apply
 from ingest.errors import UserError
-from ingest.schema import load_schema
-from ingest.schema_apply import apply
+from ingest.plan.schema import load_schema
 from sandbox import generate_key_pair, running_sandbox, write_authorized_keys
 from standins.local_aws import LocalAws
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from demo.samples import png
-from ingest.cli import main
-from ingest.schema import load_schema
+from ingest.cli.main import main
+from ingest.plan.schema import load_schema
 
 DECLARED = """\
 captured_at: datetime

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ingest import validate
-from ingest.cli import main
-from ingest.validate import validate_document
+from ingest.cli.main import main
+from ingest.plan import validate
+from ingest.plan.validate import validate_document
 
 BASE = "https://media.s3.eu-west-2.amazonaws.com/"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from demo.samples import sample_corpus
-from ingest import encord_client
-from ingest.cli import main
+from ingest.cli.main import main
+from ingest.encord import client as encord_client
 from sandbox import KeyPair, Sandbox, generate_key_pair, running_sandbox
 from standins.local_aws import ANONYMOUS, REGION, LocalAws
 from tests.run.support import (

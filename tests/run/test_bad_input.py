@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from encord.http.constants import RequestsSettings
 
-from ingest import encord_client
-from ingest.cli import main
+from ingest.cli.main import main
+from ingest.encord import client as encord_client
 from tests.run.support import Ingest, Outcome
 
 

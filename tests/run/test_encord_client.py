@@ -8,8 +8,8 @@ import uuid
 import pytest
 from encord.exceptions import RateLimitExceededError, UnknownException
 
-from ingest import encord_client
-from ingest.encord_client import EncordClient, EncordUnavailable, connect
+from ingest.encord import client as encord_client
+from ingest.encord.client import EncordClient, EncordUnavailable, connect
 from ingest.errors import UserError
 from sandbox import KeyPair, Sandbox
 from tests.run.support import sdk_client

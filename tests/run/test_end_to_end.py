@@ -18,7 +18,8 @@ import pytest
 from encord.http.constants import RequestsSettings
 
 from demo.samples import SampleObject, png
-from ingest import context, encord_client
+from ingest import context
+from ingest.encord import client as encord_client
 from sandbox import KeyPair, Sandbox, generate_key_pair
 from tests.run.support import (
     CORPUS_TITLES,

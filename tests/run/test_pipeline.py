@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest import dataset, upload
-from ingest import run as run_module
+from ingest.cli import run as run_module
+from ingest.encord import link as dataset
+from ingest.encord import upload
 from ingest.model import KINDS
 from ingest.state import RunState
 from sandbox import KeyPair, Sandbox

@@ -18,10 +18,10 @@ from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
-from ingest.encord_client import EncordClient
+from ingest.encord.client import EncordClient
 from ingest.errors import UserError
-from ingest.manifest import ManifestWriter
 from ingest.model import Entry
+from ingest.plan.manifest import ManifestWriter
 from ingest.state import RunState
 
 # Seconds one poll may wait on the server before the progress line is refreshed.

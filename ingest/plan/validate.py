@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from ingest.classify import DICOM, classify
 from ingest.errors import UserError
-from ingest.group import MAX_TITLE
+from ingest.plan.classify import DICOM, classify
+from ingest.plan.group import MAX_TITLE
 
 MAX_ITEMS = 500_000
 MAX_URLS = 1_000_000

@@ -25,16 +25,16 @@ from ingest.context import (
     load_context,
     settings_overrides,
 )
-from ingest.dataset import link_uploaded
-from ingest.encord_client import EncordClient, add_key_argument, connect
+from ingest.encord.client import EncordClient, add_key_argument, connect
+from ingest.encord.link import link_uploaded
+from ingest.encord.upload import Progress, UploadTarget, submit, wait_for_jobs
+from ingest.encord.verify import Verification, verify
 from ingest.errors import UserError
-from ingest.plan import iter_entries
-from ingest.report import PlanReport
-from ingest.schema import load_schema
+from ingest.plan.pipeline import iter_entries
+from ingest.plan.report import PlanReport
+from ingest.plan.schema import load_schema
 from ingest.settings import IngestSettings, load_settings
 from ingest.state import STATE_FILE, RunState, write_jsonl
-from ingest.upload import Progress, UploadTarget, submit, wait_for_jobs
-from ingest.verify import Verification, verify
 
 FAILED_UNITS_FILE = "failed-units.jsonl"
 UPLOADS_DIRECTORY = "uploads"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from encord.dataset import Dataset
 
-from ingest.encord_client import EncordClient
+from ingest.encord.client import EncordClient
 from ingest.state import RunState
 
 LINK_BATCH_SIZE = 1000

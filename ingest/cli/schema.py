@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ingest.context import settings_overrides
-from ingest.encord_client import DEFAULT_DOMAIN, add_key_argument, connect
-from ingest.schema import load_schema
+from ingest.encord.client import DEFAULT_DOMAIN, add_key_argument, connect
+from ingest.plan.schema import load_schema
 from ingest.settings import load_settings
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ingest.errors import UserError
-from ingest.validate import validate_file
+from ingest.plan.validate import validate_file
 
 SHOWN_PROBLEMS = 50
 

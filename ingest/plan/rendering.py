@@ -2,7 +2,7 @@
 
 Rendering an entry (its manifest JSON and CSV rows) costs about as much CPU as planning it.
 `OutputProcess` runs the very same `ManifestWriter` and `CsvWriter` in a child interpreter
-(`python -m ingest.output_process`), so the planner only hands entries over: their fields
+(`python -m ingest.plan.rendering`), so the planner only hands entries over: their fields
 in batches of `BATCH`, `marshal`led through a pipe (a few tenths of a µs per entry). The
 pipe's capacity is the backpressure: a slow writer pauses the planner, so memory stays flat.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import ingest
-from ingest.manifest import CsvWriter, ManifestWriter
 from ingest.model import Entry
+from ingest.plan.manifest import CsvWriter, ManifestWriter
 
 
 class EntryFields(NamedTuple):
@@ -58,7 +58,7 @@ class OutputProcess:
         }
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close() / kill())
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "ingest.output_process", str(directory), str(chunk_size)],
+            [sys.executable, "-m", "ingest.plan.rendering", str(directory), str(chunk_size)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -37,9 +37,9 @@ from encord.orm.dataset import DataLinkDuplicatesBehavior, DataRow, StorageLocat
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
+from ingest.encord.schema_sync import apply
 from ingest.errors import UserError
-from ingest.schema import MetadataSchema
-from ingest.schema_apply import apply
+from ingest.plan.schema import MetadataSchema
 
 DEFAULT_DOMAIN = "https://api.encord.com"
 US_DOMAIN = "https://api.us.encord.com"

@@ -38,10 +38,16 @@ from botocore.awsrequest import AWSResponse
 from botocore.httpsession import URLLib3Session
 from botocore.utils import get_environ_proxies
 
-from ingest.scan import ListedObject, fan_out, listing_errors, normalise_prefixes, nothing_under
-from ingest.spool import in_background
+from ingest.listing.scan import (
+    ListedObject,
+    fan_out,
+    listing_errors,
+    normalise_prefixes,
+    nothing_under,
+)
+from ingest.listing.spool import in_background
 
-_HOOK_ID = "ingest.scan_fast.send-keeping-body"
+_HOOK_ID = "ingest.listing.fast.send-keeping-body"
 _EMPTY_RESULT = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
 # Per thread, during this lister's own calls: the HTTP session to send with, and the page.
 _call = threading.local()

@@ -7,7 +7,7 @@ import json
 
 from ingest.context import add_source_arguments, load_context
 from ingest.errors import UserError
-from ingest.plan import plan
+from ingest.plan.pipeline import plan
 
 
 def register(subparsers) -> None:

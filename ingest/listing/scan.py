@@ -1,6 +1,6 @@
 """Stage 1, scan: the bucket's objects under the configured prefixes, in key order.
 
-Three listing sources yield the same `ListedObject` records (`ingest.sources` picks one):
+Three listing sources yield the same `ListedObject` records (`ingest.listing.sources` picks one):
 the fast lister (`scan_fast`), boto3's paginator (`scan_paginator`), and an S3 Inventory
 report (`scan_inventory`). The two live listers share `fan_out`: units of work (a prefix
 to list, or a page a discovery already listed) start in threads up to `workers` at a time
@@ -21,7 +21,7 @@ from typing import NamedTuple, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ingest.errors import UserError
-from ingest.spool import PageSpool, in_background
+from ingest.listing.spool import PageSpool, in_background
 
 
 class ListedObject(NamedTuple):

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import UserError
-from ingest.group import Grouped
 from ingest.model import Entry
-from ingest.report import PlanReport
-from ingest.schema import MetadataSchema
+from ingest.plan.group import Grouped
+from ingest.plan.report import PlanReport
+from ingest.plan.schema import MetadataSchema
 
 # (key, its ETag as listed or None) → the object's body. The ETag lets a caching reader
 # (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ingest.scan import ListedObject, Page, listing_errors, nothing_under
+from ingest.listing.scan import ListedObject, Page, listing_errors, nothing_under
 
 
 class S3Lister:

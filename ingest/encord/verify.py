@@ -10,7 +10,7 @@ from pathlib import Path
 
 from encord.dataset import Dataset
 
-from ingest.encord_client import EncordClient
+from ingest.encord.client import EncordClient
 from ingest.state import RunState, write_jsonl
 
 DIFFERENCES_FILE = "verify-differences.jsonl"

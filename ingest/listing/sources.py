@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from ingest.context import PlanContext
 from ingest.errors import UserError
-from ingest.scan import ListedObject, scan
-from ingest.scan_fast import FastLister
-from ingest.scan_paginator import S3Lister
+from ingest.listing.fast import FastLister
+from ingest.listing.paginator import S3Lister
+from ingest.listing.scan import ListedObject, scan
 
 
 def listed_objects(context: PlanContext, warn: Callable[[str], None]) -> Iterator[ListedObject]:
@@ -17,7 +17,7 @@ def listed_objects(context: PlanContext, warn: Callable[[str], None]) -> Iterato
     settings, bucket = context.settings, context.outputs.bucket_name
     if settings.listing == "inventory":
         # Imported here: pyarrow takes a while to load, and only this source needs it.
-        from ingest.scan_inventory import inventory_objects
+        from ingest.listing.inventory import inventory_objects
 
         location = settings.inventory_location or context.outputs.inventory_location
         if not location:

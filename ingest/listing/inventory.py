@@ -66,7 +66,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from ingest.errors import UserError
-from ingest.scan import ListedObject, normalise_prefixes
+from ingest.listing.scan import ListedObject, normalise_prefixes
 
 MANIFEST_VERSION = "2016-11-30"  # the only manifest version AWS documents
 REPORT_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")

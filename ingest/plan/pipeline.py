@@ -19,19 +19,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ingest.classify import FAST_KINDS, SIDECAR, SIDECAR_SUFFIX, classify, extension
 from ingest.context import PlanContext
 from ingest.errors import UserError
-from ingest.globs import matcher
-from ingest.group import FolderRules, Item, group
-from ingest.manifest import REPORT_FILE, object_urls, publish, write_atomic
-from ingest.metadata import MetadataSource, MetadataTable, ReadObject, attach_metadata
+from ingest.listing.scan import ListedObject, normalise_prefixes
+from ingest.listing.sources import listed_objects
 from ingest.model import KINDS, Entry
-from ingest.output_process import OutputProcess
-from ingest.report import PlanReport
-from ingest.scan import ListedObject, normalise_prefixes
-from ingest.schema import load_schema
-from ingest.sources import listed_objects
+from ingest.plan.classify import FAST_KINDS, SIDECAR, SIDECAR_SUFFIX, classify, extension
+from ingest.plan.globs import matcher
+from ingest.plan.group import FolderRules, Item, group
+from ingest.plan.manifest import REPORT_FILE, object_urls, publish, write_atomic
+from ingest.plan.metadata import MetadataSource, MetadataTable, ReadObject, attach_metadata
+from ingest.plan.rendering import OutputProcess
+from ingest.plan.report import PlanReport
+from ingest.plan.schema import load_schema
 
 ContentTypeOf = Callable[[str], str | None]
 

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules():
     # Imported here so `--help` lists every command and a broken one fails loudly in tests.
-    from ingest import commands
+    from ingest.cli import commands
 
     return commands.MODULES
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from encord.metadata_schema import MetadataSchema as EncordSchema
 
 from ingest.errors import UserError
-from ingest.schema import MetadataSchema
+from ingest.plan.schema import MetadataSchema
 
 
 def merge(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[str]:
