@@ -12,3 +12,9 @@ class UserError(Exception):
     """
 
     exit_code = EXIT_USER_ERROR
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line, for one-line messages (its type name when it has no text)."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

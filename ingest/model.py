@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Encord's top-level manifest keys, one per data type (see Encord's JSON import format).
-SINGLE_FILE_KINDS = ("videos", "images", "audio", "text", "pdf", "nifti")
-MULTI_FILE_KINDS = ("image_groups", "dicom_series")
-KINDS = SINGLE_FILE_KINDS + MULTI_FILE_KINDS
+from ingest.encord_format import KINDS, SINGLE_FILE_KINDS
+
+# Reads an object's body: (key, ETag as listed) → bytes. The ETag lets a cache answer.
+ReadObject = Callable[[str, str | None], bytes]
 _KINDS = frozenset(KINDS)
 
 
-@dataclass(slots=True, init=False, unsafe_hash=True)
+@dataclass(slots=True, init=False)
 class Entry:
     """One data unit: a single object, or the ordered frames of an image group / DICOM series.
 
@@ -24,8 +25,8 @@ class Entry:
     Treat it as immutable: never assign to a field (the fingerprint is cached), make a
     changed copy with `dataclasses.replace`. It is not `frozen` because one is built per
     object listed: a frozen dataclass's `__init__` goes through `object.__setattr__` per
-    field (~1 µs per entry, 0.6 µs even through the slot descriptors), plain stores into
-    `__slots__` cost a third of that. Hashable (over its fields) as a frozen one would be.
+    field, where plain stores into `__slots__` cost a third of that. Hashable by its
+    fingerprint (equal entries have equal fingerprints), client metadata included.
     """
 
     kind: str
@@ -59,6 +60,9 @@ class Entry:
         self.client_metadata = client_metadata
         self.create_video = create_video
         self._fingerprint = ""
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
 
     @property
     def fingerprint(self) -> str:

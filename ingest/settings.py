@@ -10,11 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.documents import load_document
+from ingest.encord_format import MAX_ITEMS_PER_FILE
 from ingest.errors import UserError
 
 CONFIG_KEY = "encord-s3:ingest"
-# Encord's per-file limits are 500,000 items and 1,000,000 URLs; stay well under both.
-MAX_CHUNK_SIZE = 500_000
 DEFAULT_CHUNK_SIZE = 100_000
 
 
@@ -44,7 +43,9 @@ class IngestSettings(BaseModel):
     metadata_schema: Path | None = Field(default=None, alias="metadataSchema")
     metadata_sidecars: bool = Field(default=True, alias="metadataSidecars")
     metadata_files: list[Path] = Field(default_factory=list, alias="metadataFiles")
-    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, ge=1, le=MAX_CHUNK_SIZE, alias="chunkSize")
+    chunk_size: int = Field(
+        default=DEFAULT_CHUNK_SIZE, ge=1, le=MAX_ITEMS_PER_FILE, alias="chunkSize"
+    )
     output_dir: Path = Field(default=Path("out/ingest"), alias="outputDir")
     listing: Literal["fast", "paginator", "inventory"] = Field(
         default="fast",

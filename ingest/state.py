@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import sqlite3
 import threading
 from collections import deque
@@ -29,8 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ingest.errors import UserError
-from ingest.model import Entry
-from ingest.plan.metadata import ReadObject
+from ingest.model import Entry, ReadObject
 
 STATE_FILE = "state.sqlite"
 # Rows written per transaction while recording a scan: few fsyncs, little lost on a kill.
@@ -392,26 +390,6 @@ def _lock(path: Path) -> IO[bytes]:
             "wait for it to finish (it holds the run state)"
         ) from None
     return lock
-
-
-def write_jsonl(
-    path: Path, records: Iterable[dict[str, Any]], sample_size: int = 10
-) -> list[dict[str, Any]]:
-    """Write a report of the run atomically (readers see the old file or all of the new
-    one); return its first `sample_size` records, for the summary."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.tmp")
-    sample: list[dict[str, Any]] = []
-    try:
-        with temporary.open("w", encoding="utf-8") as file:
-            for record in records:
-                if len(sample) < sample_size:
-                    sample.append(record)
-                file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return sample
 
 
 # An entry's constructor arguments, stored so `ingest retry` can rebuild its manifest.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from demo.journey import OUTPUTS_FILE, run
-from ingest.model import KINDS
+from ingest.encord_format import KINDS
 
 
 def test_the_demo_imports_every_data_type_and_verifies(tmp_path, capsys):

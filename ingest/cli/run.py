@@ -27,14 +27,16 @@ from ingest.context import (
 )
 from ingest.encord.client import EncordClient, add_key_argument, connect
 from ingest.encord.link import link_uploaded
+from ingest.encord.schema_sync import apply
 from ingest.encord.upload import Progress, UploadTarget, submit, wait_for_jobs
 from ingest.encord.verify import Verification, verify
 from ingest.errors import UserError
+from ingest.files import write_jsonl
 from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import load_schema
 from ingest.settings import IngestSettings, load_settings
-from ingest.state import STATE_FILE, RunState, write_jsonl
+from ingest.state import STATE_FILE, RunState
 
 FAILED_UNITS_FILE = "failed-units.jsonl"
 UPLOADS_DIRECTORY = "uploads"
@@ -175,7 +177,7 @@ def _apply_schema(client: EncordClient, path: Path | None) -> SchemaApplied | No
     if path is None:
         return None
     declared = load_schema(path)
-    changes = client.apply_metadata_schema(declared, str(path))
+    changes = apply(client, declared, str(path))
     return SchemaApplied(path, len(declared.keys), changes)
 
 

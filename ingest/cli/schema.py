@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ingest.context import settings_overrides
 from ingest.encord.client import DEFAULT_DOMAIN, add_key_argument, connect
+from ingest.encord.schema_sync import apply
 from ingest.plan.schema import load_schema
 from ingest.settings import load_settings
 
@@ -34,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     settings = load_settings(args.stack, args.config, settings_overrides(args))
     client = connect(settings.encord_domain, args.ssh_key_file)
-    changes = client.apply_metadata_schema(declared, str(args.file))
+    changes = apply(client, declared, str(args.file))
     print("\n".join(changes) if changes else f"{args.file}: Encord's schema already has every key")
     return 0

@@ -32,14 +32,11 @@ from encord.exceptions import (
 )
 from encord.http.constants import RequestsSettings
 from encord.metadata_schema import MetadataSchema as EncordSchema
-from encord.metadata_schema import MetadataSchemaError
 from encord.orm.dataset import DataLinkDuplicatesBehavior, DataRow, StorageLocation
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
-from ingest.encord.schema_sync import apply
-from ingest.errors import UserError
-from ingest.plan.schema import MetadataSchema
+from ingest.errors import UserError, first_line
 
 DEFAULT_DOMAIN = "https://api.encord.com"
 US_DOMAIN = "https://api.us.encord.com"
@@ -252,24 +249,9 @@ class EncordClient:
             "reading the organisation's metadata schema", self._user_client.metadata_schema
         )
 
-    def apply_metadata_schema(self, declared: MetadataSchema, source: str) -> list[str]:
-        """Merge `declared` into the organisation's schema (`schema_apply.apply`: keys and enum
-        options added, none replaced, saved only when something changed); returns the changes.
-
-        Not retried here: a second apply would find the keys already merged into `remote` and
-        never save. The SDK's transport retries the post itself; a rerun applies the file afresh.
-        """
-        remote = self.metadata_schema()
-        try:
-            return self._call(
-                f"saving the metadata schema from {source}",
-                lambda: apply(declared, remote, source),
-                retries=(),
-            )
-        except MetadataSchemaError as error:  # e.g. an enum grown past the SDK's 256 options
-            raise UserError(
-                f"the SDK refused the metadata schema from {source}: {_first_line(error)}"
-            ) from None
+    def save_metadata_schema(self, schema: EncordSchema, source: str) -> None:
+        """Save the whole schema (the SDK's replace semantics), once: see `schema_sync.apply`."""
+        self._call(f"saving the metadata schema from {source}", schema.save, retries=())
 
     def _find_or_create(
         self, what: str, find: Callable[[], T | None], create: Callable[[], T]
@@ -326,9 +308,5 @@ class EncordClient:
                 time.sleep(max(delay, getattr(error, "retry_after", None) or 0))
             except EncordException as error:
                 raise UserError(
-                    f"Encord refused {what} ({type(error).__name__}): {_first_line(error)}"
+                    f"Encord refused {what} ({type(error).__name__}): {first_line(error)}"
                 ) from None
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [""])[0][:300]

@@ -8,8 +8,10 @@ type conflict instead of overwriting it.
 from __future__ import annotations
 
 from encord.metadata_schema import MetadataSchema as EncordSchema
+from encord.metadata_schema import MetadataSchemaError
 
-from ingest.errors import UserError
+from ingest.encord.client import EncordClient
+from ingest.errors import UserError, first_line
 from ingest.plan.schema import MetadataSchema
 
 
@@ -56,9 +58,20 @@ def merge(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[s
     return changes
 
 
-def apply(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[str]:
-    """Merge and save (only when something changed); returns the changes."""
-    changes = merge(declared, remote, source)
+def apply(client: EncordClient, declared: MetadataSchema, source: str) -> list[str]:
+    """Merge `declared` into the organisation's schema and save it, only when something
+    changed; returns the changes.
+
+    Never retried as a whole: a second attempt would find the keys already merged into the
+    schema it read and never save. The SDK's transport retries the post itself; a rerun
+    applies the file afresh."""
+    remote = client.metadata_schema()
+    try:
+        changes = merge(declared, remote, source)
+    except MetadataSchemaError as error:  # e.g. an enum grown past the SDK's 256 options
+        raise UserError(
+            f"the SDK refused the metadata schema from {source}: {first_line(error)}"
+        ) from None
     if changes:
-        remote.save()
+        client.save_metadata_schema(remote, source)
     return changes

@@ -11,7 +11,8 @@ from pathlib import Path
 from encord.dataset import Dataset
 
 from ingest.encord.client import EncordClient
-from ingest.state import RunState, write_jsonl
+from ingest.files import write_jsonl
+from ingest.state import RunState
 
 DIFFERENCES_FILE = "verify-differences.jsonl"
 SHOWN_DIFFERENCES = 10

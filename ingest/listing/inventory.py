@@ -65,7 +65,8 @@ import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
-from ingest.errors import UserError
+from ingest.errors import UserError, first_line
+from ingest.listing.s3_errors import explain, missing_object
 from ingest.listing.scan import ListedObject, normalise_prefixes
 
 MANIFEST_VERSION = "2016-11-30"  # the only manifest version AWS documents
@@ -279,7 +280,7 @@ def _spill(
             except _READ_ERRORS as error:
                 raise UserError(
                     f"unreadable inventory file s3://{report.bucket}/{file.key} ({fmt}: "
-                    f"{_first_line(error)}); wait for the next report or delete that report folder"
+                    f"{first_line(error)}); wait for the next report or delete that report folder"
                 ) from None
             path.unlink()
     for prefix, rows in matched.items():
@@ -520,15 +521,13 @@ def _download(s3: Any, bucket: str, file: DataFile, path: Path, stop: threading.
                     return path
                 digest.update(chunk)
                 out.write(chunk)
-    except ClientError as error:
-        if _code(error) in ("NoSuchKey", "404"):
+    except (BotoCoreError, ClientError) as error:
+        if missing_object(error):
             raise UserError(
                 f"inventory file {where} listed in the manifest does not exist; wait for the "
                 "next report or delete that report folder"
             ) from None
-        raise UserError(_explain(error, where)) from None
-    except BotoCoreError as error:
-        raise UserError(f"cannot read {where}: {error}") from None
+        raise _explain(error, "reading", where) from None
     if digest.hexdigest() != file.MD5checksum.strip().lower():
         raise UserError(
             f"corrupt inventory file {where}: checksum mismatch; wait for the next report "
@@ -549,10 +548,8 @@ def _report_names(s3: Any, bucket: str, folder: str) -> list[str]:
                 name = common["Prefix"][len(folder) :].rstrip("/")
                 if REPORT_FOLDER.fullmatch(name):
                     names.append(name)
-    except ClientError as error:
-        raise UserError(_explain(error, f"s3://{bucket}/{folder}")) from None
-    except BotoCoreError as error:
-        raise UserError(f"cannot list s3://{bucket}/{folder}: {error}") from None
+    except (BotoCoreError, ClientError) as error:
+        raise _explain(error, "listing", f"s3://{bucket}/{folder}") from None
     return sorted(names, reverse=True)  # this timestamp form sorts chronologically
 
 
@@ -560,12 +557,10 @@ def _get(s3: Any, bucket: str, key: str) -> bytes | None:
     """An object's body, or None if it does not exist."""
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if _code(error) in ("NoSuchKey", "404"):
+    except (BotoCoreError, ClientError) as error:
+        if missing_object(error):
             return None
-        raise UserError(_explain(error, f"s3://{bucket}/{key}")) from None
-    except BotoCoreError as error:
-        raise UserError(f"cannot read s3://{bucket}/{key}: {error}") from None
+        raise _explain(error, "reading", f"s3://{bucket}/{key}") from None
 
 
 def _manifest(body: bytes, folder: str) -> Manifest:
@@ -594,26 +589,14 @@ def _md5(body: bytes) -> str:
     return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _explain(error: ClientError, where: str) -> str:
-    code = _code(error)
-    if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        return (
-            f"access denied reading {where} ({code}): your AWS identity needs s3:ListBucket and "
-            "s3:GetObject on the inventory's destination bucket"
-        )
-    if code == "NoSuchBucket":
-        return f"bucket of {where} does not exist: check `inventoryLocation`"
-    message = error.response.get("Error", {}).get("Message", "")
-    return f"cannot read {where}: {code} {message}".strip()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+def _explain(error: BaseException, doing: str, where: str) -> UserError:
+    return explain(
+        error,
+        doing,
+        where,
+        needs="s3:ListBucket and s3:GetObject on the inventory's destination bucket",
+        bucket_hint="check `inventoryLocation`",
+    )
 
 
 def _days(delta: timedelta) -> str:

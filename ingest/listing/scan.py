@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
 from ingest.errors import UserError
+from ingest.listing.s3_errors import s3_errors
 from ingest.listing.spool import PageSpool, in_background
 
 
@@ -99,35 +98,9 @@ def scan(lister: Lister, prefixes: Iterable[str], workers: int = 16) -> Iterator
     )
 
 
-@contextmanager
-def listing_errors(where: str) -> Iterator[None]:
+def listing_errors(where: str) -> AbstractContextManager[None]:
     """boto3's listing errors, as the fix the user needs (shared by both live listers)."""
-    try:
-        yield
-    except NoCredentialsError:
-        raise UserError(
-            f"no AWS credentials to list {where}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        ) from None
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        code, message = details.get("Code", ""), details.get("Message", "")
-        if code in (
-            "AccessDenied",
-            "AllAccessDisabled",
-            "InvalidAccessKeyId",
-            "SignatureDoesNotMatch",
-        ):
-            raise UserError(
-                f"access denied listing {where} ({code}): your AWS identity needs s3:ListBucket "
-                "on the bucket; check AWS_PROFILE or the credentials in the environment"
-            ) from None
-        if code == "NoSuchBucket":
-            raise UserError(
-                f"bucket of {where} does not exist: check the stack outputs (`bucketName`) and region"
-            ) from None
-        raise UserError(f"cannot list {where}: {code} {message}".strip()) from None
-    except BotoCoreError as error:
-        raise UserError(f"cannot list {where}: {error}") from None
+    return s3_errors("listing", where)
 
 
 def nothing_under(where: str) -> UserError:

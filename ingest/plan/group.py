@@ -18,12 +18,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
+from ingest.encord_format import MAX_TITLE
 from ingest.model import Entry
 from ingest.plan.classify import DICOM
 from ingest.plan.globs import matcher
 from ingest.settings import GroupRule
 
-MAX_TITLE = 300  # Encord's limit on file names / titles
 _DIGITS = re.compile(r"(\d+)")
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote
 
-from ingest.model import KINDS, SINGLE_FILE_KINDS, Entry
+from ingest.encord_format import CSV_MAX_ROWS, KINDS, SINGLE_FILE_KINDS
+from ingest.files import AtomicFile
+from ingest.model import Entry
 
 MANIFEST_GLOB = "manifest-*.json"
 CSV_GLOB = "import-*.csv"
 REPORT_FILE = "report.json"
-CSV_MAX_ROWS = 10_000  # Encord's limit per CSV file
 _UNSAFE = re.compile(r"[^A-Za-z0-9/_.~-]+")  # what quote(key, safe="/") would encode
 _needs_no_escaping = re.compile(r"[A-Za-z0-9/_.~-]*").fullmatch  # faster than _UNSAFE.search
 _PERCENT = [f"%{byte:02X}" for byte in range(256)]
@@ -254,42 +255,6 @@ class CsvWriter:
         self._file.commit()
         self.paths.append(self._file.path)
         self._file, self._rows = None, 0
-
-
-class AtomicFile:
-    """A file written under a temporary name beside `path`, renamed over it on `commit()`:
-    readers never see half a file, and a failed run leaves the previous file in place."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by commit or discard)
-            "w", encoding="utf-8", newline="", dir=path.parent, delete=False, suffix=".tmp"
-        )
-
-    def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.file.name, self.path)
-
-    def discard(self) -> None:
-        self.file.close()
-        os.unlink(self.file.name)
-
-    def __enter__(self) -> IO[str]:
-        return self.file
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically."""
-    with AtomicFile(path) as out:
-        out.write(text)
 
 
 def publish(staging: Path, out: Path) -> None:

@@ -17,21 +17,20 @@ import json
 import sqlite3
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import UserError
-from ingest.model import Entry
+from ingest.model import Entry, ReadObject
 from ingest.plan.group import Grouped
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import MetadataSchema
 
 # (key, its ETag as listed or None) → the object's body. The ETag lets a caching reader
 # (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
-ReadObject = Callable[[str, str | None], bytes]
 _BATCH = 10_000
 
 

@@ -13,22 +13,22 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ingest.context import PlanContext
-from ingest.errors import UserError
+from ingest.encord_format import KINDS
+from ingest.files import write_atomic
+from ingest.listing.s3_errors import s3_errors
 from ingest.listing.scan import ListedObject, normalise_prefixes
 from ingest.listing.sources import listed_objects
-from ingest.model import KINDS, Entry
+from ingest.model import Entry, ReadObject
 from ingest.plan.classify import FAST_KINDS, SIDECAR, SIDECAR_SUFFIX, classify, extension
 from ingest.plan.globs import matcher
 from ingest.plan.group import FolderRules, Item, group
-from ingest.plan.manifest import REPORT_FILE, object_urls, publish, write_atomic
-from ingest.plan.metadata import MetadataSource, MetadataTable, ReadObject, attach_metadata
+from ingest.plan.manifest import REPORT_FILE, object_urls, publish
+from ingest.plan.metadata import MetadataSource, MetadataTable, attach_metadata
 from ingest.plan.rendering import OutputProcess
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import load_schema
@@ -167,22 +167,18 @@ class _S3Objects:
     def read(self, key: str, etag: str | None = None) -> bytes:
         """The object's body, always from S3 (`etag`, as listed, is for caching wrappers)."""
         del etag
-        try:
+        with self._errors("reading", key):
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            raise UserError(self._explain("read", key, error)) from None
 
     def content_type(self, key: str) -> str | None:
-        try:
+        with self._errors("inspecting", key):
             return self._s3.head_object(Bucket=self._bucket, Key=key).get("ContentType")
-        except ClientError as error:
-            raise UserError(self._explain("inspect", key, error)) from None
 
-    def _explain(self, verb: str, key: str, error: ClientError) -> str:
-        code = error.response.get("Error", {}).get("Code", "")
-        return (
-            f"cannot {verb} s3://{self._bucket}/{key} ({code}): your AWS identity needs "
-            "s3:GetObject on the bucket, and the object must still exist"
+    def _errors(self, doing: str, key: str) -> AbstractContextManager[None]:
+        return s3_errors(
+            doing,
+            f"s3://{self._bucket}/{key}",
+            needs="s3:GetObject on the bucket, and the object must still exist",
         )
 
 

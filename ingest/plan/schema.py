@@ -22,12 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.documents import load_document
+from ingest.encord_format import EMBEDDING_MAX, ENUM_MAX_VALUES, SCALARS, VARCHAR_MAX
 from ingest.errors import UserError
 
-SCALARS = ("boolean", "datetime", "number", "uuid", "varchar", "text")
-VARCHAR_MAX = 8192
-ENUM_MAX_VALUES = 255  # the SDK refuses 256
-EMBEDDING_MAX = 4096
 _KEY = re.compile(r"[A-Za-z0-9 _.\-]+")
 
 

@@ -10,13 +10,12 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
+from ingest.encord_format import MAX_ITEMS_PER_FILE as MAX_ITEMS
+from ingest.encord_format import MAX_TITLE, MAX_URL_BYTES
+from ingest.encord_format import MAX_URLS_PER_FILE as MAX_URLS
 from ingest.errors import UserError
 from ingest.plan.classify import DICOM, classify
-from ingest.plan.group import MAX_TITLE
 
-MAX_ITEMS = 500_000
-MAX_URLS = 1_000_000
-MAX_URL_BYTES = 16 * 1024
 _FRAME = re.compile(r"objectUrl_(0|[1-9][0-9]*)")
 _WHITESPACE = re.compile(r"\s")
 

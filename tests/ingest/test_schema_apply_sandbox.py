@@ -6,6 +6,7 @@ import pytest
 from encord import EncordUserClient
 
 from ingest.cli.main import main
+from ingest.encord.client import EncordClient
 from ingest.encord.schema_sync import apply
 from ingest.errors import UserError
 from ingest.plan.schema import load_schema
@@ -76,7 +77,7 @@ score: number
 
 
 def test_apply_keeps_existing_keys_and_merges_enum_options(encord_sandbox, tmp_path) -> None:
-    _, _, client = encord_sandbox
+    sandbox, _, client = encord_sandbox
     existing = client.metadata_schema()
     existing.add_scalar("team.owner", data_type="varchar")
     existing.add_enum("camera", values=["front", "top"])
@@ -84,7 +85,9 @@ def test_apply_keeps_existing_keys_and_merges_enum_options(encord_sandbox, tmp_p
     schema = tmp_path / "schema.yaml"
     schema.write_text(DECLARED)
 
-    changes = apply(load_schema(schema), client.metadata_schema(), "schema.yaml")
+    changes = apply(
+        EncordClient(client, sandbox.url, "test key"), load_schema(schema), "schema.yaml"
+    )
 
     assert changes == [
         "added options ['rear', 'side'] to enum 'camera'",
@@ -119,7 +122,7 @@ def test_apply_keeps_existing_keys_and_merges_enum_options(encord_sandbox, tmp_p
 def test_a_type_conflict_is_an_error_and_nothing_is_saved(
     encord_sandbox, tmp_path, existing, message
 ) -> None:
-    _, _, client = encord_sandbox
+    sandbox, _, client = encord_sandbox
     stored = client.metadata_schema()
     existing(stored)
     stored.save()
@@ -128,6 +131,6 @@ def test_a_type_conflict_is_an_error_and_nothing_is_saved(
     schema.write_text(DECLARED)
 
     with pytest.raises(UserError, match=message):
-        apply(load_schema(schema), client.metadata_schema(), "schema.yaml")
+        apply(EncordClient(client, sandbox.url, "test key"), load_schema(schema), "schema.yaml")
 
     assert repr(client.metadata_schema()) == before

@@ -12,7 +12,7 @@ import pytest
 from ingest.cli import run as run_module
 from ingest.encord import link as dataset
 from ingest.encord import upload
-from ingest.model import KINDS
+from ingest.encord_format import KINDS
 from ingest.state import RunState
 from sandbox import KeyPair, Sandbox
 from tests.run.support import (

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ingest.files import write_jsonl
 from ingest.model import Entry
-from ingest.state import RunState, write_jsonl
+from ingest.state import RunState
 
 FOLDER = "imports"
 PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
