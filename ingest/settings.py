@@ -29,40 +29,125 @@ class GroupRule(BaseModel):
     as_: Literal["imageGroup", "imageSequence"] = Field(alias="as")
 
 
+def _flag(description: str, *, scope: str = "source", **flag: Any) -> dict[str, Any]:
+    """A setting's help text and how its override flag is spelt (see `ingest.cli.options`):
+    `name` (default: the camelCase key in kebab case), `metavar`, `append` for lists."""
+    return {"description": description, "json_schema_extra": {"scope": scope, **flag}}
+
+
 class IngestSettings(BaseModel):
+    """Every ingest setting, declared once: its key, type, default and help. The override
+    flags of every command are generated from these fields."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     prefixes: list[str] | None = Field(
-        default=None, description="key prefixes to scan; unset = the stack's `prefixes` output"
+        default=None,
+        **_flag(
+            "key prefixes to scan (default: the stack's `prefixes` output, else the whole bucket)",
+            name="--prefix",
+            metavar="PREFIX",
+            append=True,
+        ),
     )
     exclude: list[str] = Field(
-        default_factory=list, description="globs over whole keys to skip, e.g. '**/*.tmp'"
+        default_factory=list,
+        **_flag("globs over whole keys to skip, e.g. '**/*.tmp'", metavar="GLOB", append=True),
     )
-    groups: list[GroupRule] = Field(default_factory=list)
-    dicom_series: bool = Field(default=True, alias="dicomSeries")
-    metadata_schema: Path | None = Field(default=None, alias="metadataSchema")
-    metadata_sidecars: bool = Field(default=True, alias="metadataSidecars")
-    metadata_files: list[Path] = Field(default_factory=list, alias="metadataFiles")
+    groups: list[GroupRule] = Field(
+        default_factory=list,
+        **_flag(
+            "folders whose images form one image group or sequence",
+            name="--group",
+            metavar="GLOB=imageGroup|imageSequence",
+            append=True,
+        ),
+    )
+    dicom_series: bool = Field(
+        default=True,
+        alias="dicomSeries",
+        **_flag("the .dcm files of one folder form one DICOM series"),
+    )
+    metadata_schema: Path | None = Field(
+        default=None,
+        alias="metadataSchema",
+        **_flag("custom-metadata schema file, applied to Encord before uploading", metavar="FILE"),
+    )
+    metadata_sidecars: bool = Field(
+        default=True,
+        alias="metadataSidecars",
+        **_flag("read <key>.metadata.json beside each object", name="--sidecars"),
+    )
+    metadata_files: list[Path] = Field(
+        default_factory=list,
+        alias="metadataFiles",
+        **_flag(
+            'CSV (a `key` column) or JSONL (a "key" field) of metadata per object',
+            name="--metadata",
+            metavar="CSV|JSONL",
+            append=True,
+        ),
+    )
     chunk_size: int = Field(
-        default=DEFAULT_CHUNK_SIZE, ge=1, le=MAX_ITEMS_PER_FILE, alias="chunkSize"
+        default=DEFAULT_CHUNK_SIZE,
+        ge=1,
+        le=MAX_ITEMS_PER_FILE,
+        alias="chunkSize",
+        **_flag("URLs per manifest file", metavar="N"),
     )
-    output_dir: Path = Field(default=Path("out/ingest"), alias="outputDir")
+    output_dir: Path = Field(
+        default=Path("out/ingest"),
+        alias="outputDir",
+        **_flag("output directory: manifests, reports, the run state", name="--out", metavar="DIR"),
+    )
     listing: Literal["fast", "paginator", "inventory"] = Field(
         default="fast",
-        description="where the object list comes from: the fast lister, boto3's paginator, or S3 Inventory",
+        **_flag("object list source: the fast lister, boto3's paginator, or S3 Inventory"),
     )
     inventory_location: str | None = Field(
         default=None,
         alias="inventoryLocation",
-        description="s3://bucket/prefix/source-bucket/config-id/; unset = the stack's `inventoryLocation`",
+        **_flag(
+            "s3://bucket/prefix/source-bucket/config-id/ (default: the stack's `inventoryLocation`)",
+            metavar="S3_URL",
+        ),
     )
-    inventory_max_age_hours: float = Field(default=48, gt=0, alias="inventoryMaxAgeHours")
-    scan_workers: int = Field(default=16, ge=1, le=64, alias="scanWorkers")
-    # Carried for `ingest run`.
-    integration: str | None = None
-    folder: str | None = None
-    dataset: str | None = None
-    encord_domain: str | None = Field(default=None, alias="encordDomain")
+    inventory_max_age_hours: float = Field(
+        default=48,
+        gt=0,
+        alias="inventoryMaxAgeHours",
+        **_flag("an older inventory report is used with a warning", metavar="HOURS"),
+    )
+    scan_workers: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        alias="scanWorkers",
+        **_flag("prefixes listed at once", metavar="N"),
+    )
+    integration: str | None = Field(
+        default=None,
+        **_flag(
+            "Encord integration title (default: the stack's `integrationTitle`)",
+            scope="encord",
+            metavar="TITLE",
+        ),
+    )
+    folder: str | None = Field(
+        default=None, **_flag("Encord Files folder name", scope="encord", metavar="NAME")
+    )
+    dataset: str | None = Field(
+        default=None, **_flag("Encord Dataset title", scope="encord", metavar="TITLE")
+    )
+    encord_domain: str | None = Field(
+        default=None,
+        alias="encordDomain",
+        **_flag(
+            "Encord API URL (default: $ENCORD_DOMAIN, else https://api.encord.com)",
+            scope="encord",
+            metavar="URL",
+        ),
+    )
 
 
 def config_path(stack: str, directory: Path = Path(".")) -> Path:

@@ -1,18 +1,113 @@
-"""Command-line entry point: `python -m ingest [COMMAND] ...`.
+"""Command-line entry point: `python -m ingest COMMAND ...`.
 
-Each command lives in its own module, which exposes `register(subparsers)`; that function
-adds a subparser and sets `handler=<callable(args) -> int>` as its default.
+The parser is built from `COMMANDS` without importing any command's module: a command's
+module (and so boto3, the encord SDK, pyarrow) is imported only when that command runs, so
+`--help` and the offline commands start fast. Each command's handler is `(args) -> int`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
+from ingest.cli import options
 from ingest.errors import UserError
 
-DEFAULT_COMMAND = "run"
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: str  # "module:function", imported when the command runs
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    description: str | None = None
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    options.add_source_arguments(parser)
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def _schema_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("check", "apply"))
+    parser.add_argument("file", type=Path, metavar="FILE")
+    options.add_settings_source(parser)
+    options.add_setting_flags(parser, "encord", only={"encordDomain"})
+    options.add_key_argument(parser)
+
+
+def _upload_arguments(parser: argparse.ArgumentParser) -> None:
+    options.add_source_arguments(parser)
+    options.add_encord_arguments(parser)
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", metavar="JOB", help="upload job id")
+    _upload_arguments(parser)
+
+
+COMMANDS = (
+    Command(
+        "plan",
+        "build the Encord import manifests from the bucket (touches nothing in Encord)",
+        "ingest.cli.plan:plan_command",
+        _plan_arguments,
+        "Scan the stack's bucket and write manifest-NNNNN.json (Encord's JSON import format), "
+        "csv/import-NNNNN.csv (for Encord's web app) and report.json.",
+    ),
+    Command(
+        "validate",
+        "check Encord JSON import manifests (ours or hand-written), offline",
+        "ingest.cli.validate:validate_command",
+        _validate_arguments,
+        "Check each FILE against Encord's JSON import format and limits. Each problem is "
+        "printed as FILE $.json.path: what is wrong and how to fix it.",
+    ),
+    Command(
+        "schema",
+        "check or apply a declarative custom-metadata schema (YAML/JSON)",
+        "ingest.cli.schema:schema_command",
+        _schema_arguments,
+        "check: validate FILE offline. apply: merge FILE into the organisation's Encord "
+        "metadata schema (existing keys kept; a type conflict is an error).",
+    ),
+    Command(
+        "run",
+        "apply the metadata schema, scan the bucket, upload what is new, link it to the "
+        "Dataset, verify",
+        "ingest.cli.run:run_command",
+        _upload_arguments,
+    ),
+    Command(
+        "retry",
+        "resubmit only the units that failed, then link and verify",
+        "ingest.cli.run:retry_command",
+        _upload_arguments,
+    ),
+    Command(
+        "verify",
+        "compare the Dataset with the latest scan; list its file links",
+        "ingest.cli.verify:verify_command",
+        _upload_arguments,
+    ),
+    Command(
+        "status",
+        "the state of one upload job (Encord's guide, Step 6)",
+        "ingest.cli.status:status_command",
+        _status_arguments,
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,31 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ingest",
         description="Import an S3 bucket provisioned by this project's Pulumi stack into Encord.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
-        module.register(subparsers)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(
+            command.name, help=command.help, description=command.description or command.help
+        )
+        command.add_arguments(sub)
+        options.add_output_flags(sub)
+        sub.set_defaults(handler=command.handler)
     return parser
 
 
-def _command_modules():
-    # Imported here so `--help` lists every command and a broken one fails loudly in tests.
-    from ingest.cli import commands
-
-    return commands.MODULES
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()
-    if not argv or (argv[0] not in known and argv[0] not in ("-h", "--help")):
-        argv.insert(0, DEFAULT_COMMAND)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
-        return args.handler(args)
+        module, function = args.handler.split(":")
+        handler = getattr(importlib.import_module(module), function)
+        return handler(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": str(error), "exit": error.exit_code}))
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _version() -> str:
+    try:
+        return metadata.version("encord-s3")
+    except metadata.PackageNotFoundError:
+        return "(not installed: run `make install`)"

@@ -1,31 +1,22 @@
-"""`ingest run`, `status`, `verify` and `retry`: Encord's guide Steps 5–9 as rerunnable commands.
+"""`ingest run` and `retry`: Encord's guide Steps 5–9 as rerunnable commands.
 
 `run` goes schema → scan → upload → dataset → verify (the settings' metadata schema is applied,
 merge-safe, before any upload job starts); a rerun resumes from the state file in the output
-directory and uploads and links only what is new. `status JOB` and `verify` print the
-guide's own outputs (Step 6, Step 9); `retry` resubmits only the units that failed.
+directory and uploads and links only what is new; `retry` resubmits only the units that
+failed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from encord.orm.dataset import LongPollingStatus
-
-from ingest.context import (
-    PlanContext,
-    add_encord_arguments,
-    add_source_arguments,
-    load_context,
-    settings_overrides,
-)
-from ingest.encord.client import EncordClient, add_key_argument, connect
+from ingest.cli.inputs import Target, existing_state, latest_scan, target_names
+from ingest.cli.render import print_result
+from ingest.context import PlanContext, load_context
+from ingest.encord.client import EncordClient, connect
 from ingest.encord.link import link_uploaded
 from ingest.encord.schema_sync import apply
 from ingest.encord.upload import Progress, UploadTarget, submit, wait_for_jobs
@@ -35,63 +26,11 @@ from ingest.files import write_jsonl
 from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import load_schema
-from ingest.settings import IngestSettings, load_settings
-from ingest.state import STATE_FILE, RunState
+from ingest.state import RunState
 
+EXIT_DIFFERENCES = 1
 FAILED_UNITS_FILE = "failed-units.jsonl"
 UPLOADS_DIRECTORY = "uploads"
-STATUS_WAIT_SECONDS = 5  # as the guide's Step 6 script
-EXIT_DIFFERENCES = 1
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    commands: list[tuple[str, str, Callable[[argparse.Namespace], int]]] = [
-        (
-            "run",
-            "apply the metadata schema, scan the bucket, upload what is new, link it to the "
-            "Dataset, verify",
-            run,
-        ),
-        ("retry", "resubmit only the units that failed, then link and verify", retry),
-        ("verify", "compare the Dataset with the latest scan; list its file links", verify_command),
-        ("status", "the state of one upload job (Encord's guide, Step 6)", status),
-    ]
-    for name, help_text, handler in commands:
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
-        if name == "status":
-            parser.add_argument("job", metavar="JOB", help="upload job id")
-        add_source_arguments(parser)
-        add_encord_arguments(parser)
-        add_key_argument(parser)
-        parser.set_defaults(handler=handler)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the import goes, named by the settings."""
-
-    integration: str | None  # only the commands that upload need it
-    folder: str
-    dataset: str
-
-
-def target_names(settings: IngestSettings) -> Target:
-    missing = [
-        flag
-        for flag, value in (
-            ("--folder NAME", settings.folder),
-            ("--dataset TITLE", settings.dataset),
-        )
-        if not value
-    ]
-    if missing:
-        raise UserError(
-            f"say where to import: {' and '.join(missing)} (or the same keys in the stack's ingest config)"
-        )
-    return Target(settings.integration, settings.folder, settings.dataset)
-
-
-# -- run and retry ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -122,7 +61,7 @@ class PreparedUpload:
     schema: SchemaApplied | None
 
 
-def run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
     upload = _prepare_upload(args)
     context, names = upload.context, upload.names
     out = context.settings.output_dir
@@ -140,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
         return _finish(args, upload, state, scan, jobs, report)
 
 
-def retry(args: argparse.Namespace) -> int:
+def retry_command(args: argparse.Namespace) -> int:
     upload = _prepare_upload(args)
     context, names = upload.context, upload.names
     out = context.settings.output_dir
-    with _existing_state(out, exclusive=True) as state:
-        scan = _latest_scan(state, names.folder, out)
+    with existing_state(out, exclusive=True) as state:
+        scan = latest_scan(state, names.folder, out)
         failed = state.failed_entries(names.folder, scan)
         jobs = submit(
             failed, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
@@ -210,7 +149,7 @@ def _finish(
         "verify": verification.to_json(),
         "state": str(state.path),
     }
-    _print(
+    print_result(
         args,
         summary,
         lambda: _run_summary(
@@ -261,93 +200,3 @@ def _run_summary(
             "schema (listed above); fix them, then rerun"
         )
     return "\n".join(lines)
-
-
-# -- verify and status -----------------------------------------------------------------
-
-
-def verify_command(args: argparse.Namespace) -> int:
-    settings = _settings_only(args)
-    names = target_names(settings)
-    client = connect(settings.encord_domain, args.ssh_key_file)
-    with _existing_state(settings.output_dir) as state:
-        scan = _latest_scan(state, names.folder, settings.output_dir)
-        dataset = client.dataset(names.dataset)
-        verification = verify(client, state, dataset, names.folder, scan, settings.output_dir)
-    summary = {**verification.to_json(), "fileLinks": verification.file_links}
-    _print(
-        args,
-        summary,
-        lambda: "\n".join([*verification.file_links, verification.summary()]),
-    )
-    return 0 if verification.exact else EXIT_DIFFERENCES
-
-
-def status(args: argparse.Namespace) -> int:
-    settings = _settings_only(args)
-    client = connect(settings.encord_domain, args.ssh_key_file)
-    with _existing_state(settings.output_dir) as state:
-        job = state.job(args.job)
-    if job is None:
-        raise UserError(
-            f"upload job {args.job} is not in {settings.output_dir}: "
-            "pass the --out (or --config/--stack) of the run that started it"
-        )
-    result = client.poll_upload(
-        client.folder_by_uuid(job["folder_uuid"]), args.job, STATUS_WAIT_SECONDS
-    )
-    failed_urls = [url for unit in result.unit_errors for url in unit.object_urls]
-    if result.status not in (LongPollingStatus.PENDING, LongPollingStatus.DONE):
-        raise UserError(f"Upload failed: {result.errors}")
-    summary = {
-        "job": args.job,
-        "status": result.status.value,
-        "unitsDone": result.units_done_count,
-        "unitsPending": result.units_pending_count,
-        "unitsFailed": result.units_error_count,
-        "failedUrls": failed_urls,
-    }
-
-    def human() -> str:
-        if result.status == LongPollingStatus.PENDING:
-            return "Upload is still in progress, try again later!"
-        lines = ["Upload completed"]
-        if result.unit_errors:
-            lines.append("The following URLs failed to upload:")
-            lines += [str(unit.object_urls) for unit in result.unit_errors]
-        return "\n".join(lines)
-
-    _print(args, summary, human)
-    return 0
-
-
-# -- shared ----------------------------------------------------------------------------
-
-
-def _settings_only(args: argparse.Namespace) -> IngestSettings:
-    """Settings without the stack's outputs: status and verify never read the bucket."""
-    return load_settings(args.stack, args.config, settings_overrides(args))
-
-
-@contextmanager
-def _existing_state(out: Path, exclusive: bool = False) -> Iterator[RunState]:
-    path = out / STATE_FILE
-    if not path.exists():
-        raise UserError(
-            f"no run state in {out}: run `python -m ingest run` (with the same --out) first"
-        )
-    with RunState(path, exclusive) as state:
-        yield state
-
-
-def _latest_scan(state: RunState, folder: str, out: Path) -> int:
-    scan = state.latest_scan(folder)
-    if scan is None:
-        raise UserError(
-            f"no finished scan for folder {folder!r} in {out}: run `python -m ingest run` first"
-        )
-    return scan
-
-
-def _print(args: argparse.Namespace, summary: dict[str, Any], human: Callable[[], str]) -> None:
-    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else human())

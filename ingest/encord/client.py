@@ -8,7 +8,6 @@ one-line `UserError`s for everything a user has to fix.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -68,15 +67,6 @@ class PrivateKey:
 
     text: str = field(repr=False)
     source: str
-
-
-def add_key_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ssh-key-file",
-        type=Path,
-        metavar="FILE",
-        help="Ed25519 private key (default: $ENCORD_SSH_KEY_FILE, then $ENCORD_SSH_KEY)",
-    )
 
 
 def encord_domain(configured: str | None) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli import run as run_module
+from ingest.cli import status as run_module
 from ingest.encord import link as dataset
 from ingest.encord import upload
 from ingest.encord_format import KINDS
