@@ -2,13 +2,19 @@
 
 A bad value stops the program with `ConfigError`, a `pulumi.RunError`: the Pulumi CLI prints
 a RunError's message without a traceback and exits non-zero. Messages name the config key
-and the command that fixes it, and never echo a value (the external ID is a secret).
+and the command that fixes it, and never echo a secret (the external ID); a prefix, which
+is not one, is echoed in the fix that corrects it.
+
+Values arrive as the CLI passes them: text, with lists and mappings as JSON. Booleans are
+read as Pulumi's own `Config.get_bool` reads them (`true`, `True`, `false`, `False`, or JSON
+booleans inside a mapping); pydantic's wider reading (`yes`, `on`, `1`) is refused.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -83,6 +89,19 @@ def _json_mapping(value: Any) -> Any:
     return value
 
 
+# What `pulumi.Config.get_bool` accepts.
+_BOOL_TEXT = {"true": True, "True": True, "false": False, "False": False}
+
+
+def _strict_bool(value: Any) -> bool:
+    """A boolean as Pulumi reads one, and nothing pydantic would also take (`yes`, `1`)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _BOOL_TEXT:
+        return _BOOL_TEXT[value]
+    raise InvalidValue("must be true or false")
+
+
 def _check_bucket_name(name: str) -> str:
     if not _BUCKET_NAME.fullmatch(name):
         raise InvalidValue(
@@ -101,6 +120,7 @@ def _one_of(value: str, choices: tuple[str, ...]) -> str:
 
 JsonList = BeforeValidator(_json_list)
 JsonMapping = BeforeValidator(_json_mapping)
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
 class InventorySettings(BaseModel):
@@ -112,7 +132,7 @@ class InventorySettings(BaseModel):
         alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
     )
 
-    enabled: bool = False
+    enabled: Bool = False
     frequency: str = "Daily"
     format: str = "Parquet"
     retention_days: int = 14
@@ -148,18 +168,18 @@ class IntegrationSettings(BaseModel):
     region: str = Field(alias=REGION_KEY)
     encord_principal: str
     external_id: SecretStr
-    create_bucket: bool = True
+    create_bucket: Bool = True
     bucket_name: str | None = Field(default=None, validate_default=True)
     prefixes: Annotated[tuple[str, ...], JsonList] = ()
-    allow_write: bool = False
+    allow_write: Bool = False
     kms_key_arn: str | None = None
     cors_origins: Annotated[tuple[str, ...], JsonList] = (ENCORD_APP_ORIGIN,)
-    versioning: bool = False
+    versioning: Bool = False
     access_log_bucket: str | None = None
     access_log_prefix: str = "s3-access-logs/"
-    multi_region_access_point: bool = False
+    multi_region_access_point: Bool = False
     role_name: str
-    force_destroy: bool = False
+    force_destroy: Bool = False
     inventory: Annotated[InventorySettings, JsonMapping] = InventorySettings()
 
     @field_validator("region")
@@ -174,7 +194,8 @@ class IntegrationSettings(BaseModel):
     def _iam_principal(cls, principal: str) -> str:
         if not _PRINCIPAL.fullmatch(principal):
             raise InvalidValue(
-                "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) or a 12-digit account id"
+                "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), "
+                "an IAM user ARN (arn:aws:iam::<account>:user/<name>) or a 12-digit account id"
             )
         return principal
 
@@ -197,12 +218,19 @@ class IntegrationSettings(BaseModel):
     @field_validator("prefixes")
     @classmethod
     def _prefixes(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
-        for prefix in prefixes:
+        for index, prefix in enumerate(prefixes):
             if not prefix or prefix.startswith("/"):
                 raise InvalidValue("items must be non-empty key prefixes without a leading slash")
             if "*" in prefix or "?" in prefix:
                 # They would be IAM wildcards in the policy's resources and conditions.
                 raise InvalidValue("items must not contain * or ?")
+            if not prefix.endswith("/"):
+                # The grant is `<prefix>*`: without the slash it reaches sibling folders.
+                raise InvalidValue(
+                    f"items must end with / ({prefix} would also grant {prefix}-private/)",
+                    fix=f"pulumi config set --path '{_namespaced('prefixes')}[{index}]' "
+                    + shlex.quote(f"{prefix}/"),
+                )
         return tuple(dict.fromkeys(prefixes))
 
     @field_validator("kms_key_arn")
@@ -330,8 +358,6 @@ def _message(error: dict[str, Any]) -> str:
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, InvalidValue):
         problem, fix = str(cause), cause.fix or _set_command(key)
-    elif error["type"] == "bool_parsing":
-        problem, fix = "must be true or false", _set_command(key)
     elif error["type"] in _INT_ERRORS:
         problem, fix = "must be a whole number", _set_command(key)
     else:  # pydantic's own wording never includes the value (hide_input_in_errors)
