@@ -81,6 +81,8 @@ class EncordS3Integration(pulumi.ComponentResource):
             ),
             "corsOrigins": list(settings.cors_origins),
             "prefixes": list(settings.prefixes),
+            # The ingest creates image sequences (Encord writes their video) only if true.
+            "allowWrite": settings.allow_write,
             "integrationTitle": bucket_name.apply(lambda b: f"{settings.role_name} ({b})"),
             "externalId": external_id,
         }

@@ -40,6 +40,7 @@ ALWAYS_EXPORTED = {
     "objectUrlPrefix",
     "corsOrigins",
     "prefixes",
+    "allowWrite",
     "integrationTitle",
     "externalId",
 }
@@ -136,6 +137,7 @@ def test_outputs_are_named_for_the_next_step(stack_run):
     assert run.outputs["objectUrlPrefix"] == f"https://{bucket}.s3.{region}.amazonaws.com/"
     assert run.outputs["roleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/encord-s3-{stack}"
     assert bucket in run.outputs["integrationTitle"]
+    assert run.outputs["allowWrite"] is bool(committed_config(stack).get("encord-s3:allowWrite"))
 
 
 # A bucket the stack creates -------------------------------------------------------------
@@ -287,6 +289,7 @@ def test_allow_write_adds_put_object_and_cors_write_methods():
     assert actions(policy) == READ_ACTIONS | {"s3:PutObject"}
     assert resources_of(policy, "s3:PutObject") == [f"{run.outputs['bucketArn']}/images/*"]
     assert run.one(CORS).inputs["corsRules"][0]["allowedMethods"] == ["GET", "HEAD", "PUT", "POST"]
+    assert run.outputs["allowWrite"] is True
 
 
 def test_multi_region_access_point_blocks_public_access_and_extends_the_policy():
