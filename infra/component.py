@@ -1,5 +1,5 @@
-"""`EncordS3Integration`: the bucket, Encord's role and policy, CORS, an optional MRAP and
-an optional S3 Inventory."""
+"""`EncordS3Integration`: the bucket, Encord's role and policy, CORS, an optional MRAP, an
+optional S3 Inventory and an optional queue of the bucket's events."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
+from infra.bucket_events import BucketEvents
 from infra.config import IntegrationSettings
 
 ALL_PUBLIC_ACCESS_BLOCKED = {
@@ -90,6 +91,23 @@ class EncordS3Integration(pulumi.ComponentResource):
             self.stack_outputs |= {"mrapArn": mrap.arn, "mrapAlias": mrap.alias}
         if settings.inventory.enabled:  # on an adopted bucket too
             self.stack_outputs["inventoryLocation"] = self._inventory(settings, bucket_name)
+        if settings.events.enabled:
+            bucket_events = BucketEvents(
+                f"{name}-events",
+                settings.events,
+                bucket_name,
+                settings.prefixes,
+                created_bucket=settings.create_bucket,
+                opts=self._child,
+            )
+            self.stack_outputs |= {
+                "eventsQueueUrl": bucket_events.queue.url,
+                "eventsQueueArn": bucket_events.queue.arn,
+                "eventsDeadLetterQueueUrl": bucket_events.dead_letter_queue.url,
+                "eventsDeadLetterQueueArn": bucket_events.dead_letter_queue.arn,
+                # The messages' shape: S3 event notifications or EventBridge events.
+                "eventsSource": bucket_events.source,
+            }
         self.register_outputs(self.stack_outputs)
 
     def _create_bucket(self, settings: IntegrationSettings) -> pulumi.Output[str]:

@@ -54,6 +54,9 @@ _S3_REGIONS = frozenset(boto3.session.Session().get_available_regions("s3"))
 INVENTORY_FREQUENCIES = ("Daily", "Weekly")
 INVENTORY_FORMATS = ("Parquet", "CSV", "ORC")
 DAYS_PER_WEEK = 7
+SQS_MAX_RECEIVE_COUNT = 1000
+SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+SQS_MAX_RETENTION_DAYS = 14
 
 
 class ConfigError(pulumi.RunError):
@@ -61,11 +64,13 @@ class ConfigError(pulumi.RunError):
 
 
 class InvalidValue(ValueError):
-    """A validator's complaint about one key, optionally with a fix other than `config set`."""
+    """A validator's complaint about one key, optionally with a fix other than `config set`
+    and, for a check of a mapping against other settings, the key of the mapping it is about."""
 
-    def __init__(self, problem: str, fix: str | None = None) -> None:
+    def __init__(self, problem: str, fix: str | None = None, key: str | None = None) -> None:
         super().__init__(problem)
         self.fix = fix
+        self.key = key
 
 
 def _json_list(value: Any) -> Any:
@@ -158,6 +163,45 @@ class InventorySettings(BaseModel):
         return days
 
 
+class EventsSettings(BaseModel):
+    """`events`: an SQS queue (with a dead-letter queue) receiving the bucket's object
+    created/removed events under the stack's prefixes, for a continuous sync. Off by default."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
+    )
+
+    enabled: Bool = False
+    # Receives of one message before it moves to the dead-letter queue (SQS: 1-1000).
+    max_receive_count: int = 5
+    # How long a received batch stays hidden from other consumers while it is processed.
+    visibility_timeout_seconds: int = 300
+    retention_days: int = 4
+    # An adopted bucket's events come through EventBridge, which its owner turns on.
+    event_bridge_on_bucket: Bool = False
+
+    @field_validator("max_receive_count")
+    @classmethod
+    def _max_receive_count(cls, count: int) -> int:
+        if not 1 <= count <= SQS_MAX_RECEIVE_COUNT:
+            raise InvalidValue(f"must be 1-{SQS_MAX_RECEIVE_COUNT} (receives before the DLQ)")
+        return count
+
+    @field_validator("visibility_timeout_seconds")
+    @classmethod
+    def _visibility_timeout(cls, seconds: int) -> int:
+        if not 1 <= seconds <= SQS_MAX_VISIBILITY_SECONDS:
+            raise InvalidValue(f"must be 1-{SQS_MAX_VISIBILITY_SECONDS} seconds (SQS's limit)")
+        return seconds
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days(cls, days: int) -> int:
+        if not 1 <= days <= SQS_MAX_RETENTION_DAYS:
+            raise InvalidValue(f"must be 1-{SQS_MAX_RETENTION_DAYS} days (SQS's limit)")
+        return days
+
+
 class IntegrationSettings(BaseModel):
     """Everything the stack needs, in config key order (later checks read earlier fields)."""
 
@@ -181,6 +225,7 @@ class IntegrationSettings(BaseModel):
     role_name: str
     force_destroy: Bool = False
     inventory: Annotated[InventorySettings, JsonMapping] = InventorySettings()
+    events: Annotated[EventsSettings, JsonMapping] = EventsSettings()
 
     @field_validator("region")
     @classmethod
@@ -281,6 +326,29 @@ class IntegrationSettings(BaseModel):
             raise InvalidValue("must be 1-64 letters, digits and _+=,.@-")
         return name
 
+    @field_validator("events")
+    @classmethod
+    def _events_route(cls, events: EventsSettings, info: ValidationInfo) -> EventsSettings:
+        adopted = not info.data.get("create_bucket", True)
+        on_bucket = _namespaced("events.eventBridgeOnBucket")
+        if events.enabled and adopted and not events.event_bridge_on_bucket:
+            # S3 keeps one notification configuration per bucket: the stack would replace
+            # the bucket's own, so its owner turns EventBridge on (README: Events) instead.
+            raise InvalidValue(
+                "on an adopted bucket (createBucket is false) need its EventBridge notifications, "
+                "which the bucket's owner turns on (README: Events): the stack never replaces a "
+                "bucket's notification configuration",
+                fix=f"pulumi config set --path '{on_bucket}' true",
+            )
+        if events.event_bridge_on_bucket and not adopted:
+            raise InvalidValue(
+                "only applies to an adopted bucket (createBucket is false): a created bucket "
+                "sends its events to the queue itself",
+                fix=f"pulumi config rm --path '{on_bucket}'",
+                key="events.eventBridgeOnBucket",
+            )
+        return events
+
     @property
     def principal_is_account(self) -> bool:
         return not self.encord_principal.startswith("arn:") or self.encord_principal.endswith(
@@ -303,10 +371,13 @@ _PLACEHOLDERS = {
     "inventory.frequency": "|".join(INVENTORY_FREQUENCIES),
     "inventory.format": "|".join(INVENTORY_FORMATS),
     "inventory.retentionDays": "<days, e.g. 14>",
+    "events.maxReceiveCount": "<receives, e.g. 5>",
+    "events.visibilityTimeoutSeconds": "<seconds, e.g. 300>",
+    "events.retentionDays": "<days, e.g. 4>",
 }
 _SECRET_KEYS = frozenset({"externalId"})
 _LIST_KEYS = frozenset({"prefixes", "corsOrigins"})
-_MAPPING_KEYS = frozenset({"inventory"})
+_MAPPING_KEYS = frozenset({"inventory", "events"})
 _INT_ERRORS = frozenset({"int_parsing", "int_from_float", "int_type"})
 
 
@@ -357,6 +428,7 @@ def _message(error: dict[str, Any]) -> str:
         return f"{_namespaced(key)} is not set. Fix: {_set_command(key)}"
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, InvalidValue):
+        key = cause.key or key
         problem, fix = str(cause), cause.fix or _set_command(key)
     elif error["type"] in _INT_ERRORS:
         problem, fix = "must be a whole number", _set_command(key)

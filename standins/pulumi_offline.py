@@ -56,6 +56,8 @@ class RegisteredResource:
     retain_on_delete: bool  # the resource option: `pulumi destroy` leaves it in the cloud
     id: str | None
     state: dict[str, Any]
+    # URNs of the resources named in the `depends_on` option (not those its inputs come from).
+    depends_on: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -161,16 +163,22 @@ class _Recorder(pulumi.runtime.Mocks):
 
 
 class _OptionsMonitor(MockMonitor):
-    """The mock monitor, also noting which resources are retained on delete (an option
-    MockResourceArgs does not carry)."""
+    """The mock monitor, also noting the options MockResourceArgs does not carry: which
+    resources are retained on delete, and what each explicitly depends on."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.retained: set[tuple[str, str]] = set()
+        self.depends_on: dict[tuple[str, str], frozenset[str]] = {}
 
     def RegisterResource(self, request):
         if request.retainOnDelete:
             self.retained.add((request.type, request.name))
+        # All dependencies, less those that come with an input's value.
+        implicit = {urn for deps in request.propertyDependencies.values() for urn in deps.urns}
+        self.depends_on[(request.type, request.name)] = frozenset(
+            set(request.dependencies) - implicit
+        )
         return super().RegisterResource(request)
 
 
@@ -208,7 +216,11 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
             name for name, value in exports.items() if _sync_await(value.is_secret())
         ),
         resources=[
-            replace(r, retain_on_delete=(r.type, r.name) in monitor.retained)
+            replace(
+                r,
+                retain_on_delete=(r.type, r.name) in monitor.retained,
+                depends_on=monitor.depends_on.get((r.type, r.name), frozenset()),
+            )
             for r in recorder.resources
         ],
     )

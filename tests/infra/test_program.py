@@ -44,6 +44,13 @@ ALWAYS_EXPORTED = {
     "integrationTitle",
     "externalId",
 }
+EVENTS_OUTPUTS = {
+    "eventsQueueUrl",
+    "eventsQueueArn",
+    "eventsDeadLetterQueueUrl",
+    "eventsDeadLetterQueueArn",
+    "eventsSource",
+}
 
 
 def as_list(value: str | list[str]) -> list[str]:
@@ -128,7 +135,12 @@ def test_cors_allows_only_the_configured_encord_origins(stack_run):
 def test_outputs_are_named_for_the_next_step(stack_run):
     stack, run = stack_run
     inventory = committed_config(stack).get("encord-s3:inventory", {}).get("enabled", False)
-    assert set(run.outputs) == ALWAYS_EXPORTED | ({"inventoryLocation"} if inventory else set())
+    events = committed_config(stack).get("encord-s3:events", {}).get("enabled", False)
+    assert set(run.outputs) == (
+        ALWAYS_EXPORTED
+        | ({"inventoryLocation"} if inventory else set())
+        | (EVENTS_OUTPUTS if events else set())
+    )
     assert run.secret_outputs == {"externalId"}
     assert run.outputs["externalId"] == EXTERNAL_ID
     bucket, region = run.outputs["bucketName"], run.outputs["region"]
