@@ -32,6 +32,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 REGION_KEY = "aws:region"
 # Keys of this project's namespace that belong to other programs (the ingest command).
@@ -209,7 +210,7 @@ class IntegrationSettings(BaseModel):
         alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
     )
 
-    region: str = Field(alias=REGION_KEY)
+    region: str = Field(alias="aws:region")  # REGION_KEY, spelt out for the type checker
     encord_principal: str
     external_id: SecretStr
     create_bucket: Bool = True
@@ -307,7 +308,7 @@ class IntegrationSettings(BaseModel):
     @classmethod
     def _only_for_created_bucket(cls, value: Any, info: ValidationInfo) -> Any:
         if value and not info.data.get("create_bucket", True):
-            key = to_camel(info.field_name)
+            key = to_camel(str(info.field_name))
             raise InvalidValue(
                 "only applies to a bucket the stack creates (createBucket is false)",
                 fix=f"pulumi config rm {_namespaced(key)}",
@@ -416,11 +417,13 @@ def _config_key(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel]]:
     return ".".join(parts), model
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     key, model = _config_key(error["loc"])
     if error["type"] == "extra_forbidden":
         known = ", ".join(
-            sorted(f.alias for f in model.model_fields.values() if f.alias != REGION_KEY)
+            sorted(
+                f.alias for f in model.model_fields.values() if f.alias and f.alias != REGION_KEY
+            )
         )
         remove = f"--path '{_namespaced(key)}'" if "." in key else _namespaced(key)
         return f"{_namespaced(key)} is not a setting of this program (known: {known}). Fix: pulumi config rm {remove}"

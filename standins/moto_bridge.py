@@ -273,14 +273,15 @@ class MotoBridge(pulumi.runtime.Mocks):
         self._echo(f"  + {args.typ.rsplit(':', 1)[-1]:<42} {args.name:<24} {resource_id}")
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {
+            identity = {
                 "accountId": self._account_id,
                 "arn": self._identity["Arn"],
                 "id": self._account_id,
                 "userId": self._identity["UserId"],
             }
+            return identity, []  # no failures (the mock monitor iterates them)
         raise UnsupportedResourceError(
             f"standins.moto_bridge does not implement the invoke {args.token}"
         )

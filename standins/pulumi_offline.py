@@ -123,11 +123,11 @@ def _reveal(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return _reveal(value["value"])[0], True
-        pairs = {k: _reveal(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+        fields = {k: _reveal(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in fields.items()}, any(s for _, s in fields.values())
     if isinstance(value, list):
-        pairs = [_reveal(item) for item in value]
-        return [v for v, _ in pairs], any(s for _, s in pairs)
+        items = [_reveal(item) for item in value]
+        return [v for v, _ in items], any(s for _, s in items)
     return value, False
 
 
@@ -150,7 +150,7 @@ class _Recorder(pulumi.runtime.Mocks):
                 args.name,
                 args.inputs,
                 secret_inputs,
-                args.custom,
+                bool(args.custom),
                 False,  # set from the monitor's record once the run is over
                 resource_id,
                 state,
@@ -192,7 +192,7 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
     pulumi.runtime.set_mocks(
         recorder, project=config.project, stack=config.stack, preview=False, monitor=monitor
     )
-    runtime_settings.set_root_resource(None)  # run_in_stack makes this run's root stack
+    runtime_settings.ROOT.set(None)  # run_in_stack makes this run's root stack
     # set_mocks renews the RPC manager but not the outputs a failed run left pending, which
     # the next run would await and re-raise.
     runtime_settings.SETTINGS.outputs.clear()

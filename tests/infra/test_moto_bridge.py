@@ -48,7 +48,8 @@ def test_invokes_other_than_the_caller_identity_are_refused(bridge):
 
 def test_caller_identity_is_moto_s(bridge):
     call = pulumi.runtime.MockCallArgs("aws:index/getCallerIdentity:getCallerIdentity", {}, "")
-    assert bridge.call(call)["accountId"] == ACCOUNT_ID
+    identity, failures = bridge.call(call)
+    assert identity["accountId"] == ACCOUNT_ID and failures == []
 
 
 def test_an_inventory_input_the_bridge_would_not_apply_is_refused(bridge):
