@@ -1,5 +1,5 @@
-"""`EncordS3Integration`: the bucket, Encord's role and policy, CORS, an optional MRAP and
-an optional S3 Inventory."""
+"""`EncordS3Integration`: the bucket, Encord's role and policy, CORS, an optional MRAP, an
+optional S3 Inventory and an optional queue of the bucket's events."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
+from infra.bucket_events import BucketEvents
 from infra.config import IntegrationSettings
 
-ALL_PUBLIC_ACCESS_BLOCKED = {
+ALL_PUBLIC_ACCESS_BLOCKED: aws.s3control.MultiRegionAccessPointDetailsPublicAccessBlockArgsDict = {
     "block_public_acls": True,
     "block_public_policy": True,
     "ignore_public_acls": True,
@@ -26,10 +27,15 @@ INVENTORY_ID = "encord-ingest"
 INVENTORY_FIELDS = ("Size", "LastModifiedDate", "ETag")
 
 
-def _snake_case(api_shape: dict) -> dict:
-    """`AllowedOrigins` → `allowed_origins`: the S3 API's document as Pulumi input arguments."""
+def _cors_rule_args(rule: dict) -> aws.s3.BucketCorsConfigurationCorsRuleArgsDict:
+    """The S3 API's CORS rule (`policies.cors_rule`) as Pulumi's input arguments."""
     return {
-        re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", key).lower(): value for key, value in api_shape.items()
+        "id": rule["ID"],
+        "allowed_origins": rule["AllowedOrigins"],
+        "allowed_methods": rule["AllowedMethods"],
+        "allowed_headers": rule["AllowedHeaders"],
+        "expose_headers": rule["ExposeHeaders"],
+        "max_age_seconds": rule["MaxAgeSeconds"],
     }
 
 
@@ -54,13 +60,14 @@ class EncordS3Integration(pulumi.ComponentResource):
         if settings.create_bucket:
             bucket_name = self._create_bucket(settings)
         else:  # adopted: the bucket keeps its own settings; only CORS, policy and role are added
+            assert settings.bucket_name is not None  # the config requires it when adopting
             bucket_name = pulumi.Output.from_input(settings.bucket_name)
 
         aws.s3.BucketCorsConfiguration(
             f"{name}-cors",
             bucket=bucket_name,
             cors_rules=[
-                _snake_case(policies.cors_rule(settings.cors_origins, settings.allow_write))
+                _cors_rule_args(policies.cors_rule(settings.cors_origins, settings.allow_write))
             ],
             opts=self._child,
         )
@@ -81,6 +88,8 @@ class EncordS3Integration(pulumi.ComponentResource):
             ),
             "corsOrigins": list(settings.cors_origins),
             "prefixes": list(settings.prefixes),
+            # The ingest creates image sequences (Encord writes their video) only if true.
+            "allowWrite": settings.allow_write,
             "integrationTitle": bucket_name.apply(lambda b: f"{settings.role_name} ({b})"),
             "externalId": external_id,
         }
@@ -88,6 +97,23 @@ class EncordS3Integration(pulumi.ComponentResource):
             self.stack_outputs |= {"mrapArn": mrap.arn, "mrapAlias": mrap.alias}
         if settings.inventory.enabled:  # on an adopted bucket too
             self.stack_outputs["inventoryLocation"] = self._inventory(settings, bucket_name)
+        if settings.events.enabled:
+            bucket_events = BucketEvents(
+                f"{name}-events",
+                settings.events,
+                bucket_name,
+                settings.prefixes,
+                created_bucket=settings.create_bucket,
+                opts=self._child,
+            )
+            self.stack_outputs |= {
+                "eventsQueueUrl": bucket_events.queue.url,
+                "eventsQueueArn": bucket_events.queue.arn,
+                "eventsDeadLetterQueueUrl": bucket_events.dead_letter_queue.url,
+                "eventsDeadLetterQueueArn": bucket_events.dead_letter_queue.arn,
+                # The messages' shape: S3 event notifications or EventBridge events.
+                "eventsSource": bucket_events.source,
+            }
         self.register_outputs(self.stack_outputs)
 
     def _create_bucket(self, settings: IntegrationSettings) -> pulumi.Output[str]:
@@ -101,18 +127,11 @@ class EncordS3Integration(pulumi.ComponentResource):
             force_destroy=settings.force_destroy,
             opts=child,
         )
-        if settings.kms_key_arn:
-            default_encryption = {
-                "sse_algorithm": "aws:kms",
-                "kms_master_key_id": settings.kms_key_arn,
-            }
-        else:
-            default_encryption = {"sse_algorithm": "AES256"}
         self._safe_defaults(
             name,
             bucket,
             child,
-            default_encryption,
+            settings.kms_key_arn,
             policy_name=f"{name}-tls-only",
             policy=bucket.bucket.apply(lambda b: json.dumps(policies.tls_only_bucket_policy(b))),
         )
@@ -138,16 +157,21 @@ class EncordS3Integration(pulumi.ComponentResource):
         prefix: str,
         bucket: aws.s3.Bucket,
         opts: pulumi.ResourceOptions,
-        default_encryption: dict,
+        kms_key_arn: str | None,
         policy_name: str,
         policy: pulumi.Output[str],
-        expiry_rules: list[dict] | None = None,
+        expiry_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] | None = None,
     ) -> aws.s3.BucketPolicy:
-        """A new bucket's safe defaults: no public access, no ACLs, default encryption,
-        `policy` (which must deny requests without TLS), and a lifecycle that aborts
-        incomplete uploads after any `expiry_rules`."""
+        """A new bucket's safe defaults: no public access, no ACLs, default encryption (SSE-KMS
+        with `kms_key_arn` and a bucket key, else SSE-S3), `policy` (which must deny requests
+        without TLS), and a lifecycle that aborts incomplete uploads after any `expiry_rules`."""
         public_access = aws.s3.BucketPublicAccessBlock(
             f"{prefix}-public-access", bucket=bucket.bucket, **ALL_PUBLIC_ACCESS_BLOCKED, opts=opts
+        )
+        default_encryption: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
+            {"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key_arn}
+            if kms_key_arn
+            else {"sse_algorithm": "AES256"}
         )
         aws.s3.BucketOwnershipControls(
             f"{prefix}-ownership",
@@ -162,7 +186,7 @@ class EncordS3Integration(pulumi.ComponentResource):
                 {
                     "apply_server_side_encryption_by_default": default_encryption,
                     # A bucket key cuts KMS requests (and cost) for SSE-KMS.
-                    "bucket_key_enabled": default_encryption["sse_algorithm"] == "aws:kms",
+                    "bucket_key_enabled": kms_key_arn is not None,
                 }
             ],
             opts=opts,
@@ -222,7 +246,7 @@ class EncordS3Integration(pulumi.ComponentResource):
             f"{name}-inventory",
             reports,
             child,
-            {"sse_algorithm": "AES256"},
+            None,  # SSE-S3
             policy_name=f"{name}-inventory-policy",
             policy=pulumi.Output.all(reports.bucket, bucket_name, account_id).apply(
                 lambda args: json.dumps(
@@ -276,14 +300,13 @@ class EncordS3Integration(pulumi.ComponentResource):
     ) -> aws.s3control.MultiRegionAccessPoint | None:
         if not settings.multi_region_access_point:
             return None
+        details: aws.s3control.MultiRegionAccessPointDetailsArgsDict = {
+            "name": _access_point_name(settings.role_name),
+            "regions": [{"bucket": bucket_name}],
+            "public_access_block": ALL_PUBLIC_ACCESS_BLOCKED,
+        }
         return aws.s3control.MultiRegionAccessPoint(
-            f"{self._name}-mrap",
-            details={
-                "name": _access_point_name(settings.role_name),
-                "regions": [{"bucket": bucket_name}],
-                "public_access_block": ALL_PUBLIC_ACCESS_BLOCKED,
-            },
-            opts=self._child,
+            f"{self._name}-mrap", details=details, opts=self._child
         )
 
     def _role(

@@ -2,13 +2,19 @@
 
 A bad value stops the program with `ConfigError`, a `pulumi.RunError`: the Pulumi CLI prints
 a RunError's message without a traceback and exits non-zero. Messages name the config key
-and the command that fixes it, and never echo a value (the external ID is a secret).
+and the command that fixes it, and never echo a secret (the external ID); a prefix, which
+is not one, is echoed in the fix that corrects it.
+
+Values arrive as the CLI passes them: text, with lists and mappings as JSON. Booleans are
+read as Pulumi's own `Config.get_bool` reads them (`true`, `True`, `false`, `False`, or JSON
+booleans inside a mapping); pydantic's wider reading (`yes`, `on`, `1`) is refused.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +32,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 REGION_KEY = "aws:region"
 # Keys of this project's namespace that belong to other programs (the ingest command).
@@ -48,6 +55,9 @@ _S3_REGIONS = frozenset(boto3.session.Session().get_available_regions("s3"))
 INVENTORY_FREQUENCIES = ("Daily", "Weekly")
 INVENTORY_FORMATS = ("Parquet", "CSV", "ORC")
 DAYS_PER_WEEK = 7
+SQS_MAX_RECEIVE_COUNT = 1000
+SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+SQS_MAX_RETENTION_DAYS = 14
 
 
 class ConfigError(pulumi.RunError):
@@ -55,11 +65,13 @@ class ConfigError(pulumi.RunError):
 
 
 class InvalidValue(ValueError):
-    """A validator's complaint about one key, optionally with a fix other than `config set`."""
+    """A validator's complaint about one key, optionally with a fix other than `config set`
+    and, for a check of a mapping against other settings, the key of the mapping it is about."""
 
-    def __init__(self, problem: str, fix: str | None = None) -> None:
+    def __init__(self, problem: str, fix: str | None = None, key: str | None = None) -> None:
         super().__init__(problem)
         self.fix = fix
+        self.key = key
 
 
 def _json_list(value: Any) -> Any:
@@ -83,6 +95,19 @@ def _json_mapping(value: Any) -> Any:
     return value
 
 
+# What `pulumi.Config.get_bool` accepts.
+_BOOL_TEXT = {"true": True, "True": True, "false": False, "False": False}
+
+
+def _strict_bool(value: Any) -> bool:
+    """A boolean as Pulumi reads one, and nothing pydantic would also take (`yes`, `1`)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _BOOL_TEXT:
+        return _BOOL_TEXT[value]
+    raise InvalidValue("must be true or false")
+
+
 def _check_bucket_name(name: str) -> str:
     if not _BUCKET_NAME.fullmatch(name):
         raise InvalidValue(
@@ -101,6 +126,7 @@ def _one_of(value: str, choices: tuple[str, ...]) -> str:
 
 JsonList = BeforeValidator(_json_list)
 JsonMapping = BeforeValidator(_json_mapping)
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
 class InventorySettings(BaseModel):
@@ -112,7 +138,7 @@ class InventorySettings(BaseModel):
         alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
     )
 
-    enabled: bool = False
+    enabled: Bool = False
     frequency: str = "Daily"
     format: str = "Parquet"
     retention_days: int = 14
@@ -138,6 +164,45 @@ class InventorySettings(BaseModel):
         return days
 
 
+class EventsSettings(BaseModel):
+    """`events`: an SQS queue (with a dead-letter queue) receiving the bucket's object
+    created/removed events under the stack's prefixes, for a continuous sync. Off by default."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
+    )
+
+    enabled: Bool = False
+    # Receives of one message before it moves to the dead-letter queue (SQS: 1-1000).
+    max_receive_count: int = 5
+    # How long a received batch stays hidden from other consumers while it is processed.
+    visibility_timeout_seconds: int = 300
+    retention_days: int = 4
+    # An adopted bucket's events come through EventBridge, which its owner turns on.
+    event_bridge_on_bucket: Bool = False
+
+    @field_validator("max_receive_count")
+    @classmethod
+    def _max_receive_count(cls, count: int) -> int:
+        if not 1 <= count <= SQS_MAX_RECEIVE_COUNT:
+            raise InvalidValue(f"must be 1-{SQS_MAX_RECEIVE_COUNT} (receives before the DLQ)")
+        return count
+
+    @field_validator("visibility_timeout_seconds")
+    @classmethod
+    def _visibility_timeout(cls, seconds: int) -> int:
+        if not 1 <= seconds <= SQS_MAX_VISIBILITY_SECONDS:
+            raise InvalidValue(f"must be 1-{SQS_MAX_VISIBILITY_SECONDS} seconds (SQS's limit)")
+        return seconds
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days(cls, days: int) -> int:
+        if not 1 <= days <= SQS_MAX_RETENTION_DAYS:
+            raise InvalidValue(f"must be 1-{SQS_MAX_RETENTION_DAYS} days (SQS's limit)")
+        return days
+
+
 class IntegrationSettings(BaseModel):
     """Everything the stack needs, in config key order (later checks read earlier fields)."""
 
@@ -145,22 +210,23 @@ class IntegrationSettings(BaseModel):
         alias_generator=to_camel, extra="forbid", frozen=True, hide_input_in_errors=True
     )
 
-    region: str = Field(alias=REGION_KEY)
+    region: str = Field(alias="aws:region")  # REGION_KEY, spelt out for the type checker
     encord_principal: str
     external_id: SecretStr
-    create_bucket: bool = True
+    create_bucket: Bool = True
     bucket_name: str | None = Field(default=None, validate_default=True)
     prefixes: Annotated[tuple[str, ...], JsonList] = ()
-    allow_write: bool = False
+    allow_write: Bool = False
     kms_key_arn: str | None = None
     cors_origins: Annotated[tuple[str, ...], JsonList] = (ENCORD_APP_ORIGIN,)
-    versioning: bool = False
+    versioning: Bool = False
     access_log_bucket: str | None = None
     access_log_prefix: str = "s3-access-logs/"
-    multi_region_access_point: bool = False
+    multi_region_access_point: Bool = False
     role_name: str
-    force_destroy: bool = False
+    force_destroy: Bool = False
     inventory: Annotated[InventorySettings, JsonMapping] = InventorySettings()
+    events: Annotated[EventsSettings, JsonMapping] = EventsSettings()
 
     @field_validator("region")
     @classmethod
@@ -174,7 +240,8 @@ class IntegrationSettings(BaseModel):
     def _iam_principal(cls, principal: str) -> str:
         if not _PRINCIPAL.fullmatch(principal):
             raise InvalidValue(
-                "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) or a 12-digit account id"
+                "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), "
+                "an IAM user ARN (arn:aws:iam::<account>:user/<name>) or a 12-digit account id"
             )
         return principal
 
@@ -197,12 +264,19 @@ class IntegrationSettings(BaseModel):
     @field_validator("prefixes")
     @classmethod
     def _prefixes(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
-        for prefix in prefixes:
+        for index, prefix in enumerate(prefixes):
             if not prefix or prefix.startswith("/"):
                 raise InvalidValue("items must be non-empty key prefixes without a leading slash")
             if "*" in prefix or "?" in prefix:
                 # They would be IAM wildcards in the policy's resources and conditions.
                 raise InvalidValue("items must not contain * or ?")
+            if not prefix.endswith("/"):
+                # The grant is `<prefix>*`: without the slash it reaches sibling folders.
+                raise InvalidValue(
+                    f"items must end with / ({prefix} would also grant {prefix}-private/)",
+                    fix=f"pulumi config set --path '{_namespaced('prefixes')}[{index}]' "
+                    + shlex.quote(f"{prefix}/"),
+                )
         return tuple(dict.fromkeys(prefixes))
 
     @field_validator("kms_key_arn")
@@ -234,7 +308,7 @@ class IntegrationSettings(BaseModel):
     @classmethod
     def _only_for_created_bucket(cls, value: Any, info: ValidationInfo) -> Any:
         if value and not info.data.get("create_bucket", True):
-            key = to_camel(info.field_name)
+            key = to_camel(str(info.field_name))
             raise InvalidValue(
                 "only applies to a bucket the stack creates (createBucket is false)",
                 fix=f"pulumi config rm {_namespaced(key)}",
@@ -252,6 +326,29 @@ class IntegrationSettings(BaseModel):
         if not _ROLE_NAME.fullmatch(name):
             raise InvalidValue("must be 1-64 letters, digits and _+=,.@-")
         return name
+
+    @field_validator("events")
+    @classmethod
+    def _events_route(cls, events: EventsSettings, info: ValidationInfo) -> EventsSettings:
+        adopted = not info.data.get("create_bucket", True)
+        on_bucket = _namespaced("events.eventBridgeOnBucket")
+        if events.enabled and adopted and not events.event_bridge_on_bucket:
+            # S3 keeps one notification configuration per bucket: the stack would replace
+            # the bucket's own, so its owner turns EventBridge on (README: Events) instead.
+            raise InvalidValue(
+                "on an adopted bucket (createBucket is false) need its EventBridge notifications, "
+                "which the bucket's owner turns on (README: Events): the stack never replaces a "
+                "bucket's notification configuration",
+                fix=f"pulumi config set --path '{on_bucket}' true",
+            )
+        if events.event_bridge_on_bucket and not adopted:
+            raise InvalidValue(
+                "only applies to an adopted bucket (createBucket is false): a created bucket "
+                "sends its events to the queue itself",
+                fix=f"pulumi config rm --path '{on_bucket}'",
+                key="events.eventBridgeOnBucket",
+            )
+        return events
 
     @property
     def principal_is_account(self) -> bool:
@@ -275,10 +372,13 @@ _PLACEHOLDERS = {
     "inventory.frequency": "|".join(INVENTORY_FREQUENCIES),
     "inventory.format": "|".join(INVENTORY_FORMATS),
     "inventory.retentionDays": "<days, e.g. 14>",
+    "events.maxReceiveCount": "<receives, e.g. 5>",
+    "events.visibilityTimeoutSeconds": "<seconds, e.g. 300>",
+    "events.retentionDays": "<days, e.g. 4>",
 }
 _SECRET_KEYS = frozenset({"externalId"})
 _LIST_KEYS = frozenset({"prefixes", "corsOrigins"})
-_MAPPING_KEYS = frozenset({"inventory"})
+_MAPPING_KEYS = frozenset({"inventory", "events"})
 _INT_ERRORS = frozenset({"int_parsing", "int_from_float", "int_type"})
 
 
@@ -317,11 +417,13 @@ def _config_key(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel]]:
     return ".".join(parts), model
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     key, model = _config_key(error["loc"])
     if error["type"] == "extra_forbidden":
         known = ", ".join(
-            sorted(f.alias for f in model.model_fields.values() if f.alias != REGION_KEY)
+            sorted(
+                f.alias for f in model.model_fields.values() if f.alias and f.alias != REGION_KEY
+            )
         )
         remove = f"--path '{_namespaced(key)}'" if "." in key else _namespaced(key)
         return f"{_namespaced(key)} is not a setting of this program (known: {known}). Fix: pulumi config rm {remove}"
@@ -329,9 +431,8 @@ def _message(error: dict[str, Any]) -> str:
         return f"{_namespaced(key)} is not set. Fix: {_set_command(key)}"
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, InvalidValue):
+        key = cause.key or key
         problem, fix = str(cause), cause.fix or _set_command(key)
-    elif error["type"] == "bool_parsing":
-        problem, fix = "must be true or false", _set_command(key)
     elif error["type"] in _INT_ERRORS:
         problem, fix = "must be a whole number", _set_command(key)
     else:  # pydantic's own wording never includes the value (hide_input_in_errors)

@@ -48,7 +48,7 @@ def _patch_missing_condition_keys() -> None:
             return False
         return original(self, actual_values)
 
-    policy_conditions.TrustCondition.verify_condition = verify_condition
+    setattr(policy_conditions.TrustCondition, "verify_condition", verify_condition)  # noqa: B010
 
 
 def serve(port: int = 0) -> None:
@@ -60,8 +60,10 @@ def serve(port: int = 0) -> None:
     server.start()
     host, bound = server.get_host_and_port()
     print(f"{_READY}http://{host}:{bound}", flush=True)
+    thread = server._thread
+    assert thread is not None  # start() has started it
     try:
-        server._thread.join()  # until killed
+        thread.join()  # until killed
     except KeyboardInterrupt:
         server.stop()
 

@@ -8,9 +8,11 @@ no updates or deletes; run it once against a fresh moto.
 
 The bridge covers exactly the resource types the program uses, with exactly the inputs it
 sets; any other type, input or invoke stops the run, rather than being silently skipped.
-One deliberate, announced deviation: two kinds of bucket-policy statement are not put
-into moto, which would apply them to every request (see `_left_out_of_moto`): the
-TLS-only Deny, and the grant that lets S3 deliver inventory reports.
+Deliberate, announced deviations: two kinds of bucket-policy statement are not put into
+moto, which would apply them to every request (see `_left_out_of_moto`): the TLS-only
+Deny, and the grant that lets S3 deliver inventory reports. The events queue's policy is
+stored but moto evaluates no SQS queue policy, and moto has no RedriveAllowPolicy
+attribute, so the dead-letter queue's is not stored at all.
 
     python -m standins.moto_bridge --stack demo --endpoint-url http://127.0.0.1:5000 \\
         --secret-env externalId=ENCORD_EXTERNAL_ID
@@ -41,6 +43,23 @@ STAND_IN_NOTICE = (
 US_EAST_1 = "us-east-1"  # the one region whose buckets take no LocationConstraint
 # Where Pulumi's camelCase → S3's PascalCase is not just a capital first letter.
 _API_NAMES = {"Id": "ID", "SseAlgorithm": "SSEAlgorithm", "KmsMasterKeyId": "KMSMasterKeyID"}
+
+
+# Pulumi's Queue inputs → SQS's queue attributes.
+_QUEUE_ATTRIBUTES = {
+    "messageRetentionSeconds": "MessageRetentionPeriod",
+    "visibilityTimeoutSeconds": "VisibilityTimeout",
+    "receiveWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "sqsManagedSseEnabled": "SqsManagedSseEnabled",
+    "redrivePolicy": "RedrivePolicy",
+}
+
+
+def _attribute(value: Any) -> str:
+    """A queue attribute as SQS takes it: text (`true`, `300`)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(_api_shape(value))
 
 
 class UnsupportedResourceError(RuntimeError):
@@ -130,6 +149,8 @@ class MotoBridge(pulumi.runtime.Mocks):
         self._s3 = session.client("s3", endpoint_url=endpoint_url)
         self._iam = session.client("iam", endpoint_url=endpoint_url)
         self._s3control = session.client("s3control", endpoint_url=endpoint_url)
+        self._sqs = session.client("sqs", endpoint_url=endpoint_url)
+        self._events = session.client("events", endpoint_url=endpoint_url)
         # S3 Control addresses `<account>.<endpoint host>`; a local endpoint has no such host.
         endpoint_host = urlsplit(endpoint_url).netloc
         self._s3control.meta.events.register(
@@ -198,6 +219,27 @@ class MotoBridge(pulumi.runtime.Mocks):
                 ),
                 self._inventory,
             ),
+            "aws:s3/bucketNotification:BucketNotification": (
+                frozenset({"bucket", "queues"}),
+                self._notification,
+            ),
+            "aws:sqs/queue:Queue": (frozenset(_QUEUE_ATTRIBUTES), self._queue),
+            "aws:sqs/queuePolicy:QueuePolicy": (
+                frozenset({"queueUrl", "policy"}),
+                self._queue_policy,
+            ),
+            "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": (
+                frozenset({"queueUrl", "redriveAllowPolicy"}),
+                self._redrive_allow_policy,
+            ),
+            "aws:cloudwatch/eventRule:EventRule": (
+                frozenset({"description", "eventPattern"}),
+                self._event_rule,
+            ),
+            "aws:cloudwatch/eventTarget:EventTarget": (
+                frozenset({"rule", "arn", "targetId"}),
+                self._event_target,
+            ),
             "aws:s3control/multiRegionAccessPoint:MultiRegionAccessPoint": (
                 frozenset({"details"}),
                 self._multi_region_access_point,
@@ -231,14 +273,15 @@ class MotoBridge(pulumi.runtime.Mocks):
         self._echo(f"  + {args.typ.rsplit(':', 1)[-1]:<42} {args.name:<24} {resource_id}")
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {
+            identity = {
                 "accountId": self._account_id,
                 "arn": self._identity["Arn"],
                 "id": self._account_id,
                 "userId": self._identity["UserId"],
             }
+            return identity, []  # no failures (the mock monitor iterates them)
         raise UnsupportedResourceError(
             f"standins.moto_bridge does not implement the invoke {args.token}"
         )
@@ -349,6 +392,24 @@ class MotoBridge(pulumi.runtime.Mocks):
         )
         return f"{inputs['bucket']}:{inputs['name']}", dict(inputs)
 
+    def _notification(self, name: str, inputs: dict) -> tuple[str, dict]:
+        configurations = []
+        for queue in inputs["queues"]:
+            configuration = {
+                "Id": queue["id"],
+                "QueueArn": queue["queueArn"],
+                "Events": queue["events"],
+            }
+            if queue.get("filterPrefix"):
+                rule = {"Name": "prefix", "Value": queue["filterPrefix"]}
+                configuration["Filter"] = {"Key": {"FilterRules": [rule]}}
+            configurations.append(configuration)
+        self._s3.put_bucket_notification_configuration(
+            Bucket=inputs["bucket"],
+            NotificationConfiguration={"QueueConfigurations": configurations},
+        )
+        return inputs["bucket"], dict(inputs)
+
     def _multi_region_access_point(self, name: str, inputs: dict) -> tuple[str, dict]:
         details = _api_shape(inputs["details"])
         self._s3control.create_multi_region_access_point(
@@ -367,6 +428,51 @@ class MotoBridge(pulumi.runtime.Mocks):
             "domainName": f"{alias}.accesspoint.s3-global.amazonaws.com",
             "status": access_point["Status"],
         }
+
+    # SQS and EventBridge ----------------------------------------------------------------
+    def _queue(self, name: str, inputs: dict) -> tuple[str, dict]:
+        queue_name = _auto_name(name)
+        attributes = {_QUEUE_ATTRIBUTES[k]: _attribute(v) for k, v in inputs.items()}
+        url = self._sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return url, {**inputs, "name": queue_name, "arn": arn, "url": url}
+
+    def _queue_policy(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._sqs.set_queue_attributes(
+            QueueUrl=inputs["queueUrl"], Attributes={"Policy": inputs["policy"]}
+        )
+        self._echo(
+            f"  ! {'QueuePolicy':<42} {name:<24} stored, not enforced locally "
+            "(moto evaluates no SQS queue policy)"
+        )
+        return inputs["queueUrl"], dict(inputs)
+
+    def _redrive_allow_policy(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._echo(
+            f"  ! {'RedriveAllowPolicy':<42} {name:<24} not stored locally "
+            "(moto has no RedriveAllowPolicy attribute)"
+        )
+        return inputs["queueUrl"], dict(inputs)
+
+    def _event_rule(self, name: str, inputs: dict) -> tuple[str, dict]:
+        rule_name = _auto_name(name)
+        arn = self._events.put_rule(
+            Name=rule_name,
+            EventPattern=inputs["eventPattern"],
+            Description=inputs.get("description", ""),
+            State="ENABLED",
+        )["RuleArn"]
+        return rule_name, {**inputs, "name": rule_name, "arn": arn}
+
+    def _event_target(self, name: str, inputs: dict) -> tuple[str, dict]:
+        response = self._events.put_targets(
+            Rule=inputs["rule"], Targets=[{"Id": inputs["targetId"], "Arn": inputs["arn"]}]
+        )
+        if response["FailedEntryCount"]:
+            raise UnsupportedResourceError(f"moto refused EventTarget {name}: {response}")
+        return f"{inputs['rule']}-{inputs['targetId']}", dict(inputs)
 
     # IAM --------------------------------------------------------------------------------
     def _role(self, name: str, inputs: dict) -> tuple[str, dict]:

@@ -56,6 +56,8 @@ class RegisteredResource:
     retain_on_delete: bool  # the resource option: `pulumi destroy` leaves it in the cloud
     id: str | None
     state: dict[str, Any]
+    # URNs of the resources named in the `depends_on` option (not those its inputs come from).
+    depends_on: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -121,11 +123,11 @@ def _reveal(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return _reveal(value["value"])[0], True
-        pairs = {k: _reveal(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+        fields = {k: _reveal(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in fields.items()}, any(s for _, s in fields.values())
     if isinstance(value, list):
-        pairs = [_reveal(item) for item in value]
-        return [v for v, _ in pairs], any(s for _, s in pairs)
+        items = [_reveal(item) for item in value]
+        return [v for v, _ in items], any(s for _, s in items)
     return value, False
 
 
@@ -148,7 +150,7 @@ class _Recorder(pulumi.runtime.Mocks):
                 args.name,
                 args.inputs,
                 secret_inputs,
-                args.custom,
+                bool(args.custom),
                 False,  # set from the monitor's record once the run is over
                 resource_id,
                 state,
@@ -161,16 +163,22 @@ class _Recorder(pulumi.runtime.Mocks):
 
 
 class _OptionsMonitor(MockMonitor):
-    """The mock monitor, also noting which resources are retained on delete (an option
-    MockResourceArgs does not carry)."""
+    """The mock monitor, also noting the options MockResourceArgs does not carry: which
+    resources are retained on delete, and what each explicitly depends on."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.retained: set[tuple[str, str]] = set()
+        self.depends_on: dict[tuple[str, str], frozenset[str]] = {}
 
     def RegisterResource(self, request):
         if request.retainOnDelete:
             self.retained.add((request.type, request.name))
+        # All dependencies, less those that come with an input's value.
+        implicit = {urn for deps in request.propertyDependencies.values() for urn in deps.urns}
+        self.depends_on[(request.type, request.name)] = frozenset(
+            set(request.dependencies) - implicit
+        )
         return super().RegisterResource(request)
 
 
@@ -184,7 +192,7 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
     pulumi.runtime.set_mocks(
         recorder, project=config.project, stack=config.stack, preview=False, monitor=monitor
     )
-    runtime_settings.set_root_resource(None)  # run_in_stack makes this run's root stack
+    runtime_settings.ROOT.set(None)  # run_in_stack makes this run's root stack
     # set_mocks renews the RPC manager but not the outputs a failed run left pending, which
     # the next run would await and re-raise.
     runtime_settings.SETTINGS.outputs.clear()
@@ -208,7 +216,11 @@ def run_program(config: StackConfig, mocks: pulumi.runtime.Mocks) -> ProgramRun:
             name for name, value in exports.items() if _sync_await(value.is_secret())
         ),
         resources=[
-            replace(r, retain_on_delete=(r.type, r.name) in monitor.retained)
+            replace(
+                r,
+                retain_on_delete=(r.type, r.name) in monitor.retained,
+                depends_on=monitor.depends_on.get((r.type, r.name), frozenset()),
+            )
             for r in recorder.resources
         ],
     )

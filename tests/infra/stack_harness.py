@@ -55,12 +55,20 @@ BUCKET_SETTINGS = (
 )
 
 
+QUEUE = "aws:sqs/queue:Queue"
+QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+REDRIVE_ALLOW_POLICY = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
+NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+EVENTS_TYPES = (QUEUE, QUEUE_POLICY, REDRIVE_ALLOW_POLICY, NOTIFICATION, EVENT_RULE, EVENT_TARGET)
+
 CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
 
 
 class FakeAws(pulumi.runtime.Mocks):
-    """Echoes inputs and fabricates what AWS computes (auto-names, ARNs, the MRAP alias) and
-    the deploying account's identity."""
+    """Echoes inputs and fabricates what AWS computes (auto-names, ARNs, queue URLs, the MRAP
+    alias) and the deploying account's identity."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
@@ -71,6 +79,15 @@ class FakeAws(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{args.inputs['name']}"
         elif args.typ == POLICY:
             state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:policy/{args.inputs['name']}"
+        elif args.typ == QUEUE:
+            region = pulumi.Config("aws").require("region")
+            state["name"] = f"{args.name}-5e6f7a8"
+            state["arn"] = f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{state['name']}"
+            state["url"] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{state['name']}"
+        elif args.typ == EVENT_RULE:
+            region = pulumi.Config("aws").require("region")
+            state["name"] = f"{args.name}-9b0c1d2"
+            state["arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{state['name']}"
         elif args.typ == MRAP:
             state["alias"] = f"{args.inputs['details']['name']}-0a1b2c3d4e.mrap"
             state["arn"] = f"arn:aws:s3::{ACCOUNT_ID}:accesspoint/{state['alias']}"

@@ -15,6 +15,10 @@ SET_PRINCIPAL = (
     "pulumi config set encord-s3:encordPrincipal "
     "<role ARN or account id from Encord's 'New integration → AWS S3' dialog>"
 )
+BAD_PRINCIPAL = (
+    "encord-s3:encordPrincipal must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), "
+    "an IAM user ARN (arn:aws:iam::<account>:user/<name>) or a 12-digit account id."
+)
 SET_EXTERNAL_ID = "pulumi config set --secret encord-s3:externalId <value from Encord's dialog>"
 
 
@@ -35,13 +39,29 @@ def bad(**settings) -> str:
     [
         (
             {"encordPrincipal": "encord"},
-            "encord-s3:encordPrincipal must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) "
-            f"or a 12-digit account id. Fix: {SET_PRINCIPAL}",
+            f"{BAD_PRINCIPAL} Fix: {SET_PRINCIPAL}",
         ),
         (
             {"encordPrincipal": "arn:aws:iam::99998888777:role/encord"},  # 11 digits
-            "encord-s3:encordPrincipal must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) "
-            f"or a 12-digit account id. Fix: {SET_PRINCIPAL}",
+            f"{BAD_PRINCIPAL} Fix: {SET_PRINCIPAL}",
+        ),
+        (
+            {"encordPrincipal": "arn:aws:iam::999988887777:group/encord"},  # not a principal
+            f"{BAD_PRINCIPAL} Fix: {SET_PRINCIPAL}",
+        ),
+        (
+            {"encordPrincipal": "arn:aws:sts::999988887777:assumed-role/encord/session"},
+            f"{BAD_PRINCIPAL} Fix: {SET_PRINCIPAL}",
+        ),
+        (
+            {"prefixes": ["images"]},
+            "encord-s3:prefixes items must end with / (images would also grant images-private/). "
+            "Fix: pulumi config set --path 'encord-s3:prefixes[0]' images/",
+        ),
+        (
+            {"prefixes": ["images/", "scans 2024"]},  # the fix names the item and quotes it
+            "encord-s3:prefixes items must end with / (scans 2024 would also grant scans 2024-private/). "
+            "Fix: pulumi config set --path 'encord-s3:prefixes[1]' 'scans 2024/'",
         ),
         (
             {"corsOrigins": ["http://app.encord.com"]},
@@ -76,6 +96,21 @@ def bad(**settings) -> str:
         (
             {"allowWrite": "yes please"},
             "encord-s3:allowWrite must be true or false. Fix: pulumi config set encord-s3:allowWrite true|false",
+        ),
+        *(  # pydantic alone would read each of these as a boolean
+            (
+                {key: text},
+                f"encord-s3:{key} must be true or false. Fix: pulumi config set encord-s3:{key} true|false",
+            )
+            for key, text in [
+                ("allowWrite", "yes"),
+                ("allowWrite", "1"),
+                ("createBucket", "no"),
+                ("versioning", "on"),
+                ("multiRegionAccessPoint", "TRUE"),
+                ("forceDestroy", "0"),
+                ("forceDestroy", "f"),
+            ]
         ),
         (
             {"createBucket": False, "versioning": False},
@@ -138,6 +173,16 @@ def bad(**settings) -> str:
             "Fix: pulumi config set --path 'encord-s3:inventory.enabled' true|false",
         ),
         (
+            {"inventory": {"enabled": 1}},
+            "encord-s3:inventory.enabled must be true or false. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.enabled' true|false",
+        ),
+        (
+            {"inventory": {"enabled": "yes"}},
+            "encord-s3:inventory.enabled must be true or false. "
+            "Fix: pulumi config set --path 'encord-s3:inventory.enabled' true|false",
+        ),
+        (
             {"inventory": True},  # `pulumi config set encord-s3:inventory true`
             "encord-s3:inventory must be a mapping of settings. "
             "Fix: pulumi config set --path 'encord-s3:inventory.enabled' true",
@@ -147,6 +192,29 @@ def bad(**settings) -> str:
 )
 def test_bad_value_names_the_key_and_the_fix(settings, message):
     assert bad(**settings) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("true", True), ("True", True), ("false", False), ("False", False)]
+)
+def test_booleans_are_read_as_pulumi_reads_them(text, value):
+    run = run_stack("dev", {"allowWrite": text})
+    assert ("s3:PutObject" in run.one("aws:iam/policy:Policy").inputs["policy"]) is value
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "arn:aws:iam::999988887777:role/encord",
+        "arn:aws:iam::999988887777:role/service/encord-integrations",
+        "arn:aws:iam::999988887777:user/encord-sandbox",  # the demo's local Encord is a user
+        "arn:aws:iam::999988887777:root",
+        "999988887777",
+    ],
+)
+def test_documented_principals_are_accepted(principal):
+    run = run_stack("dev", {"encordPrincipal": principal})
+    assert run.outputs["roleName"] == "encord-s3-dev"
 
 
 def test_misspelt_key_is_not_silently_ignored():

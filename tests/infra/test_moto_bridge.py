@@ -10,7 +10,13 @@ import pytest
 from stack_harness import EXTERNAL_ID
 
 from standins.local_aws import ACCOUNT_ID, ANONYMOUS
-from standins.moto_bridge import STAND_IN_NOTICE, MotoBridge, UnsupportedResourceError, main
+from standins.moto_bridge import (
+    STAND_IN_NOTICE,
+    MotoBridge,
+    UnsupportedResourceError,
+    apply,
+    main,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +29,8 @@ def resource(typ: str, inputs: dict) -> pulumi.runtime.MockResourceArgs:
 
 
 def test_unknown_resource_type_is_refused(bridge):
-    with pytest.raises(UnsupportedResourceError, match="cannot create aws:sqs/queue:Queue"):
-        bridge.new_resource(resource("aws:sqs/queue:Queue", {}))
+    with pytest.raises(UnsupportedResourceError, match="cannot create aws:sns/topic:Topic"):
+        bridge.new_resource(resource("aws:sns/topic:Topic", {}))
 
 
 def test_input_the_bridge_would_not_apply_is_refused(bridge):
@@ -42,7 +48,8 @@ def test_invokes_other_than_the_caller_identity_are_refused(bridge):
 
 def test_caller_identity_is_moto_s(bridge):
     call = pulumi.runtime.MockCallArgs("aws:index/getCallerIdentity:getCallerIdentity", {}, "")
-    assert bridge.call(call)["accountId"] == ACCOUNT_ID
+    identity, failures = bridge.call(call)
+    assert identity["accountId"] == ACCOUNT_ID and failures == []
 
 
 def test_an_inventory_input_the_bridge_would_not_apply_is_refused(bridge):
@@ -73,6 +80,26 @@ def test_cli_says_it_is_a_stand_in_and_masks_secrets(aws, monkeypatch, capsys):
     outputs = json.loads(out)
     assert outputs["bucketName"] == f"cli-{suffix}" and outputs["externalId"] == "[secret]"
     assert EXTERNAL_ID not in out + err
+
+
+def test_an_sqs_queue_input_the_bridge_would_not_apply_is_refused(bridge):
+    with pytest.raises(
+        UnsupportedResourceError, match="does not apply input\\(s\\) kmsMasterKeyId"
+    ):
+        bridge.new_resource(resource("aws:sqs/queue:Queue", {"kmsMasterKeyId": "alias/x"}))
+
+
+def test_what_moto_cannot_enforce_about_the_events_queue_is_announced(aws, capsys):
+    suffix = uuid.uuid4().hex[:8]
+    settings = {"bucketName": f"ev-{suffix}", "roleName": f"encord-ev-{suffix}"}
+    settings |= {"versioning": False, "events": {"enabled": True}}
+    apply("demo", aws.endpoint_url, ANONYMOUS, settings, {"externalId": EXTERNAL_ID})
+    _, err = capsys.readouterr()
+    assert (
+        "QueuePolicy" in err and "not enforced locally (moto evaluates no SQS queue policy)" in err
+    )
+    assert "RedriveAllowPolicy" in err and "not stored locally" in err
+    assert EXTERNAL_ID not in err
 
 
 def test_cli_reports_a_config_error_in_one_line(aws, monkeypatch, capsys):

@@ -40,8 +40,16 @@ ALWAYS_EXPORTED = {
     "objectUrlPrefix",
     "corsOrigins",
     "prefixes",
+    "allowWrite",
     "integrationTitle",
     "externalId",
+}
+EVENTS_OUTPUTS = {
+    "eventsQueueUrl",
+    "eventsQueueArn",
+    "eventsDeadLetterQueueUrl",
+    "eventsDeadLetterQueueArn",
+    "eventsSource",
 }
 
 
@@ -127,7 +135,12 @@ def test_cors_allows_only_the_configured_encord_origins(stack_run):
 def test_outputs_are_named_for_the_next_step(stack_run):
     stack, run = stack_run
     inventory = committed_config(stack).get("encord-s3:inventory", {}).get("enabled", False)
-    assert set(run.outputs) == ALWAYS_EXPORTED | ({"inventoryLocation"} if inventory else set())
+    events = committed_config(stack).get("encord-s3:events", {}).get("enabled", False)
+    assert set(run.outputs) == (
+        ALWAYS_EXPORTED
+        | ({"inventoryLocation"} if inventory else set())
+        | (EVENTS_OUTPUTS if events else set())
+    )
     assert run.secret_outputs == {"externalId"}
     assert run.outputs["externalId"] == EXTERNAL_ID
     bucket, region = run.outputs["bucketName"], run.outputs["region"]
@@ -136,6 +149,7 @@ def test_outputs_are_named_for_the_next_step(stack_run):
     assert run.outputs["objectUrlPrefix"] == f"https://{bucket}.s3.{region}.amazonaws.com/"
     assert run.outputs["roleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/encord-s3-{stack}"
     assert bucket in run.outputs["integrationTitle"]
+    assert run.outputs["allowWrite"] is bool(committed_config(stack).get("encord-s3:allowWrite"))
 
 
 # A bucket the stack creates -------------------------------------------------------------
@@ -287,6 +301,7 @@ def test_allow_write_adds_put_object_and_cors_write_methods():
     assert actions(policy) == READ_ACTIONS | {"s3:PutObject"}
     assert resources_of(policy, "s3:PutObject") == [f"{run.outputs['bucketArn']}/images/*"]
     assert run.one(CORS).inputs["corsRules"][0]["allowedMethods"] == ["GET", "HEAD", "PUT", "POST"]
+    assert run.outputs["allowWrite"] is True
 
 
 def test_multi_region_access_point_blocks_public_access_and_extends_the_policy():

@@ -176,6 +176,7 @@ def test_role_cannot_change_the_bucket_configuration(world):
 
 
 def test_allow_write_lets_the_role_put_but_still_not_delete(world):
+    assert (world.writable["allowWrite"], world.read_only["allowWrite"]) == (True, False)
     s3, bucket = role_s3(world, world.writable), world.writable["bucketName"]
     s3.put_object(Bucket=bucket, Key="images/sequence.mp4", Body=b"frames")
     assert s3.get_object(Bucket=bucket, Key="images/sequence.mp4")["Body"].read() == b"frames"
