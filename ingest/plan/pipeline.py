@@ -19,7 +19,7 @@ from typing import Any
 
 from ingest.context import PlanContext
 from ingest.encord_format import KINDS
-from ingest.files import write_atomic
+from ingest.files import cannot_write, os_reason, write_atomic
 from ingest.listing.s3_errors import s3_errors
 from ingest.listing.scan import ListedObject, normalise_prefixes
 from ingest.listing.sources import listed_objects
@@ -215,8 +215,11 @@ def plan(context: PlanContext) -> PlanReport:
     published only when complete (see `manifest.publish`). The manifests and CSV files are
     rendered by a second process (`OutputProcess`) while this one plans."""
     out = context.settings.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".plan-", dir=out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".plan-", dir=out))
+    except OSError as error:
+        raise cannot_write(out, os_reason(error)) from None
     report = PlanReport()
     writers = None
     try:
