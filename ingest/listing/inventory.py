@@ -45,7 +45,7 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -487,7 +487,7 @@ def _listed(batch: pa.RecordBatch) -> list[ListedObject]:
 
 def _downloads(
     s3: Any, bucket: str, files: list[DataFile], scratch: Path
-) -> Iterator[tuple[DataFile, Path]]:
+) -> Generator[tuple[DataFile, Path], None, None]:
     """Each data file downloaded and checked, in manifest order; the next one downloads
     while the caller reads this one."""
     stop = threading.Event()

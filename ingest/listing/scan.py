@@ -36,7 +36,6 @@ Page = Sequence[ListedObject]
 Lister = Callable[[str], Iterable[Page]]
 Unit = TypeVar("Unit")
 _LOOKAHEAD = 4
-_END = object()
 
 
 def normalise_prefixes(prefixes: Iterable[str]) -> list[str]:
@@ -66,8 +65,9 @@ def fan_out(
             listing = sum(isinstance(s, PageSpool) and not s.finished for s in window)
             if listing >= workers:
                 return
-            unit = next(upcoming, _END)
-            if unit is _END:
+            try:
+                unit = next(upcoming)
+            except StopIteration:
                 return
             window.append(start(unit))
 
