@@ -25,7 +25,7 @@ class Entry:
     Treat it as immutable: never assign to a field (the fingerprint is cached), make a
     changed copy with `dataclasses.replace`. It is not `frozen` because one is built per
     object listed: a frozen dataclass's `__init__` goes through `object.__setattr__` per
-    field, where plain stores into `__slots__` cost a third of that. Hashable by its
+    field, where plain stores into `__slots__` cost much less (`bench/README.md`). Hashable by its
     fingerprint (equal entries have equal fingerprints), client metadata included.
     """
 

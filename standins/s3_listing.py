@@ -1,8 +1,8 @@
 """A local S3 stand-in for listing benchmarks: ListObjectsV2 over a bucket computed, not stored.
 
-Why: moto lists ~1,500 keys/s and holds every object in memory, so it cannot serve the
-100k–10M-key buckets a lister is measured against (`../shared/notes/aws.md` §3.x, §4). This
-server answers the requests boto3 (or any S3 client) sends, from arithmetic:
+Why: moto lists slowly and holds every object in memory, so it cannot serve the 100k–10M-key
+buckets a lister is measured against (figures in `bench/README.md`; `../shared/notes/aws.md`
+§3.x, §4). This server answers the requests boto3 (or any S3 client) sends, from arithmetic:
 
 - The synthetic bucket (`SyntheticBucket`, default name `bench-bucket`): `count` keys, three
   of them at the root (`README.txt`, `p08_index.csv` after the `p08/` group, `zz-notes.txt`) and
@@ -25,9 +25,9 @@ rolled-up group is skipped by one more search. The XML has real S3's elements, i
 published measurements of it show: `Contents` then `CommonPrefixes`, `MaxKeys` echoed as sent,
 `StartAfter`/`ContinuationToken` echoed, and under `encoding-type=url` Prefix/Delimiter/StartAfter/Key/CommonPrefixes encoded as
 S3 encodes them (`url_encode`; botocore's `decode_list_object_v2` undoes it with
-`unquote_plus`). A 1,000-key page costs ~0.7 ms of CPU to render: per folder of 100 keys the
-folder's (encoded) path is built once, and each key is one f-string over precomputed per-name
-tables (name, Size).
+`unquote_plus`). Rendering is kept small next to the client's parse (its cost per page is in
+`bench/README.md`, `--measure` prints it): per folder of 100 keys the folder's (encoded) path
+is built once, and each key is one f-string over precomputed per-name tables (name, Size).
 
 Serving: `ThreadingHTTPServer` (a thread per connection, HTTP/1.1 keep-alive, TCP_NODELAY),
 so a per-request LIST delay (`delay_ms`, a sleep) stands for S3's latency without holding up

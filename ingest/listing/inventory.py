@@ -73,7 +73,7 @@ MANIFEST_VERSION = "2016-11-30"  # the only manifest version AWS documents
 REPORT_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")
 LOCATION_FORM = "s3://DESTINATION-BUCKET/[PREFIX/]SOURCE-BUCKET/CONFIG-ID/"
 
-_RUN_ROWS = 250_000  # unsorted rows sorted at once: ~25 MB of Arrow data, twice that to sort
+_RUN_ROWS = 250_000  # unsorted rows sorted at once: bounds a sort's memory (bench/README.md)
 _BATCH_ROWS = 2_048  # rows per spilled batch: what a merge holds in Python objects per run
 _CHUNK = 1 << 20  # download chunk
 

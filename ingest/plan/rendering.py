@@ -3,7 +3,7 @@
 Rendering an entry (its manifest JSON and CSV rows) costs about as much CPU as planning it.
 `OutputProcess` runs the very same `ManifestWriter` and `CsvWriter` in a child interpreter
 (`python -m ingest.plan.rendering`), so the planner only hands entries over: their fields
-in batches of `BATCH`, `marshal`led through a pipe (a few tenths of a µs per entry). The
+in batches of `BATCH`, `marshal`led through a pipe (cheap: see `bench/README.md`). The
 pipe's capacity is the backpressure: a slow writer pauses the planner, so memory stays flat.
 
 Protocol on the child's stdin: frames of a 4-byte little-endian length then `marshal` bytes
@@ -43,7 +43,7 @@ class EntryFields(NamedTuple):
     create_video: bool
 
 
-BATCH = 1000  # entries per frame: ~100 KB, large enough that framing costs nothing
+BATCH = 1000  # entries per frame: large enough that framing costs nothing
 
 
 class OutputProcess:
