@@ -10,7 +10,8 @@ from typing import Any
 
 from ingest.encord_format import KINDS, SINGLE_FILE_KINDS
 
-# Reads an object's body: (key, ETag as listed) → bytes. The ETag lets a cache answer.
+# Reads an object's body: (key, ETag as listed or None) → bytes. The ETag lets a caching
+# reader (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
 ReadObject = Callable[[str, str | None], bytes]
 _KINDS = frozenset(KINDS)
 
