@@ -4,10 +4,10 @@ Three listing sources yield the same `ListedObject` records (`ingest.listing.sou
 one): the fast lister (`ingest.listing.fast`), boto3's paginator (`ingest.listing.paginator`),
 and an S3 Inventory report (`ingest.listing.inventory`). The two live listers share
 `fan_out`: units of work (a prefix to list, or a page a discovery already listed) start in
-threads up to `workers` at a time and are read back in unit order. Sorted prefixes that don't cover one another span
-disjoint, ordered key ranges, so the output is in key order whatever the timing. Each unit's
-pages wait in a `PageSpool`, which spills to disk: listings run ahead at full speed while
-memory stays flat.
+threads up to `workers` at a time and are read back in unit order. Sorted prefixes that
+don't cover one another span disjoint, ordered key ranges, so the output is in key order
+whatever the timing. Each unit's pages wait in a `PageSpool`, which spills to disk: listings
+run ahead at full speed while memory stays flat.
 """
 
 from __future__ import annotations
