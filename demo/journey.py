@@ -117,14 +117,14 @@ def run(workdir: Path) -> int:
             sandbox.add_integration(outputs["integrationTitle"], outputs["roleArn"], external_id)
 
             _step("python -m ingest run")
-            ingest = _IngestCommand(
+            command = _IngestCommand(
                 aws, admin, sandbox.url, key_pair.private_key_path, outputs_file, workdir
             )
-            code = ingest.cli.run()
+            code = command.run()
             rerun = None
             if code == 0:
                 _step("python -m ingest run --json, again: an unchanged bucket starts no job")
-                code, rerun = ingest.run_json()
+                code, rerun = command.run_json()
         _summary(outputs, workdir, code, rerun, time.monotonic() - started)
         return code
     finally:

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from ingest.errors import UserError, first_line
+
 
 class AtomicFile:
     """A file written under a temporary name beside `path`, renamed over it on `commit()`:
@@ -64,3 +66,17 @@ def write_jsonl(
                 sample.append(record)
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
     return sample
+
+
+def os_reason(error: OSError) -> str:
+    """What the system said, with the file it concerns: 'No space left on device: /out/x'."""
+    reason = error.strerror or first_line(error)
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+def cannot_write(directory: Path, reason: str) -> UserError:
+    """The one-line error for output the system refused (unwritable, disk full)."""
+    return UserError(
+        f"cannot write to {directory} ({reason}): make it writable or free space on its disk, "
+        "or choose another output directory (`outputDir` in the settings, or --out)"
+    )

@@ -10,7 +10,8 @@ from typing import Any
 
 from ingest.encord_format import KINDS, SINGLE_FILE_KINDS
 
-# Reads an object's body: (key, ETag as listed) → bytes. The ETag lets a cache answer.
+# Reads an object's body: (key, ETag as listed or None) → bytes. The ETag lets a caching
+# reader (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
 ReadObject = Callable[[str, str | None], bytes]
 _KINDS = frozenset(KINDS)
 
@@ -25,7 +26,7 @@ class Entry:
     Treat it as immutable: never assign to a field (the fingerprint is cached), make a
     changed copy with `dataclasses.replace`. It is not `frozen` because one is built per
     object listed: a frozen dataclass's `__init__` goes through `object.__setattr__` per
-    field, where plain stores into `__slots__` cost a third of that. Hashable by its
+    field, where plain stores into `__slots__` cost much less (`bench/README.md`). Hashable by its
     fingerprint (equal entries have equal fingerprints), client metadata included.
     """
 

@@ -116,7 +116,10 @@ class RunState:
 
     def start_scan(self, folder: str) -> int:
         with self._db:
-            return self._db.execute("INSERT INTO scans (folder) VALUES (?)", (folder,)).lastrowid
+            scan = self._db.execute("INSERT INTO scans (folder) VALUES (?)", (folder,)).lastrowid
+        if scan is None:  # an INSERT sets it: never
+            raise RuntimeError(f"SQLite gave the new scan of {folder!r} no row id")
+        return scan
 
     def finish_scan(self, scan: int) -> None:
         with self._db:

@@ -1,8 +1,8 @@
 """A local S3 stand-in for listing benchmarks: ListObjectsV2 over a bucket computed, not stored.
 
-Why: moto lists ~1,500 keys/s and holds every object in memory, so it cannot serve the
-100k–10M-key buckets a lister is measured against (`../shared/notes/aws.md` §3.x, §4). This
-server answers the requests boto3 (or any S3 client) sends, from arithmetic:
+Why: moto lists slowly and holds every object in memory, so it cannot serve the 100k–10M-key
+buckets a lister is measured against (figures in `bench/README.md`; `../shared/notes/aws.md`
+§3.x, §4). This server answers the requests boto3 (or any S3 client) sends, from arithmetic:
 
 - The synthetic bucket (`SyntheticBucket`, default name `bench-bucket`): `count` keys, three
   of them at the root (`README.txt`, `p08_index.csv` after the `p08/` group, `zz-notes.txt`) and
@@ -25,9 +25,9 @@ rolled-up group is skipped by one more search. The XML has real S3's elements, i
 published measurements of it show: `Contents` then `CommonPrefixes`, `MaxKeys` echoed as sent,
 `StartAfter`/`ContinuationToken` echoed, and under `encoding-type=url` Prefix/Delimiter/StartAfter/Key/CommonPrefixes encoded as
 S3 encodes them (`url_encode`; botocore's `decode_list_object_v2` undoes it with
-`unquote_plus`). A 1,000-key page costs ~0.7 ms of CPU to render: per folder of 100 keys the
-folder's (encoded) path is built once, and each key is one f-string over precomputed per-name
-tables (name, Size).
+`unquote_plus`). Rendering is kept small next to the client's parse (its cost per page is in
+`bench/README.md`, `--measure` prints it): per folder of 100 keys the folder's (encoded) path
+is built once, and each key is one f-string over precomputed per-name tables (name, Size).
 
 Serving: `ThreadingHTTPServer` (a thread per connection, HTTP/1.1 keep-alive, TCP_NODELAY),
 so a per-request LIST delay (`delay_ms`, a sleep) stands for S3's latency without holding up
@@ -311,13 +311,17 @@ def _first_not(listing, lo: int, hi: int, before: Callable[[str], bool]) -> int:
     return lo
 
 
+def _starting_with(prefix: str) -> Callable[[str], bool]:
+    return lambda key: key.startswith(prefix)
+
+
 def _page(
     listing, prefix: str, delimiter: str, after: str | None, group: str | None, max_keys: int
 ):
     """One page: runs of key indexes, CommonPrefixes, whether more follow, the last entry."""
     n = len(listing)
     lo = _first_not(listing, 0, n, lambda k: k < prefix)
-    hi = _first_not(listing, lo, n, lambda k: k.startswith(prefix)) if prefix else n
+    hi = _first_not(listing, lo, n, _starting_with(prefix)) if prefix else n
     start = lo
     if after is not None:
         start = _first_not(listing, start, hi, lambda k: k <= after)
@@ -346,7 +350,7 @@ def _page(
             rolled = key[: cut + len(delimiter)]
             groups.append(rolled)
             last = ("C", rolled)
-            i = _first_not(listing, i, hi, lambda k, rolled=rolled: k.startswith(rolled))
+            i = _first_not(listing, i, hi, _starting_with(rolled))
     return runs, groups, i < hi and max_keys > 0, last
 
 
@@ -596,12 +600,12 @@ class StandinServer(ThreadingHTTPServer):
         self.delay = delay_ms / 1000
         self.region = region
         self.request_ids = itertools.count(1)
+        self.host = host
         super().__init__((host, port), _Handler)
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.server_port}"
 
 
 class Standin:
@@ -658,9 +662,11 @@ def start_standin(
     )
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
     standin = Standin(process, "")
+    stdout = process.stdout
+    assert stdout is not None  # a pipe, as asked
     try:
-        ready, _, _ = select.select([process.stdout], [], [], 60)
-        line = process.stdout.readline().strip() if ready else ""
+        ready, _, _ = select.select([stdout], [], [], 60)
+        line = stdout.readline().strip() if ready else ""
         if not line.startswith("http://"):
             raise RuntimeError(f"the S3 stand-in did not start (exit code {process.poll()})")
     except BaseException:
@@ -682,7 +688,7 @@ def measure(keys: int = 1_000_000, pages: int = 200) -> dict[str, float]:
     """CPU µs to render one 1,000-key page (plain and URL-encoded), and keys/s over HTTP."""
     bucket = SyntheticBucket(keys)
     step = max(1, (keys - MAX_KEYS) // pages)
-    result = {}
+    result: dict[str, float] = {}
     for label, params in (("plain", {}), ("url", {"encoding-type": "url"})):
         started = time.process_time()
         for page in range(pages):
@@ -690,7 +696,7 @@ def measure(keys: int = 1_000_000, pages: int = 200) -> dict[str, float]:
         result[f"render_us_per_page_{label}"] = round((time.process_time() - started) / pages * 1e6)
     server = StandinServer(keys)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    connection = http.client.HTTPConnection(*server.server_address[:2])
+    connection = http.client.HTTPConnection(server.host, server.server_port)
     started = time.perf_counter()
     for page in range(pages):
         query = f"list-type=2&encoding-type=url&start-after={quote(bucket.key(page * step))}"

@@ -30,8 +30,7 @@ def merge(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[s
         existing = remote.get_key_type(name)
         if existing != spec.type:
             conflicts.append(f"{name!r} is {existing} in Encord but {spec.type} in {source}")
-        elif spec.type == "embedding" and remote.get_embedding_size(name) != spec.size:
-            size = remote.get_embedding_size(name)
+        elif spec.type == "embedding" and (size := remote.get_embedding_size(name)) != spec.size:
             conflicts.append(
                 f"{name!r} is an embedding of size {size} in Encord but {spec.size} in {source}"
             )
@@ -46,6 +45,7 @@ def merge(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[s
             if spec.type == "enum":
                 remote.add_enum(name, values=list(spec.values or ()))
             elif spec.type == "embedding":
+                assert spec.size is not None  # `KeySpec` requires a size for an embedding
                 remote.add_embedding(name, size=spec.size)
             else:
                 remote.add_scalar(name, data_type=spec.type)

@@ -1,13 +1,14 @@
 """The fast listing source: boto3's own ListObjectsV2 calls, without botocore's parser.
 
-botocore turns each listed key into Python objects through its generic shape parser, at
-about 9,000 keys/s per process; threads don't help, the GIL serialises them. This lister
+botocore turns each listed key into Python objects through its generic shape parser, which
+caps a process's listing rate (`bench/README.md`); threads don't help, the GIL serialises
+them. This lister
 keeps everything else of boto3 (credentials from the profile, environment or role; the
 endpoint and addressing style, `AWS_ENDPOINT_URL` included; header signing; retries;
 proxies and CA bundle; error parsing) and swaps only the parse of a successful page: a
 `before-parse` hook, armed only for this lister's calls, takes the raw body and hands
 botocore an empty document instead. The body is then read by four regular expressions,
-an order of magnitude cheaper, and by the consumer rather than the listing threads, which
+far cheaper, and by the consumer rather than the listing threads, which
 only wait on the network and hand raw pages to their `PageSpool`.
 
 With `encoding-type=url` (boto3 asks for it too) S3 percent-encodes keys, so any key S3 can

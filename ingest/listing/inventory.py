@@ -45,7 +45,7 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -73,7 +73,7 @@ MANIFEST_VERSION = "2016-11-30"  # the only manifest version AWS documents
 REPORT_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z")
 LOCATION_FORM = "s3://DESTINATION-BUCKET/[PREFIX/]SOURCE-BUCKET/CONFIG-ID/"
 
-_RUN_ROWS = 250_000  # unsorted rows sorted at once: ~25 MB of Arrow data, twice that to sort
+_RUN_ROWS = 250_000  # unsorted rows sorted at once: bounds a sort's memory (bench/README.md)
 _BATCH_ROWS = 2_048  # rows per spilled batch: what a merge holds in Python objects per run
 _CHUNK = 1 << 20  # download chunk
 
@@ -487,7 +487,7 @@ def _listed(batch: pa.RecordBatch) -> list[ListedObject]:
 
 def _downloads(
     s3: Any, bucket: str, files: list[DataFile], scratch: Path
-) -> Iterator[tuple[DataFile, Path]]:
+) -> Generator[tuple[DataFile, Path], None, None]:
     """Each data file downloaded and checked, in manifest order; the next one downloads
     while the caller reads this one."""
     stop = threading.Event()

@@ -1,8 +1,8 @@
 """The simple listing source: boto3's ListObjectsV2 paginator, one prefix per thread.
 
-Correct everywhere boto3 is, but botocore parses about 9,000 keys/s per process whatever
-the parallelism (see `scan_fast` for the fast lister); kept as the fallback
-(`listing: paginator`)."""
+Correct everywhere boto3 is, but botocore's parser caps the keys listed per second per
+process whatever the parallelism (see `ingest.listing.fast` for the fast lister, and
+`bench/README.md`); kept as the fallback (`listing: paginator`)."""
 
 from __future__ import annotations
 

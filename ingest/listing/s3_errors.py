@@ -25,6 +25,9 @@ ACCESS_DENIED = frozenset(
     {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
 )
 MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
+# What the listing calls need, and where to look when the bucket is missing: the defaults.
+_NEEDS = "s3:ListBucket on the bucket"
+_BUCKET_HINT = "check the stack outputs (`bucketName`) and region"
 
 
 def error_code(error: ClientError) -> str:
@@ -39,8 +42,8 @@ def explain(
     error: BaseException,
     doing: str,
     where: str,
-    needs: str = "s3:ListBucket on the bucket",
-    bucket_hint: str = "check the stack outputs (`bucketName`) and region",
+    needs: str = _NEEDS,
+    bucket_hint: str = _BUCKET_HINT,
 ) -> UserError:
     """The `UserError` for `error`, raised while `doing` ('listing', 'reading') `where`."""
     if isinstance(error, NoCredentialsError):
@@ -73,11 +76,9 @@ def explain(
 
 @contextmanager
 def s3_errors(
-    doing: str,
-    where: str,
-    needs: str = "s3:ListBucket on the bucket",
-    bucket_hint: str = "check the stack outputs (`bucketName`) and region",
+    doing: str, where: str, needs: str = _NEEDS, bucket_hint: str = _BUCKET_HINT
 ) -> Iterator[None]:
+    """Raise boto3's errors inside as `explain`'s `UserError`s."""
     try:
         yield
     except (BotoCoreError, ClientError) as error:

@@ -1,13 +1,13 @@
 """Stage 1, scan: the bucket's objects under the configured prefixes, in key order.
 
-Three listing sources yield the same `ListedObject` records (`ingest.listing.sources` picks one):
-the fast lister (`scan_fast`), boto3's paginator (`scan_paginator`), and an S3 Inventory
-report (`scan_inventory`). The two live listers share `fan_out`: units of work (a prefix
-to list, or a page a discovery already listed) start in threads up to `workers` at a time
-and are read back in unit order. Sorted prefixes that don't cover one another span
-disjoint, ordered key ranges, so the output is in key order whatever the timing. Each unit's
-pages wait in a `PageSpool`, which spills to disk: listings run ahead at full speed while
-memory stays flat.
+Three listing sources yield the same `ListedObject` records (`ingest.listing.sources` picks
+one): the fast lister (`ingest.listing.fast`), boto3's paginator (`ingest.listing.paginator`),
+and an S3 Inventory report (`ingest.listing.inventory`). The two live listers share
+`fan_out`: units of work (a prefix to list, or a page a discovery already listed) start in
+threads up to `workers` at a time and are read back in unit order. Sorted prefixes that
+don't cover one another span disjoint, ordered key ranges, so the output is in key order
+whatever the timing. Each unit's pages wait in a `PageSpool`, which spills to disk: listings
+run ahead at full speed while memory stays flat.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ Page = Sequence[ListedObject]
 Lister = Callable[[str], Iterable[Page]]
 Unit = TypeVar("Unit")
 _LOOKAHEAD = 4
-_END = object()
 
 
 def normalise_prefixes(prefixes: Iterable[str]) -> list[str]:
@@ -66,8 +65,9 @@ def fan_out(
             listing = sum(isinstance(s, PageSpool) and not s.finished for s in window)
             if listing >= workers:
                 return
-            unit = next(upcoming, _END)
-            if unit is _END:
+            try:
+                unit = next(upcoming)
+            except StopIteration:
                 return
             window.append(start(unit))
 

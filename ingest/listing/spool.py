@@ -5,7 +5,7 @@ planner takes them one after another, in key order. Blocking a producer until th
 reaches its prefix would serialise the listing (one prefix at a time), and buffering every
 page would hold the bucket in memory. So the first few waiting pages stay in memory and the
 rest are pickled, compressed and appended to an unlinked temporary file, read back in turn:
-a listing that runs ahead costs disk (about 30 bytes per key), not memory. The listing the
+a listing that runs ahead costs a little disk (see `bench/README.md`), not memory. The listing the
 planner is reading does not spill: it waits for the planner, as a bounded queue would.
 """
 

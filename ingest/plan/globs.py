@@ -37,7 +37,14 @@ def glob_regex(pattern: str) -> str:
 def matcher(patterns: Iterable[str]) -> Callable[[str], bool] | None:
     """A predicate: does the whole string match any of `patterns`? None when there are none."""
     patterns = list(patterns)
-    if not patterns:
-        return None
+    return _matches_any(patterns) if patterns else None
+
+
+def glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """A predicate: does the whole string match `pattern`?"""
+    return _matches_any([pattern])
+
+
+def _matches_any(patterns: list[str]) -> Callable[[str], bool]:
     compiled = re.compile("|".join(f"(?:{glob_regex(pattern)})" for pattern in patterns), re.DOTALL)
     return lambda text: compiled.fullmatch(text) is not None

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ingest.encord_format import MAX_TITLE
 from ingest.model import Entry
 from ingest.plan.classify import DICOM
-from ingest.plan.globs import matcher
+from ingest.plan.globs import glob_matcher
 from ingest.settings import GroupRule
 
 _DIGITS = re.compile(r"(\d+)")
@@ -71,7 +71,7 @@ class FolderRules:
     """Which folders group their files, per the settings' `groups` and `dicomSeries`."""
 
     def __init__(self, rules: Iterable[GroupRule], dicom_series: bool = True) -> None:
-        self._rules = [(matcher([rule.folders]), rule.as_) for rule in rules]  # never None
+        self._rules = [(glob_matcher(rule.folders), rule.as_) for rule in rules]
         self.dicom_series = dicom_series
 
     def image_mode(self, folder: str) -> str | None:

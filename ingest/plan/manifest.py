@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 from urllib.parse import unquote
 
 from ingest.encord_format import CSV_MAX_ROWS, KINDS, SINGLE_FILE_KINDS
@@ -34,12 +34,26 @@ _string = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kep
 _SINGLE_FILE_KINDS = frozenset(SINGLE_FILE_KINDS)
 
 
+class EntryView(Protocol):
+    """What the writers read of an entry: an `Entry` in this process, or the
+    `rendering.EntryFields` tuple the rendering child rebuilds from the pipe."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def urls(self) -> tuple[str, ...]: ...
+    @property
+    def client_metadata(self) -> dict[str, Any] | None: ...
+    @property
+    def create_video(self) -> bool: ...
+
+
 def object_url(prefix: str, key: str) -> str:
     """The URL Encord fetches `key` by, in the exact form of the stack's `objectUrlPrefix`:
     the key's UTF-8 bytes percent-encoded except unreserved characters and '/'."""
-    if _needs_no_escaping(key) is not None:
-        return prefix + key
-    return prefix + _UNSAFE.sub(_percent_encoded, key)
+    return object_urls(prefix)(key)
 
 
 def object_urls(prefix: str) -> Callable[[str], str]:
@@ -64,7 +78,7 @@ def key_from_url(prefix: str, url: str) -> str | None:
     return unquote(url[len(prefix) :], errors="strict")
 
 
-def entry_json(entry: Entry) -> str:
+def entry_json(entry: EntryView) -> str:
     """`entry.to_manifest()` as compact JSON, byte for byte, built directly (the hot path)."""
     kind, title, urls, metadata = entry.kind, entry.title, entry.urls, entry.client_metadata
     if kind in _SINGLE_FILE_KINDS:
@@ -98,7 +112,7 @@ class ManifestWriter:
         self._urls = 0
         directory.mkdir(parents=True, exist_ok=True)
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: EntryView) -> None:
         urls, kind = entry.urls, entry.kind
         count = len(urls)
         total = self._urls + count
@@ -215,12 +229,13 @@ class CsvWriter:
         self._rows = 0
         directory.mkdir(parents=True, exist_ok=True)
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: EntryView) -> None:
         urls = entry.urls
         rows = self._rows + len(urls)
-        if rows > self.max_rows or self._file is None:
+        file = self._file
+        if rows > self.max_rows or file is None:
             self._finish_file()
-            self._file = AtomicFile(self.directory / f"import-{len(self.paths) + 1:05d}.csv")
+            file = self._file = AtomicFile(self.directory / f"import-{len(self.paths) + 1:05d}.csv")
             self._lines.append(",".join(CSV_HEADER) + "\r\n")
             rows = len(urls)
         self._rows = rows
@@ -238,22 +253,23 @@ class CsvWriter:
             rest = f"{before}{title}{after}\r\n"
             lines.extend([url + rest for url in urls])
         if len(lines) >= _BUFFERED:
-            self._flush()
+            self._flush(file)
 
     def close(self) -> list[Path]:
         self._finish_file()
         return self.paths
 
-    def _flush(self) -> None:
-        self._file.file.write("".join(self._lines))
+    def _flush(self, file: AtomicFile) -> None:
+        file.file.write("".join(self._lines))
         self._lines.clear()
 
     def _finish_file(self) -> None:
-        if self._file is None:
+        file = self._file
+        if file is None:
             return
-        self._flush()
-        self._file.commit()
-        self.paths.append(self._file.path)
+        self._flush(file)
+        file.commit()
+        self.paths.append(file.path)
         self._file, self._rows = None, 0
 
 

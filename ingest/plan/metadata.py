@@ -29,9 +29,7 @@ from ingest.plan.group import Grouped
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import MetadataSchema
 
-# (key, its ETag as listed or None) → the object's body. The ETag lets a caching reader
-# (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
-_BATCH = 10_000
+_BATCH = 10_000  # table rows inserted per `executemany`
 
 
 class MetadataTable:

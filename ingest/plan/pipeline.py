@@ -19,7 +19,7 @@ from typing import Any
 
 from ingest.context import PlanContext
 from ingest.encord_format import KINDS
-from ingest.files import write_atomic
+from ingest.files import cannot_write, os_reason, write_atomic
 from ingest.listing.s3_errors import s3_errors
 from ingest.listing.scan import ListedObject, normalise_prefixes
 from ingest.listing.sources import listed_objects
@@ -110,7 +110,7 @@ def entries(
         items(objects, excluded, content_type_of, report), rules, object_urls(url_prefix)
     )
     # Counted in plain dicts, added to the report's Counters at the end (as `items` counts
-    # objects): `+=` on a Counter costs ~3 times what it does on a dict.
+    # objects): `+=` on a Counter costs several times what it does on a dict.
     entries_per_kind, files_per_kind = dict.fromkeys(KINDS, 0), dict.fromkeys(KINDS, 0)
     try:
         for entry in attach_metadata(grouped, metadata, report):
@@ -189,11 +189,12 @@ def _collector_tuned_for_streaming() -> Iterator[None]:
     - What exists before the plan (modules, clients, settings) is frozen out of full
       collections: the plan's own objects die young, yet the few in flight at each
       collection (a page, a batch) make full collections frequent, and each would traverse
-      every imported module (~0.4 µs per key at 1M keys). Left as is when someone else
-      already froze objects.
+      every imported module. Left as is when someone else already froze objects.
     - Young collections run every 20,000 allocations instead of 700: objects freed by
       reference counting never reach one, so a collection costs what is alive then (a page
-      or two), and 30 times fewer of them save ~0.15 µs per key.
+      or two), and there are far fewer of them.
+
+    What each saves per key is in `bench/README.md`.
     """
     thresholds = gc.get_threshold()
     freeze = not gc.get_freeze_count()
@@ -215,8 +216,11 @@ def plan(context: PlanContext) -> PlanReport:
     published only when complete (see `manifest.publish`). The manifests and CSV files are
     rendered by a second process (`OutputProcess`) while this one plans."""
     out = context.settings.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".plan-", dir=out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".plan-", dir=out))
+    except OSError as error:
+        raise cannot_write(out, os_reason(error)) from None
     report = PlanReport()
     writers = None
     try:

@@ -3,20 +3,20 @@
 Rendering an entry (its manifest JSON and CSV rows) costs about as much CPU as planning it.
 `OutputProcess` runs the very same `ManifestWriter` and `CsvWriter` in a child interpreter
 (`python -m ingest.plan.rendering`), so the planner only hands entries over: their fields
-in batches of `BATCH`, `marshal`led through a pipe (a few tenths of a µs per entry). The
+in batches of `BATCH`, `marshal`led through a pipe (cheap: see `bench/README.md`). The
 pipe's capacity is the backpressure: a slow writer pauses the planner, so memory stays flat.
 
 Protocol on the child's stdin: frames of a 4-byte little-endian length then `marshal` bytes
 of a list of `EntryFields` tuples; a zero length ends the stream. The child answers on stdout
 with the JSON list of the files it wrote, in order (manifests, then CSV files), or exits
-non-zero with the error on stderr.
+non-zero with the error on stderr: `EXIT_USER_ERROR` and one line for an `OSError` (the
+directory unwritable, the disk full), which the planner raises as a `UserError`.
 """
 
 from __future__ import annotations
 
 import json
 import marshal
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,9 +24,10 @@ from collections.abc import Iterable
 from contextlib import suppress
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
-import ingest
+from ingest.errors import EXIT_USER_ERROR
+from ingest.files import cannot_write, os_reason
 from ingest.model import Entry
 from ingest.plan.manifest import CsvWriter, ManifestWriter
 
@@ -42,7 +43,7 @@ class EntryFields(NamedTuple):
     create_video: bool
 
 
-BATCH = 1000  # entries per frame: ~100 KB, large enough that framing costs nothing
+BATCH = 1000  # entries per frame: large enough that framing costs nothing
 
 
 class OutputProcess:
@@ -51,19 +52,19 @@ class OutputProcess:
     writers' own `close()`; `kill()` stops the child when the plan fails."""
 
     def __init__(self, directory: Path, chunk_size: int) -> None:
-        root = str(Path(ingest.__file__).resolve().parent.parent)
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-        }
+        self._directory = directory
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close() / kill())
+        # `-m` finds the package as the planner did: from the working directory (the repo
+        # root) or the environment it is installed in; the child inherits both.
         self._child = subprocess.Popen(
             [sys.executable, "-m", "ingest.plan.rendering", str(directory), str(chunk_size)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            env=env,
         )
+        stdin, stdout = self._child.stdin, self._child.stdout
+        assert stdin is not None and stdout is not None  # both are pipes, as asked
+        self._stdin, self._stdout = stdin, stdout
 
     def write(self, entries: Iterable[Entry]) -> None:
         """Hand `entries` over, in order (their rendering happens in the child): the fields
@@ -79,12 +80,12 @@ class OutputProcess:
         """End the stream and wait for the child; the files it wrote, in order."""
         self._send(b"")
         try:
-            self._child.stdin.close()  # flushes the last frame
+            self._stdin.close()  # flushes the last frame
         except BrokenPipeError:
             self._child.wait()
             self._fail()
-        answer = self._child.stdout.read()
-        self._child.stdout.close()
+        answer = self._stdout.read()
+        self._stdout.close()
         self._child.wait()
         if self._child.returncode != 0:
             self._fail()
@@ -96,22 +97,24 @@ class OutputProcess:
         if self._child.poll() is None:
             self._child.kill()
         self._child.wait()
-        for stream in (self._child.stdin, self._child.stdout, self._stderr):
+        for stream in (self._stdin, self._stdout, self._stderr):
             with suppress(OSError):  # stdin's unsent frames: nobody reads them any more
                 stream.close()
 
     def _send(self, frame: bytes) -> None:
         try:
-            self._child.stdin.write(len(frame).to_bytes(4, "little") + frame)
+            self._stdin.write(len(frame).to_bytes(4, "little") + frame)
         except BrokenPipeError:  # the child died: its error says why
             self._child.wait()
             self._fail()
 
-    def _fail(self) -> None:
+    def _fail(self) -> NoReturn:
         self._stderr.seek(0)
         error = self._stderr.read().decode(errors="replace").strip()
         self.kill()
         last = error.splitlines()[-1] if error else f"exit code {self._child.returncode}"
+        if self._child.returncode == EXIT_USER_ERROR:  # the child's OSError, as one line
+            raise cannot_write(self._directory, last)
         raise OSError(f"writing the plan's files failed: {last}")
 
 
@@ -131,5 +134,14 @@ def serve(directory: Path, chunk_size: int) -> None:
     sys.stdout.write(json.dumps([str(path) for path in paths]))
 
 
+def main(argv: list[str]) -> int:
+    try:
+        serve(Path(argv[0]), int(argv[1]))
+    except OSError as error:  # the system refused: for the user to fix, not a bug
+        sys.stderr.write(os_reason(error).replace("\n", " ") + "\n")
+        return EXIT_USER_ERROR
+    return 0
+
+
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), int(sys.argv[2]))
+    sys.exit(main(sys.argv[1:]))

@@ -31,9 +31,16 @@ class _Entry(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
     clientMetadata: dict[str, Any] | None = None
 
+    def urls(self) -> list[str]:
+        """The entry's object URLs, in frame order."""
+        raise NotImplementedError  # every model in ENTRY_MODELS is a `_Single` or `_Frames`
+
 
 class _Single(_Entry):
     objectUrl: str
+
+    def urls(self) -> list[str]:
+        return [self.objectUrl]
 
 
 class _Video(_Single):
@@ -133,7 +140,7 @@ def validate_document(document: Any) -> tuple[list[Problem], int, int]:
             except ValidationError as error:
                 problems.extend(_explain(path, error))
                 continue
-            entry_urls = entry.urls() if isinstance(entry, _Frames) else [entry.objectUrl]
+            entry_urls = entry.urls()
             urls += len(entry_urls)
             problems.extend(_check_urls(path, kind, entry_urls))
             if entry.title is not None:
@@ -194,11 +201,7 @@ def _check_urls(path: str, kind: str, urls: list[str]) -> list[Problem]:
         else:
             found, _ = classify(url.split("?", 1)[0])
             expected = _FRAME_KINDS.get(kind, kind)
-            if (
-                found is not None
-                and found != expected
-                and not (kind == "dicom_series" and found is None)
-            ):
+            if found is not None and found != expected:
                 problems.append(
                     Problem(
                         where,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.errors import UserError
 from ingest.model import Entry
 from ingest.plan.manifest import CsvWriter, ManifestWriter, object_url
 from ingest.plan.rendering import BATCH, OutputProcess
@@ -47,12 +48,25 @@ def test_the_child_writes_the_same_bytes_as_the_writers_in_process(tmp_path: Pat
         assert mine.read_bytes() == theirs.read_bytes()
 
 
-def test_a_failing_child_raises_with_its_error(tmp_path: Path) -> None:
+def test_a_child_the_system_refuses_raises_one_line_naming_the_directory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    child = OutputProcess(blocker / "out", 10)  # the child cannot create its directory
-    with pytest.raises(OSError, match=r"writing the plan's files failed: .*Error"):
+    directory = blocker / "out"
+    child = OutputProcess(directory, 10)  # the child cannot create its directory
+    with pytest.raises(UserError) as raised:
         child.write(sample_entries(3 * BATCH))
+        child.close()
+    message = str(raised.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith(f"cannot write to {directory} (Not a directory: {directory})")
+    assert "make it writable or free space on its disk" in message
+    assert "--out" in message
+
+
+def test_a_child_that_dies_otherwise_raises_with_its_last_words(tmp_path: Path) -> None:
+    child = OutputProcess(tmp_path / "out", 10)
+    child._stdin.write(b"\x05\x00\x00\x00junk!")  # a frame that is not marshal data
+    with pytest.raises(OSError, match=r"writing the plan's files failed: ValueError: bad marshal"):
         child.close()
 
 

@@ -269,3 +269,21 @@ def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
     after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     assert after == before
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".plan-")] == []
+
+
+def test_an_output_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    outputs = StackOutputs.model_validate(
+        {
+            "source": "test",
+            "bucketName": "media",
+            "region": "us-east-1",
+            "objectUrlPrefix": "s3://media/",
+        }
+    )
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    settings = IngestSettings.model_validate(
+        {"outputDir": str(blocker / "out"), "listing": "paginator"}
+    )
+    with pytest.raises(UserError, match=rf"^cannot write to {blocker / 'out'} \(Not a directory"):
+        plan(PlanContext(outputs, settings, FlakyS3([["a/1.png"]], None)))

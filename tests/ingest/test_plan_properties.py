@@ -85,7 +85,7 @@ def test_every_key_becomes_a_valid_entry_or_a_reported_reason(keys, tmp_path_fac
 
 @given(key=s3_key)
 def test_the_fast_classification_agrees_with_classify(key) -> None:
-    """`fast_kind` (inlined in `plan.items`) answers for common keys only, never differently."""
+    """`fast_kind` (inlined in `pipeline.items`) answers for common keys only, never differently."""
     kind = fast_kind(key)
     assert kind is None or kind == classify(key)[0]
 
