@@ -85,7 +85,7 @@ def items(
                 if kind is None:
                     report.add_unsupported(key, reason)
                     continue
-            wait((new(Item, (key, obj[2], kind, None, None)), key + SIDECAR_SUFFIX))
+            wait((new(Item, (key, obj[2], kind, None, None, obj[1])), key + SIDECAR_SUFFIX))
         while waiting:
             item, sidecar = release()
             if sidecars_seen and sidecar in sidecars_seen:
