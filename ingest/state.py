@@ -424,6 +424,9 @@ class RunState:
     # `scan=None` in these methods means the preview of `ingest plan`: the entries it listed
     # are in temporary tables of this connection (`start_preview`), not in `entries`.
 
+    def mirrored_folders(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT DISTINCT folder FROM mirror_items")]
+
     def has_mirrored(self, folder: str) -> bool:
         row = self._db.execute("SELECT 1 FROM mirror_items WHERE folder = ? LIMIT 1", (folder,))
         return row.fetchone() is not None

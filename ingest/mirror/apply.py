@@ -14,7 +14,8 @@ anywhere and rerun finishes the same plan.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from ingest.encord.client import EncordClient
 from ingest.mirror.diff import (
     Change,
     Held,
+    MassDeleteRefused,
     Policy,
     Prior,
     Removals,
@@ -36,7 +38,8 @@ from ingest.mirror.diff import (
     removal,
 )
 from ingest.model import Entry
-from ingest.state import RunState
+from ingest.settings import IngestSettings
+from ingest.state import STATE_FILE, RunState
 
 REMOVE_BATCH_SIZE = 100
 SHOWN_MOVES = 10
@@ -63,6 +66,7 @@ class MirrorReport:
     deleted: int = 0
     in_other_datasets: int = 0  # left alone: another Dataset uses them
     resumed: int = 0  # actions an interrupted run had begun, finished by this one
+    refused: str | None = None  # preview only: why the run would refuse (the limits)
     recovered_items: int | None = None  # provenance rebuilt from a Folder listing
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +89,7 @@ class MirrorReport:
             "usedByOtherDatasets": self.in_other_datasets,
             "resumedActions": self.resumed,
             "recoveredFromFolder": self.recovered_items,
+            **({"refused": self.refused} if self.preview else {}),
         }
 
     def summary(self) -> str:
@@ -127,6 +132,8 @@ class MirrorReport:
             lines.append(
                 f"  used by another Dataset, left in the Files folder: {self.in_other_datasets}"
             )
+        if self.refused:
+            lines.append(f"  the run would refuse: {self.refused}")
         if self.resumed:
             lines.append(f"  finished {self.resumed} action(s) an interrupted run had begun")
         return "\n".join(lines)
@@ -234,6 +241,38 @@ def mirror(
         actions.reimport(held)
         released.append(held.fingerprint)
     return state.held_entries(name, released)
+
+
+@contextmanager
+def preview(
+    settings: IngestSettings,
+) -> Iterator[tuple[Callable[[Iterable[Entry]], Iterator[Entry]], Callable[[], MirrorReport]]]:
+    """For `ingest plan`: (a pass-through that classifies the listed entries, the report of
+    what a run would do), from the run state in the output directory, read only (temporary
+    tables). Without a run state, or one without this folder, everything is new."""
+    report = MirrorReport(Policy.from_settings(settings), preview=True)
+    path = settings.output_dir / STATE_FILE
+    if not path.exists():
+        report.no_state = True
+        yield (lambda entries: iter(entries)), lambda: report
+        return
+    with RunState(path) as state:
+        folders = [settings.folder] if settings.folder else state.mirrored_folders()
+        if len(folders) != 1 or not state.has_mirrored(folders[0]):
+            report.no_state = True
+            yield (lambda entries: iter(entries)), lambda: report
+            return
+        folder = folders[0]
+        state.start_preview()
+
+        def finish() -> MirrorReport:
+            try:
+                decide(state, folder, None, report)
+            except MassDeleteRefused as refused:
+                report.refused = str(refused)
+            return report
+
+        yield Classifier(state, folder, None, report), finish
 
 
 def recover_provenance(client: EncordClient, state: RunState, folder: StorageFolder) -> int:
