@@ -21,7 +21,9 @@ class Entry:
     """One data unit: a single object, or the ordered frames of an image group / DICOM series.
 
     `urls` and `keys` are parallel: `urls[i]` is the Encord object URL of S3 key `keys[i]`.
-    `etags` (same order) let a rerun notice that an object changed.
+    `etags` (same order) let a rerun notice that an object changed; `sizes` (same order, or
+    empty when unknown) with them let it recognise a moved object (`ingest.mirror.diff`).
+    Neither the sizes nor anything derived from them reaches a manifest or the fingerprint.
 
     Treat it as immutable: never assign to a field (the fingerprint is cached), make a
     changed copy with `dataclasses.replace`. It is not `frozen` because one is built per
@@ -37,6 +39,7 @@ class Entry:
     etags: tuple[str, ...] = ()
     client_metadata: dict[str, Any] | None = None
     create_video: bool = False
+    sizes: tuple[int, ...] = field(default=(), compare=False)
     _fingerprint: str = field(default="", init=False, repr=False, compare=False)
 
     def __init__(
@@ -48,6 +51,7 @@ class Entry:
         etags: tuple[str, ...] = (),
         client_metadata: dict[str, Any] | None = None,
         create_video: bool = False,
+        sizes: tuple[int, ...] = (),
     ) -> None:
         if kind not in _KINDS:
             raise ValueError(f"unknown manifest kind {kind!r}")
@@ -60,6 +64,7 @@ class Entry:
         self.etags = etags
         self.client_metadata = client_metadata
         self.create_video = create_video
+        self.sizes = sizes
         self._fingerprint = ""
 
     def __hash__(self) -> int:

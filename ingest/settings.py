@@ -15,6 +15,10 @@ from ingest.errors import UserError
 
 CONFIG_KEY = "encord-s3:ingest"
 DEFAULT_CHUNK_SIZE = 100_000
+# The mirror's safety limits: a sync removing more than this many items, or this share of
+# the items it mirrors, refuses unless `allowMassDelete` (see ingest/mirror/diff.py).
+DEFAULT_MAX_DELETES = 1000
+DEFAULT_MAX_DELETE_FRACTION = 0.1
 
 
 class GroupRule(BaseModel):
@@ -124,6 +128,49 @@ class IngestSettings(BaseModel):
         le=64,
         alias="scanWorkers",
         **_flag("prefixes listed at once", metavar="N"),
+    )
+    # -- mirroring (ingest/mirror): what a sync does about objects gone, changed or moved --
+    deletions: Literal["keep", "unlink", "delete"] = Field(
+        default="keep",
+        **_flag(
+            "objects deleted from the bucket: keep their items, unlink them from the Dataset, "
+            "or also delete the storage items (not those another Dataset uses)"
+        ),
+    )
+    changes: Literal["metadata", "reimport"] = Field(
+        default="metadata",
+        **_flag(
+            "objects overwritten with new content (new ETag): update metadata only, or replace "
+            "the item (its annotations are lost with it)"
+        ),
+    )
+    renames: Literal["repoint", "ignore"] = Field(
+        default="repoint",
+        **_flag(
+            "an object gone and one new with the same size and ETag: re-point the item to the "
+            "new key (annotations kept), or treat them as a deletion and an addition"
+        ),
+    )
+    max_deletes: int = Field(
+        default=DEFAULT_MAX_DELETES,
+        ge=0,
+        alias="maxDeletes",
+        **_flag("refuse a sync that would unlink or delete more items than this", metavar="N"),
+    )
+    max_delete_fraction: float = Field(
+        default=DEFAULT_MAX_DELETE_FRACTION,
+        ge=0,
+        le=1,
+        alias="maxDeleteFraction",
+        **_flag(
+            "refuse a sync that would unlink or delete more than this share of the Dataset",
+            metavar="FRACTION",
+        ),
+    )
+    allow_mass_delete: bool = Field(
+        default=False,
+        alias="allowMassDelete",
+        **_flag("let this sync exceed maxDeletes and maxDeleteFraction"),
     )
     integration: str | None = Field(
         default=None,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ingest.errors import UserError
+from ingest.mirror.diff import PRESENT, UNLINKED, Change, Held, Prior, entry_signature
 from ingest.model import Entry, ReadObject
 
 STATE_FILE = "state.sqlite"
@@ -74,6 +75,46 @@ CREATE TABLE IF NOT EXISTS links (
 );
 """
 
+# Mirroring (ingest/mirror). `mirror_items`: what each storage item a sync left in the folder
+# came from (its provenance), so a later sync decides deletions and moves without asking
+# Encord; status 'present' (in the Dataset) or 'unlinked' (left in the folder only).
+# `mirror_held`: entries of a scan kept out of the upload stream until the mirror step has
+# decided them (a move to re-point, a changed item to replace). `mirror_actions`: each
+# change to Encord, recorded as an intent before it is made and done after.
+_MIRROR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mirror_items (
+    folder TEXT NOT NULL,
+    item_uuid TEXT NOT NULL,
+    fingerprint TEXT,
+    title TEXT NOT NULL,
+    urls TEXT NOT NULL,
+    etags TEXT NOT NULL,
+    signature TEXT,
+    status TEXT NOT NULL DEFAULT 'present',
+    PRIMARY KEY (folder, item_uuid)
+);
+CREATE INDEX IF NOT EXISTS mirror_items_by_title ON mirror_items (folder, title);
+CREATE INDEX IF NOT EXISTS mirror_items_by_signature ON mirror_items (folder, signature);
+CREATE TABLE IF NOT EXISTS mirror_held (
+    folder TEXT NOT NULL,
+    scan INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    title TEXT NOT NULL,
+    change TEXT NOT NULL,
+    signature TEXT,
+    item_uuid TEXT,
+    PRIMARY KEY (folder, scan, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS mirror_actions (
+    folder TEXT NOT NULL,
+    item_uuid TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'intent',
+    PRIMARY KEY (folder, item_uuid, action)
+);
+"""
+
 
 class RunState:
     """`exclusive`: for the commands that upload. Two of them on one state would both see
@@ -90,6 +131,7 @@ class RunState:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_MIRROR_SCHEMA)
         # Sidecars read from S3 by the metadata stage's threads, written by this connection
         # with the scan's own commits (`record_scan`).
         self._sidecars_read: deque[tuple[str, str, bytes]] = deque()
@@ -381,6 +423,261 @@ class RunState:
             "linked": linked,
         }
 
+    # -- mirroring (ingest/mirror) -----------------------------------------------------
+    # `scan=None` in these methods means the preview of `ingest plan`: the entries it listed
+    # are in temporary tables of this connection (`start_preview`), not in `entries`.
+
+    def mirrored_folders(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT DISTINCT folder FROM mirror_items")]
+
+    def has_mirrored(self, folder: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM mirror_items WHERE folder = ? LIMIT 1", (folder,))
+        return row.fetchone() is not None
+
+    def mirrored_count(self, folder: str) -> int:
+        """Items a previous sync left in the Dataset."""
+        return self._db.execute(
+            "SELECT count(*) FROM mirror_items WHERE folder = ? AND status = ?",
+            (folder, PRESENT),
+        ).fetchone()[0]
+
+    def prior_by_title(self, folder: str, title: str) -> Prior | None:
+        row = self._db.execute(
+            f"SELECT {_PRIOR_COLUMNS} FROM mirror_items WHERE folder = ? AND title = ?"
+            " ORDER BY status = 'present' DESC LIMIT 1",
+            (folder, title),
+        ).fetchone()
+        return _prior(row) if row else None
+
+    def signature_elsewhere(self, folder: str, signature: str | None, title: str) -> bool:
+        if signature is None:
+            return False
+        row = self._db.execute(
+            "SELECT 1 FROM mirror_items WHERE folder = ? AND signature = ? AND title != ? LIMIT 1",
+            (folder, signature, title),
+        ).fetchone()
+        return row is not None
+
+    def is_imported(self, folder: str, fingerprint: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM entries WHERE folder = ? AND fingerprint = ? AND item_uuid IS NOT NULL",
+            (folder, fingerprint),
+        ).fetchone()
+        return row is not None
+
+    def hold(self, folder: str, scan: int | None, held: Held) -> None:
+        """Keep an entry out of the upload until the mirror step decides it. Written in the
+        current transaction: `record_scan` commits it with the entry's own row."""
+        table = "temp.preview_held" if scan is None else "mirror_held"
+        self._db.execute(
+            f"INSERT OR REPLACE INTO {table}"
+            " (folder, scan, fingerprint, title, change, signature, item_uuid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                folder,
+                scan or 0,
+                held.fingerprint,
+                held.title,
+                held.change.value,
+                held.signature,
+                held.item_uuid,
+            ),
+        )
+
+    def held(self, folder: str, scan: int | None, change: str) -> list[Held]:
+        """The scan's held entries of one kind (bounded by what changed, not the bucket)."""
+        table = "temp.preview_held" if scan is None else "mirror_held"
+        rows = self._db.execute(
+            f"SELECT fingerprint, title, change, signature, item_uuid FROM {table}"
+            " WHERE folder = ? AND scan = ? AND change = ? ORDER BY title",
+            (folder, scan or 0, change),
+        )
+        return [Held(fp, title, Change(kind), sig, item) for fp, title, kind, sig, item in rows]
+
+    def held_entries(self, folder: str, fingerprints: Iterable[str]) -> Iterator[Entry]:
+        """The entries the mirror step releases to the upload, those never submitted only."""
+        for fingerprint in fingerprints:
+            row = self._db.execute(
+                "SELECT entry FROM entries WHERE folder = ? AND fingerprint = ?"
+                " AND job_id IS NULL AND item_uuid IS NULL AND error IS NULL",
+                (folder, fingerprint),
+            ).fetchone()
+            if row:
+                yield _load(row[0])
+
+    def gone(
+        self,
+        folder: str,
+        scan: int | None,
+        signatures: Iterable[str] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[Prior]:
+        """Items whose title the scan does not have, a page at a time in title order (the
+        caller may act on them, and so change them, between pages); only those of the given
+        signatures if any are given."""
+        seen = (
+            "SELECT 1 FROM temp.preview_seen s WHERE s.title = m.title"
+            if scan is None
+            else "SELECT 1 FROM entries e WHERE e.folder = m.folder AND e.scan = :scan"
+            " AND e.title = m.title"
+        )
+        chosen = ""
+        if signatures is not None:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature TEXT)")
+            self._db.execute("DELETE FROM wanted_signatures")
+            self._db.executemany(
+                "INSERT INTO wanted_signatures VALUES (?)", [(sig,) for sig in signatures]
+            )
+            chosen = " AND m.signature IN (SELECT signature FROM temp.wanted_signatures)"
+        after = ("", "")
+        while rows := self._db.execute(
+            f"SELECT {_PRIOR_COLUMNS} FROM mirror_items m WHERE m.folder = :folder"
+            f" AND (m.title, m.item_uuid) > (:title, :uuid) AND NOT EXISTS ({seen}){chosen}"
+            " ORDER BY m.title, m.item_uuid LIMIT :limit",
+            {
+                "folder": folder,
+                "scan": scan,
+                "title": after[0],
+                "uuid": after[1],
+                "limit": page_size,
+            },
+        ).fetchall():
+            for row in rows:
+                yield _prior(row)
+            after = (rows[-1][1], rows[-1][0])
+
+    def scanned_count(self, folder: str, scan: int | None) -> int:
+        if scan is None:
+            return self._db.execute("SELECT count(*) FROM temp.preview_seen").fetchone()[0]
+        return self._db.execute(
+            "SELECT count(*) FROM entries WHERE folder = ? AND scan = ?", (folder, scan)
+        ).fetchone()[0]
+
+    def start_preview(self) -> None:
+        """Temporary tables for `ingest plan`'s preview: nothing is written to the file."""
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS preview_seen (title TEXT PRIMARY KEY)")
+        self._db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS preview_held (folder TEXT, scan INTEGER,"
+            " fingerprint TEXT PRIMARY KEY, title TEXT, change TEXT, signature TEXT,"
+            " item_uuid TEXT)"
+        )
+
+    def preview_seen(self, title: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO temp.preview_seen VALUES (?)", (title,))
+
+    def begin_action(
+        self, folder: str, item_uuid: str, action: str, detail: dict[str, Any]
+    ) -> bool:
+        """Record the intent of one change to Encord; True if the same change was already
+        intended by a run that did not record it done (interrupted), so the caller checks
+        what Encord has before acting again."""
+        with self._db:
+            row = self._db.execute(
+                "SELECT status, detail FROM mirror_actions"
+                " WHERE folder = ? AND item_uuid = ? AND action = ?",
+                (folder, item_uuid, action),
+            ).fetchone()
+            self._db.execute(
+                "INSERT INTO mirror_actions (folder, item_uuid, action, detail, status)"
+                " VALUES (?, ?, ?, ?, 'intent') ON CONFLICT (folder, item_uuid, action)"
+                " DO UPDATE SET detail = excluded.detail, status = 'intent'",
+                (folder, item_uuid, action, json.dumps(detail, sort_keys=True)),
+            )
+        return row is not None and row[0] == "intent"
+
+    def pending_actions(self, folder: str) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM mirror_actions WHERE folder = ? AND status = 'intent'",
+            (folder,),
+        ).fetchone()[0]
+
+    def finish_repoint(self, folder: str, item_uuid: str, entry: Entry) -> None:
+        """The item now stands for `entry`: its provenance, and the entry's item."""
+        with self._db:
+            self._db.execute(
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+                (item_uuid, folder, entry.fingerprint),
+            )
+            self._upsert_mirrored(folder, item_uuid, entry)
+            self._done(folder, item_uuid, "repoint")
+
+    def finish_removal(
+        self, folder: str, dataset: str, item_uuids: list[str], action: str, deleted: bool
+    ) -> None:
+        """Items unlinked from `dataset` (and deleted from the folder if `deleted`)."""
+        with self._db:
+            self._db.executemany(
+                "DELETE FROM links WHERE dataset = ? AND item_uuid = ?",
+                [(dataset, item_uuid) for item_uuid in item_uuids],
+            )
+            if deleted:
+                self._db.executemany(
+                    "DELETE FROM mirror_items WHERE folder = ? AND item_uuid = ?",
+                    [(folder, item_uuid) for item_uuid in item_uuids],
+                )
+            else:
+                self._db.executemany(
+                    "UPDATE mirror_items SET status = ? WHERE folder = ? AND item_uuid = ?",
+                    [(UNLINKED, folder, item_uuid) for item_uuid in item_uuids],
+                )
+            for item_uuid in item_uuids:
+                self._done(folder, item_uuid, action)
+
+    def record_mirrored(self, folder: str, scan: int, page_size: int = 1000) -> None:
+        """Provenance of every item the scan's entries are in Encord as, where it changed
+        (on a sync with nothing new this reads the scan's entries once and writes nothing)."""
+        while rows := self._db.execute(
+            "SELECT e.item_uuid, e.entry FROM entries e WHERE e.folder = ? AND e.scan = ?"
+            " AND e.item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mirror_items m"
+            " WHERE m.folder = e.folder AND m.item_uuid = e.item_uuid"
+            " AND m.fingerprint = e.fingerprint AND m.status = 'present') LIMIT ?",
+            (folder, scan, page_size),
+        ).fetchall():
+            with self._db:
+                for item_uuid, text in rows:
+                    self._upsert_mirrored(folder, item_uuid, _load(text))
+
+    def seed_mirrored(self, folder: str, items: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
+        """Provenance recovered from a Folder listing (item uuid, name, URLs), for a state
+        that lost it: no ETags, so these items can be found gone, never changed or moved."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO mirror_items (folder, item_uuid, title, urls, etags)"
+                " VALUES (?, ?, ?, ?, '[]')",
+                [(folder, uuid, title, json.dumps(urls)) for uuid, title, urls in items],
+            )
+
+    def _upsert_mirrored(self, folder: str, item_uuid: str, entry: Entry) -> None:
+        self._db.execute(
+            "INSERT INTO mirror_items"
+            " (folder, item_uuid, fingerprint, title, urls, etags, signature, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (folder, item_uuid) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, title = excluded.title, urls = excluded.urls,"
+            " etags = excluded.etags, signature = excluded.signature, status = excluded.status",
+            (
+                folder,
+                item_uuid,
+                entry.fingerprint,
+                entry.title,
+                json.dumps(entry.urls),
+                json.dumps(entry.etags),
+                entry_signature(entry),
+                PRESENT,
+            ),
+        )
+
+    def finish_action(self, folder: str, item_uuid: str, action: str) -> None:
+        """An intended action found unnecessary (nothing to change in Encord)."""
+        with self._db:
+            self._done(folder, item_uuid, action)
+
+    def _done(self, folder: str, item_uuid: str, action: str) -> None:
+        self._db.execute(
+            "UPDATE mirror_actions SET status = 'done' WHERE folder = ? AND item_uuid = ?"
+            " AND action = ?",
+            (folder, item_uuid, action),
+        )
+
 
 def _lock(path: Path) -> IO[bytes]:
     lock = path.open("ab")
@@ -396,7 +693,16 @@ def _lock(path: Path) -> IO[bytes]:
 
 
 # An entry's constructor arguments, stored so `ingest retry` can rebuild its manifest.
-_ENTRY_FIELDS = ("kind", "title", "keys", "urls", "etags", "client_metadata", "create_video")
+_ENTRY_FIELDS = (
+    "kind",
+    "title",
+    "keys",
+    "urls",
+    "etags",
+    "client_metadata",
+    "create_video",
+    "sizes",
+)
 
 
 def _dump(entry: Entry) -> str:
@@ -405,6 +711,18 @@ def _dump(entry: Entry) -> str:
 
 def _load(text: str) -> Entry:
     fields = json.loads(text)
-    for name in ("keys", "urls", "etags"):
-        fields[name] = tuple(fields[name])
+    for name in ("keys", "urls", "etags", "sizes"):
+        if name in fields:  # `sizes`: absent from the entries of states older than mirroring
+            fields[name] = tuple(fields[name])
     return Entry(**fields)
+
+
+# Mirroring: the columns of mirror_items that make a `Prior`, in `_prior`'s order.
+_PRIOR_COLUMNS = "item_uuid, title, urls, etags, signature, status"
+
+
+def _prior(row: tuple) -> Prior:
+    item_uuid, title, urls, etags, signature, status = row
+    return Prior(
+        item_uuid, title, tuple(json.loads(urls)), tuple(json.loads(etags)), signature, status
+    )

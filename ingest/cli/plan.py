@@ -7,11 +7,15 @@ import argparse
 from ingest.cli.render import print_result
 from ingest.context import load_context
 from ingest.errors import UserError
+from ingest.mirror.apply import preview
 from ingest.plan.pipeline import plan
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    report = plan(load_context(args))
+    context = load_context(args)
+    with preview(context.settings) as (observe, mirrored):
+        report = plan(context, observe)
+        report.mirror = mirrored()
     print_result(args, report.to_json(), report.summary)
     if report.metadata_error_count:
         first = report.metadata_errors[0]

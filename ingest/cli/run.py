@@ -23,6 +23,8 @@ from ingest.encord.upload import Progress, UploadTarget, submit, wait_for_jobs
 from ingest.encord.verify import Verification, verify
 from ingest.errors import UserError
 from ingest.files import write_jsonl
+from ingest.mirror.apply import Classifier, MirrorReport, mirror, recover_provenance
+from ingest.mirror.diff import Policy
 from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import load_schema
@@ -66,17 +68,30 @@ def run_command(args: argparse.Namespace) -> int:
     context, names = upload.context, upload.names
     out = context.settings.output_dir
     report = PlanReport()
+    mirrored = MirrorReport(Policy.from_settings(context.settings))
     with RunState.in_directory(out, exclusive=True) as state:
+        if not state.has_mirrored(names.folder):
+            mirrored.recovered_items = (
+                recover_provenance(upload.client, state, upload.target.folder) or None
+            )
         scan = state.start_scan(names.folder)
         # Sidecars whose ETag is unchanged since an earlier sync come from the state, not S3.
         planned = iter_entries(context, report, state.cached_sidecars)
-        new_entries = state.record_scan(names.folder, scan, planned)
+        # Moves and entries to reimport are held back for the mirror step (ingest/mirror).
+        new_entries = Classifier(state, names.folder, scan, mirrored)(
+            state.record_scan(names.folder, scan, planned)
+        )
         jobs = submit(
             new_entries, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
         )
+        dataset = upload.client.dataset(names.dataset)
+        released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
+        jobs += submit(
+            released, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
+        )
         state.finish_scan(scan)
         report.manifests = [str(manifest) for _, manifest in jobs]
-        return _finish(args, upload, state, scan, jobs, report)
+        return _finish(args, upload, state, scan, jobs, report, mirrored)
 
 
 def retry_command(args: argparse.Namespace) -> int:
@@ -127,6 +142,7 @@ def _finish(
     scan: int,
     jobs: list[tuple[str, Path]],
     report: PlanReport | None,
+    mirrored: MirrorReport | None = None,
 ) -> int:
     """Wait for the folder's jobs, link, verify, and print what happened."""
     client, names = upload.client, upload.names
@@ -137,6 +153,7 @@ def _finish(
         failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
     dataset = client.dataset(names.dataset)
     linked = link_uploaded(client, state, dataset, names.folder, scan)
+    state.record_mirrored(names.folder, scan)  # what each item now comes from, for the next sync
     verification = verify(client, state, dataset, names.folder, scan, out)
     counts = state.counts(names.folder, scan, dataset.dataset_hash)
     summary = {
@@ -146,14 +163,16 @@ def _finish(
         "entries": counts,
         "failedUnits": {"count": counts["failed"], "report": str(out / FAILED_UNITS_FILE)},
         "linked": linked,
+        "mirror": mirrored.to_json() if mirrored else None,
         "verify": verification.to_json(),
         "state": str(state.path),
     }
     print_result(
         args,
         summary,
-        lambda: _run_summary(
-            report, upload.schema, jobs, counts, failed_units, linked, verification
+        lambda: "\n".join(
+            [_run_summary(report, upload.schema, jobs, counts, failed_units, linked, verification)]
+            + ([mirrored.summary()] if mirrored else [])
         ),
     )
     # Objects left out for metadata that breaks the schema are not in Encord either.

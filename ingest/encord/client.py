@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -29,11 +29,13 @@ from encord.exceptions import (
     ResourceExistsError,
     UnknownException,
 )
+from encord.http.bundle import Bundle
 from encord.http.constants import RequestsSettings
 from encord.metadata_schema import MetadataSchema as EncordSchema
 from encord.orm.dataset import DataLinkDuplicatesBehavior, DataRow, StorageLocation
 from encord.orm.storage import UploadLongPollingState
-from encord.storage import StorageFolder
+from encord.storage import StorageFolder, StorageItem
+from encord.utilities.storage.cloud_data_migration import update_storage_item_cloud_info
 
 from ingest.errors import UserError, first_line
 
@@ -242,6 +244,84 @@ class EncordClient:
     def save_metadata_schema(self, schema: EncordSchema, source: str) -> None:
         """Save the whole schema (the SDK's replace semantics), once: see `schema_sync.apply`."""
         self._call(f"saving the metadata schema from {source}", schema.save, retries=())
+
+    # -- mirroring (ingest/mirror): listing, unlinking, deleting and re-pointing items ----
+
+    def folder_items(self, folder: StorageFolder) -> Iterator[StorageItem]:
+        """Every item of the folder, paged (1000 a page), for a run state without provenance."""
+        yield from self._call(
+            f"listing the items of Files folder {folder.name!r}",
+            lambda: folder.list_items(include_client_metadata=False, page_size=1000),
+        )
+
+    def unlink(self, dataset: Dataset, data_hashes: list[str]) -> None:
+        """Remove data rows from the Dataset (the storage items stay in their folder)."""
+        if data_hashes:
+            self._call(
+                f"removing {len(data_hashes)} data rows from Dataset {dataset.title!r}",
+                lambda: dataset.delete_data(data_hashes),
+            )
+
+    def storage_item(self, item_uuid: str) -> StorageItem | None:
+        """The item, or None if it no longer exists (Encord answers 403 for a missing item)."""
+        try:
+            return self._user_client.get_storage_item(item_uuid)
+        except AuthorisationError:
+            return None
+        except TRANSIENT:
+            return self._call(
+                f"opening storage item {item_uuid}",
+                lambda: self._user_client.get_storage_item(item_uuid),
+            )
+
+    def datasets_using(self, item: StorageItem) -> int:
+        """How many Datasets have a data row backed by the item."""
+        summary = self._call(f"summarising storage item {item.uuid}", item.get_summary)
+        return summary.used_in_datasets
+
+    def delete_items(self, folder: StorageFolder, item_uuids: list[str]) -> None:
+        """Delete storage items (and their frames no other item uses) from the folder."""
+        if item_uuids:
+            self._call(
+                f"deleting {len(item_uuids)} storage items from Files folder {folder.name!r}",
+                lambda: folder.delete_storage_items([UUID(uuid) for uuid in item_uuids]),
+            )
+
+    def repoint(
+        self,
+        item_uuid: str,
+        old_urls: tuple[str, ...],
+        new_urls: tuple[str, ...],
+        name: str,
+        client_metadata: dict | None,
+    ) -> None:
+        """Point an item at the new URL(s) of its moved object(s), keeping the item (its uuid,
+        labels and data rows), then give it the new title. A single file is re-pointed by
+        uuid; a group's or series' frames (storage items of their own in Encord) by their old
+        URL, skipping a frame already re-pointed, so repeating the call changes nothing."""
+        user_client = self._user_client
+
+        def migrate() -> None:
+            with Bundle() as bundle:
+                if len(new_urls) == 1 and len(old_urls) == 1:
+                    update_storage_item_cloud_info(
+                        user_client, UUID(item_uuid), new_url=new_urls[0], bundle=bundle
+                    )
+                    return
+                for old, new in zip(old_urls, new_urls, strict=True):
+                    if old != new:
+                        update_storage_item_cloud_info(
+                            user_client, old, new_url=new, skip_missing=True, bundle=bundle
+                        )
+
+        self._call(f"re-pointing storage item {item_uuid} to {new_urls[0]}", migrate)
+        item = self._call(
+            f"opening storage item {item_uuid}", lambda: user_client.get_storage_item(item_uuid)
+        )
+        self._call(
+            f"renaming storage item {item_uuid} to {name!r}",
+            lambda: item.update(name=name, client_metadata=client_metadata),
+        )
 
     def _find_or_create(
         self, what: str, find: Callable[[], T | None], create: Callable[[], T]

@@ -29,13 +29,14 @@ _DIGITS = re.compile(r"(\d+)")
 
 class Item(NamedTuple):
     """One importable object; `sidecar` is the key of its `<key>.metadata.json`, if any,
-    and `sidecar_etag` that sidecar's ETag as listed."""
+    and `sidecar_etag` that sidecar's ETag as listed; `size` its size in bytes as listed."""
 
     key: str
     etag: str
     kind: str
     sidecar: str | None = None
     sidecar_etag: str | None = None
+    size: int = 0
 
 
 class Grouped(NamedTuple):
@@ -95,7 +96,7 @@ def group(
     last_folder, last_mode = None, None
     image_mode, dicom_series, new = rules.image_mode, rules.dicom_series, tuple.__new__
     for item in items:
-        key, etag, kind, sidecar, sidecar_etag = item
+        key, etag, kind, sidecar, sidecar_etag, size = item
         if open_folders:
             for folder in [folder for folder in open_folders if not key.startswith(folder)]:
                 yield from _close(folder, open_folders.pop(folder), url_for)
@@ -111,7 +112,7 @@ def group(
             open_folders.setdefault(folder, {}).setdefault(last_mode, []).append(item)
             continue
         title = key if len(key) <= MAX_TITLE else title_for(key)
-        entry = Entry(kind, title, (key,), (url_for(key),), (etag,))
+        entry = Entry(kind, title, (key,), (url_for(key),), (etag,), None, False, (size,))
         yield new(Grouped, (entry, key, sidecar, sidecar_etag))
     for folder in list(open_folders):
         yield from _close(folder, open_folders.pop(folder), url_for)
@@ -135,5 +136,6 @@ def _close(
             urls=tuple(url_for(frame.key) for frame in frames),
             etags=tuple(frame.etag for frame in frames),
             create_video=mode == "imageSequence",
+            sizes=tuple(frame.size for frame in frames),
         )
         yield Grouped(entry, name, None)

@@ -85,7 +85,7 @@ def items(
                 if kind is None:
                     report.add_unsupported(key, reason)
                     continue
-            wait((new(Item, (key, obj[2], kind, None, None)), key + SIDECAR_SUFFIX))
+            wait((new(Item, (key, obj[2], kind, None, None, obj[1])), key + SIDECAR_SUFFIX))
         while waiting:
             item, sidecar = release()
             if sidecars_seen and sidecar in sidecars_seen:
@@ -209,12 +209,15 @@ def _collector_tuned_for_streaming() -> Iterator[None]:
             gc.unfreeze()
 
 
-def plan(context: PlanContext) -> PlanReport:
+def plan(
+    context: PlanContext, observe: Callable[[Iterable[Entry]], Iterator[Entry]] | None = None
+) -> PlanReport:
     """Write manifests, CSV files and `report.json` to the output directory; return the report.
 
     Everything is written to a staging directory inside the output directory first and
     published only when complete (see `manifest.publish`). The manifests and CSV files are
-    rendered by a second process (`OutputProcess`) while this one plans."""
+    rendered by a second process (`OutputProcess`) while this one plans. `observe`, if given,
+    sees every entry on its way (the mirror preview of `ingest plan`)."""
     out = context.settings.output_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +229,8 @@ def plan(context: PlanContext) -> PlanReport:
     try:
         writers = OutputProcess(staging, context.settings.chunk_size)
         with _collector_tuned_for_streaming():
-            writers.write(iter_entries(context, report))
+            planned = iter_entries(context, report)
+            writers.write(observe(planned) if observe else planned)
         written, writers = writers.close(), None
         final = [out / path.relative_to(staging) for path in written]
         report.manifests = [str(path) for path in final if path.parent == out]

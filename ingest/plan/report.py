@@ -26,6 +26,8 @@ class PlanReport:
     manifests: list[str] = field(default_factory=list)
     csv_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # from the listing source (a stale inventory)
+    # What a run would add, update, re-point, unlink and delete (`ingest.mirror.apply.preview`).
+    mirror: Any = None
 
     def add_unsupported(self, key: str, reason: str) -> None:
         self.unsupported_count += 1
@@ -52,6 +54,7 @@ class PlanReport:
             "manifests": self.manifests,
             "csv": self.csv_files,
             "warnings": self.warnings,
+            **({"mirror": self.mirror.to_json()} if self.mirror else {}),
         }
 
     def summary(self) -> str:
@@ -80,4 +83,6 @@ class PlanReport:
             f"wrote {len(self.manifests)} manifest(s) and {len(self.csv_files)} CSV file(s)"
         )
         lines.extend(f"  {path}" for path in self.manifests)
+        if self.mirror:
+            lines.append(self.mirror.summary())
         return "\n".join(lines)
