@@ -170,9 +170,8 @@ def _finish(
     print_result(
         args,
         summary,
-        lambda: "\n".join(
-            [_run_summary(report, upload.schema, jobs, counts, failed_units, linked, verification)]
-            + ([mirrored.summary()] if mirrored else [])
+        lambda: _run_summary(
+            report, upload.schema, jobs, counts, failed_units, linked, mirrored, verification
         ),
     )
     # Objects left out for metadata that breaks the schema are not in Encord either.
@@ -194,6 +193,7 @@ def _run_summary(
     counts: dict[str, int],
     failed_units: list[dict],
     linked: int,
+    mirrored: MirrorReport | None,
     verification: Verification,
 ) -> str:
     lines = [report.summary()] if report else []
@@ -212,6 +212,8 @@ def _run_summary(
             f"  all failed units: {FAILED_UNITS_FILE}; resubmit them with `python -m ingest retry` (same flags)"
         )
     lines.append(f"dataset: linked {linked} new item(s)")
+    if mirrored:
+        lines.append(mirrored.summary())
     lines.append(verification.summary())
     if report and report.metadata_error_count:
         lines.append(
