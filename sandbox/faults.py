@@ -59,6 +59,8 @@ class Faults:
 
     def add(self, body: Any) -> int:
         rules = body.get("rules") if isinstance(body, dict) and "rules" in body else [body]
+        if not isinstance(rules, list):
+            raise invalid("rules must be a list of fault rules.")
         parsed = [_parse(rule) for rule in rules]
         with self._lock:
             for rule in parsed:
