@@ -59,6 +59,10 @@ class JobFault:
     unit_delay_seconds: float = 0.0  # each unit takes at least this long
 
 
+class _Cancelled(Exception):
+    """The job was cancelled while this unit waited."""
+
+
 @dataclass
 class _Job:
     doc: dict[str, Any]
@@ -222,12 +226,11 @@ class Jobs:
     def _run_unit(self, job: _Job, unit: dict[str, Any]) -> None:
         if job.cancelled.is_set():
             return
-        delay = job.doc["fault"]["unit_delay_seconds"]
-        if delay and job.cancelled.wait(delay):
-            return
         outcome: dict[str, Any]
         try:
-            outcome = self._process(job.doc, unit)
+            outcome = self._process(job, unit)
+        except _Cancelled:
+            return
         except UnitFailure as failure:
             outcome = {"status": Status.ERROR, "error": str(failure)}
         except Exception as error:  # a sandbox bug must fail the unit, not hang the job
@@ -240,8 +243,14 @@ class Jobs:
             self._put_unit(job, unit)
             self._settle_if_done(job)
 
-    def _process(self, job: dict[str, Any], unit: dict[str, Any]) -> dict[str, Any]:
-        """Stage the unit's new items, or name the existing ones it duplicates."""
+    def _process(self, running: _Job, unit: dict[str, Any]) -> dict[str, Any]:
+        """Stage the unit's new items, or name the existing ones it duplicates.
+
+        A fault's unit delay is spent after the duplicate check, as reading the files is
+        where the time goes: a slow job has already looked for duplicates when a faster
+        job importing the same URLs settles.
+        """
+        job = running.doc
         key, urls = unit["manifest_key"], unit["urls"]
         expected, item_type, _ = MANIFEST_KEYS[key]
         locations = [_checked_location(url) for url in urls]
@@ -267,6 +276,9 @@ class Jobs:
             existing = self._catalog.items_with_urls(job["folder_uuid"], urls)
             if existing:
                 return _outcome([], [existing[0]])
+        delay = job["fault"]["unit_delay_seconds"]
+        if delay and running.cancelled.wait(delay):
+            raise _Cancelled
         integration = self._catalog.integration(job["integration_uuid"])
         files = [self._inspect(url, expected, unit["media_metadata"], integration) for url in urls]
         if key == "dicom_series":
