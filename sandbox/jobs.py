@@ -1,9 +1,10 @@
 """Upload jobs: accepted at once, processed by background workers, observed by long polls.
 
-A job is a list of units (a video, an image, an image group, a DICOM series, ...). Workers
-process units concurrently: validate the URL, title and metadata, assume the integration's
-role, read and sniff each file, and stage the item. When every unit has finished the job
-settles:
+A job is a list of units (a video, an image, an image group, a DICOM series entry, ...).
+Each job has its own workers, so jobs run side by side. A worker validates a unit's URL,
+title and metadata, assumes the integration's role, reads and sniffs each file, and stages
+the unit's item(s) (a DICOM entry holding several series stages one item per series). When
+every unit has finished the job settles:
 
 - DONE: every staged item is committed (with `ignore_errors`, the failed units are simply
   left out);

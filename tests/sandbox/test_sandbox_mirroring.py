@@ -70,7 +70,7 @@ def test_delete_data_unlinks_rows_and_keeps_the_items(encord, imported):
 
 
 def test_get_summary_counts_every_dataset_using_the_item(encord, imported):
-    _, _, uuids, dataset = imported
+    uuids = imported[2]
     other = encord.get_dataset(
         encord.create_dataset("e", None, create_backing_folder=False).dataset_hash
     )
