@@ -11,6 +11,7 @@ from encord.orm.storage import StorageItemType
 from sandbox_support import EXTERNAL_ID, ROLE_ARN, object_url
 
 from demo import samples
+from sandbox.s3_access import S3Gateway
 
 
 def _images(name, keys, **extra):
@@ -159,3 +160,26 @@ def test_an_image_sequence_writes_its_video_into_the_bucket(aws, encord, integra
     (item,) = folder.list_items()
     keys = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=name)["Contents"]}
     assert keys == {"seq/0.png", "seq/1.png", f"seq/{item.uuid}.mp4"}
+
+
+@pytest.mark.parametrize(("lifetime", "expected_calls"), [(3600, 1), (60, 4)])
+def test_role_credentials_are_kept_until_shortly_before_they_expire(
+    monkeypatch, encord, integration_id, bucket, lifetime, expected_calls
+):
+    calls = []
+    original = S3Gateway._assume_role
+
+    def counting(self, role_arn, external_id):
+        calls.append(role_arn)
+        credentials, _ = original(self, role_arn, external_id)
+        return credentials, time.time() + lifetime
+
+    monkeypatch.setattr(S3Gateway, "_assume_role", counting)
+    keys = [f"{i}.png" for i in range(4)]
+    name = bucket({key: samples.png() for key in keys})
+    folder = encord.create_storage_folder("f")
+    result = _finish(
+        folder, folder.add_private_data_to_folder_start(integration_id, _images(name, keys))
+    )
+    assert result.units_done_count == 4
+    assert len(calls) == expected_calls  # 60 s is inside the renewal margin: renewed every time
