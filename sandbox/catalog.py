@@ -314,10 +314,6 @@ class Catalog:
     def items_with_urls(self, folder_uuid: str, urls: list[str]) -> list[Document]:
         return self.store.find(ITEM, parent=folder_uuid, key=duplicate_key(urls))
 
-    def items_with_url(self, url: str) -> list[Document]:
-        """One-file items whose URL this is (in any folder)."""
-        return self.store.find(ITEM, key=url)
-
     def scan_items(
         self, folder_uuid: str, *, by_name: bool, descending: bool, after: Cursor | None
     ) -> Iterator[tuple[Cursor, Document]]:

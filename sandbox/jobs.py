@@ -29,7 +29,7 @@ from typing import Any
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from sandbox.catalog import DATA_ROW, Catalog, Viewer, item_urls, new_id, now
+from sandbox.catalog import DATA_ROW, Catalog, Duplicates, Viewer, item_urls, new_id, now
 from sandbox.client_metadata import schema_violations
 from sandbox.errors import ApiError, ErrorKind, not_found
 from sandbox.media import MediaInfo, MediaKind, describe, sniff, video_placeholder
@@ -56,7 +56,7 @@ class JobFault:
     """How a fault rule bends the next job(s): see `sandbox.faults`."""
 
     pending_polls: int = 0  # report PENDING for this many polls, whatever the progress
-    outcome: str | None = None  # "ERROR": the whole job fails when its units are done
+    outcome: Status | None = None  # ERROR: the whole job fails when its units are done
     unit_delay_seconds: float = 0.0  # each unit takes at least this long
 
 
@@ -386,11 +386,11 @@ class Jobs:
             self._put_unit(job, unit)
         folder = self._catalog.folder(job.doc["folder_uuid"])
         if folder["synced_dataset_hash"]:  # a mirror dataset shows everything in its folder
-            self._catalog.link_items(folder["synced_dataset_hash"], created, "SKIP")
+            self._catalog.link_items(folder["synced_dataset_hash"], created, Duplicates.SKIP)
         target = job.doc["dataset_hash"]
         if target and target != folder["synced_dataset_hash"]:
             done = [named["item_uuid"] for unit in job.units for named in _unit_items(unit, True)]
-            self._catalog.link_items(target, done, "SKIP")
+            self._catalog.link_items(target, done, Duplicates.SKIP)
 
     def _upsert_metadata(self, item_uuid: str, client_metadata: Any) -> None:
         item = self._catalog.item(item_uuid)

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_by_parent ON documents (kind, parent, seq);
 CREATE INDEX IF NOT EXISTS documents_by_key ON documents (kind, key, parent);
-CREATE INDEX IF NOT EXISTS documents_by_sort ON documents (kind, parent, sort, seq);
+-- What paged listings order by (an expression index: the scan never sorts a whole folder).
+CREATE INDEX IF NOT EXISTS documents_by_sort_key ON documents (kind, parent, COALESCE(sort, ''), seq);
 """
 
 Document = dict[str, Any]

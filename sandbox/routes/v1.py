@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.catalog import Viewer, item_urls, sql_like
+from sandbox.catalog import Duplicates, Viewer, item_urls, sql_like
 from sandbox.errors import ApiError, ErrorKind, invalid
 from sandbox.routes.common import Services
 from sandbox.routing import Request
@@ -92,7 +92,7 @@ class V1Api:
         if not isinstance(item_uuids, list):
             raise invalid("item_uuids must be a list.")
         rows = self._catalog.link_items(
-            dataset_hash, item_uuids, payload.get("duplicates_behavior", "SKIP"), viewer
+            dataset_hash, item_uuids, payload.get("duplicates_behavior", Duplicates.SKIP), viewer
         )
         return self._render_rows(rows, include_metadata=False)
 
