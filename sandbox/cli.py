@@ -8,6 +8,7 @@ import os
 import sys
 
 from sandbox.errors import ApiError
+from sandbox.readings import DEFAULT_MAX_JOB_ENTRIES, DEFAULT_MAX_REQUEST_BYTES, LinkedItemDeletion
 from sandbox.server import (
     DEFAULT_LONG_POLL_CAP_SECONDS,
     IntegrationSeed,
@@ -59,6 +60,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LONG_POLL_CAP_SECONDS,
         help="seconds a poll is held",
     )
+    readings = serve.add_argument_group(
+        "readings", "where Encord is silent; the defaults are the least forgiving readings"
+    )
+    readings.add_argument(
+        "--report-skipped-duplicates",
+        action="store_true",
+        help="items_with_names also lists units skipped by skip_duplicate_urls",
+    )
+    readings.add_argument(
+        "--max-job-entries",
+        type=int,
+        default=DEFAULT_MAX_JOB_ENTRIES,
+        help="entries per upload job; more is HTTP 413",
+    )
+    readings.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="request body size; more is HTTP 413",
+    )
+    readings.add_argument(
+        "--dedupe-concurrent-jobs",
+        action="store_true",
+        help="with skip_duplicate_urls, a job settling after another that imported the URL skips it",
+    )
+    readings.add_argument(
+        "--linked-item-deletion",
+        choices=[choice.value for choice in LinkedItemDeletion],
+        default=LinkedItemDeletion.REFUSE.value,
+        help="deleting an item a Dataset uses: refuse, or delete its data rows too",
+    )
+    readings.add_argument(
+        "--org-admin",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user (key comment) who is an organisation admin; repeatable",
+    )
     serve.add_argument("--verbose", action="store_true")
     return parser
 
@@ -76,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         sandbox = _create(args, credentials)
     except ApiError as error:  # e.g. an --integration STS would refuse
         print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except TypeError as error:  # a reading out of range
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Encord sandbox listening on {sandbox.url}", flush=True)
     try:
@@ -98,4 +140,10 @@ def _create(args: argparse.Namespace, credentials: tuple[str, str] | None) -> Sa
         host=args.host,
         port=args.port,
         record_exchanges=False,
+        report_skipped_duplicates=args.report_skipped_duplicates,
+        max_job_entries=args.max_job_entries,
+        max_request_bytes=args.max_request_bytes,
+        dedupe_concurrent_jobs=args.dedupe_concurrent_jobs,
+        linked_item_deletion=args.linked_item_deletion,
+        org_admins=tuple(args.org_admin),
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import invalid
-from sandbox.jobs import JobFault
+from sandbox.jobs import JobFault, Status
 
 FAULT_STATUSES = (429, 500, 503)
 
@@ -59,6 +59,8 @@ class Faults:
 
     def add(self, body: Any) -> int:
         rules = body.get("rules") if isinstance(body, dict) and "rules" in body else [body]
+        if not isinstance(rules, list):
+            raise invalid("rules must be a list of fault rules.")
         parsed = [_parse(rule) for rule in rules]
         with self._lock:
             for rule in parsed:
@@ -110,11 +112,11 @@ def _parse(rule: Any) -> RouteFault | tuple[JobFault, int]:
     if "job" in rule:
         job = rule["job"] or {}
         outcome = job.get("outcome")
-        if outcome not in (None, "ERROR"):
+        if outcome not in (None, Status.ERROR):
             raise invalid('A job outcome can only be "ERROR".')
         fault = JobFault(
             pending_polls=int(job.get("pendingPolls", 0)),
-            outcome=outcome,
+            outcome=Status(outcome) if outcome is not None else None,
             unit_delay_seconds=float(job.get("unitDelaySeconds", 0.0)),
         )
         return fault, count or 1

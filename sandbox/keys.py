@@ -24,6 +24,11 @@ class KeyPair:
     public_key_hex: str  # the `keyid` the SDK puts in its signatures
     authorized_keys_line: str  # "ssh-ed25519 AAAA... <comment>"
 
+    @property
+    def name(self) -> str:
+        """The user this key stands for (the comment of its authorized_keys line)."""
+        return self.authorized_keys_line.split(" ", 2)[2]
+
     def write_authorized_keys(self, path: str | os.PathLike) -> Path:
         return write_authorized_keys(path, [self])
 

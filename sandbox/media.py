@@ -38,6 +38,11 @@ class MediaInfo:
     codec: str | None = None
 
 
+def video_placeholder() -> bytes:
+    """The video the sandbox writes for an image sequence: an MP4 `ftyp` box (no frames)."""
+    return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x08free"
+
+
 def sniff(head: bytes) -> MediaInfo | None:
     """The type of a file from (at least) its first `SNIFF_BYTES`; None if unsupported."""
     for recogniser in (_image, _video, _audio, _document, _medical, _text):

@@ -17,7 +17,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     body: Any
-    user: User | None = None
+    user: User
     headers: dict[str, str] = field(default_factory=dict)
 
     def param(self, name: str, default: str | None = None) -> str | None:

@@ -1,16 +1,19 @@
-"""Read customers' S3 objects the way Encord does: through the integration's role.
+"""Read (and, for image sequences, write) customers' S3 objects through the integration's role.
 
-For every unit the sandbox calls sts:AssumeRole on the integration's role with its external
-ID, using the sandbox's own AWS identity ("Encord's account"), then reads the object with the
-temporary credentials. So a wrong external ID, a role that does not trust Encord, or a
-permission policy that does not cover the object fails the unit as it would in Encord.
+The sandbox calls sts:AssumeRole on the integration's role with its external ID, using its
+own AWS identity ("Encord's account"), and reads the object with the temporary credentials.
+So a wrong external ID, a role that does not trust Encord, or a permission policy that does
+not cover the object fails the unit as it would in Encord. The credentials are kept per
+integration until shortly before they expire (a failed AssumeRole is not kept).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from sandbox.media import SNIFF_BYTES
 
 DEFAULT_REGION = "us-east-1"
+# Assumed-role credentials are renewed this long before they expire.
+CREDENTIAL_RENEWAL_MARGIN_SECONDS = 300
 _VIRTUAL_HOSTED = re.compile(
     r"^(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.s3(?:\.(?P<region>[a-z0-9-]+))?\.amazonaws\.com$"
 )
@@ -146,13 +151,17 @@ class S3Gateway:
         self._s3control = self._client("s3control", DEFAULT_REGION, self._own)
         self._role_credentials = _PerThreadCredentials()
         self._s3_by_region: dict[str, Any] = {}
+        self._cache_lock = threading.Lock()
+        self._role_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._role_cache: dict[tuple[str, str, str], tuple[AwsCredentials, float]] = {}
 
-    def read_head(self, url: str, role_arn: str, external_id: str) -> ObjectHead:
+    def read_head(self, url: str, integration: dict[str, Any]) -> ObjectHead:
         location = parse_object_url(url)
-        role = self._assume_role(role_arn, external_id)
+        role = self._role(integration)
         bucket = location.bucket or self._resolve_access_point(location)
         s3 = self._s3(location.region)
         self._role_credentials.use(role)
+        role_arn = integration["role_arn"]
         try:
             response = s3.get_object(
                 Bucket=bucket, Key=location.key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
@@ -179,7 +188,45 @@ class S3Gateway:
         size = int(total) if total.isdigit() else int(response.get("ContentLength", len(data)))
         return ObjectHead(data, size)
 
-    def _assume_role(self, role_arn: str, external_id: str) -> AwsCredentials:
+    def write_object(
+        self, beside: ObjectLocation, key: str, body: bytes, integration: dict[str, Any]
+    ) -> str:
+        """PutObject into the bucket of `beside` with the integration's role; returns s3://..."""
+        role = self._role(integration)
+        bucket = beside.bucket or self._resolve_access_point(beside)
+        s3 = self._s3(beside.region)
+        self._role_credentials.use(role)
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="video/mp4")
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in ("AccessDenied", "403", "Forbidden"):
+                raise UnitFailure(
+                    f"access denied writing the image sequence's video to s3://{bucket}/{key} "
+                    f"with the integration's role {integration['role_arn']}: an image sequence "
+                    "(createVideo) needs s3:PutObject."
+                ) from error
+            raise UnitFailure(f"S3 refused the write: {code}: {_message(error)}") from error
+        except BotoCoreError as error:
+            raise UnitFailure(f"could not reach S3: {error}") from error
+        return f"s3://{bucket}/{key}"
+
+    def _role(self, integration: dict[str, Any]) -> AwsCredentials:
+        """The integration's role credentials, from the cache while they are fresh."""
+        cache_key = (integration["uuid"], integration["role_arn"], integration["external_id"])
+        with self._cache_lock:
+            lock = self._role_locks.setdefault(cache_key, threading.Lock())
+        with lock:  # one AssumeRole per integration at a time, not one per unit
+            cached = self._role_cache.get(cache_key)
+            if cached is not None and cached[1] - time.time() > CREDENTIAL_RENEWAL_MARGIN_SECONDS:
+                return cached[0]
+            credentials, expires_at = self._assume_role(
+                integration["role_arn"], integration["external_id"]
+            )
+            self._role_cache[cache_key] = (credentials, expires_at)
+            return credentials
+
+    def _assume_role(self, role_arn: str, external_id: str) -> tuple[AwsCredentials, float]:
         try:
             credentials = self._sts.assume_role(
                 RoleArn=role_arn, RoleSessionName="encord-sandbox", ExternalId=external_id
@@ -191,13 +238,18 @@ class S3Gateway:
             ) from error
         except ParamValidationError as error:
             raise UnitFailure(
-                f"the integration's role ARN or external ID is invalid: {error}"
+                "the integration's role ARN or external ID is invalid for sts:AssumeRole."
             ) from error
         except BotoCoreError as error:
             raise UnitFailure(f"could not reach AWS STS to assume {role_arn}: {error}") from error
-        return AwsCredentials(
+        expiration = credentials.get("Expiration")
+        expires_at = (
+            expiration.timestamp() if isinstance(expiration, datetime) else time.time() + 900
+        )
+        role = AwsCredentials(
             credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
         )
+        return role, expires_at
 
     def _resolve_access_point(self, location: ObjectLocation) -> str:
         """The bucket behind a Multi-Region Access Point alias (AWS routes this internally)."""
@@ -214,11 +266,11 @@ class S3Gateway:
             f"the Multi-Region Access Point {location.mrap_alias} does not exist in account {location.mrap_account}."
         )
 
-    def _s3(self, region: str):
+    def _s3(self, region: str) -> Any:
         """One S3 client per region for all units; each call signs with its thread's role.
 
-        Building a client per unit costs ~20 ms of CPU; signing with per-thread credentials
-        keeps "assume the role for every unit" without that cost.
+        Building a client is CPU-heavy, so units share it and set their role's credentials
+        on their thread before each call.
         """
         with self._lock:
             if region not in self._s3_by_region:
@@ -230,7 +282,7 @@ class S3Gateway:
                 )
             return self._s3_by_region[region]
 
-    def _client(self, service: str, region: str, credentials: dict):
+    def _client(self, service: str, region: str, credentials: dict) -> Any:
         with self._lock:
             client = self._session.client(
                 service,
@@ -244,7 +296,7 @@ class S3Gateway:
         return client
 
 
-def without_account_host_prefix(s3control) -> None:
+def without_account_host_prefix(s3control: Any) -> None:
     """Send S3 Control calls to the endpoint's own host, not `<account>.<host>`.
 
     AWS routes S3 Control by an account-ID host prefix; a local endpoint (moto) has no such
@@ -252,7 +304,7 @@ def without_account_host_prefix(s3control) -> None:
     """
     endpoint_host = urlsplit(s3control.meta.endpoint_url).netloc
 
-    def strip_prefix(request, **_) -> None:
+    def strip_prefix(request: Any, **_: Any) -> None:
         parts = urlsplit(request.url)
         if parts.netloc != endpoint_host and parts.netloc.endswith("." + endpoint_host):
             request.url = parts._replace(netloc=endpoint_host).geturl()

@@ -25,10 +25,13 @@ from typing import Any
 
 from sandbox.app import App, Exchange
 from sandbox.auth import Authenticator
-from sandbox.catalog import Catalog
+from sandbox.catalog import Catalog, Shareable
+from sandbox.errors import ApiError, invalid
 from sandbox.faults import Faults
 from sandbox.jobs import Jobs
-from sandbox.keys import load_authorized_keys
+from sandbox.keys import KeyPair, load_authorized_keys
+from sandbox.readings import Readings, ReadingsHolder
+from sandbox.routes.common import Services
 from sandbox.s3_access import AwsCredentials, S3Gateway
 from sandbox.state import Store
 
@@ -52,7 +55,8 @@ class _HttpHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
-        response = self.server.app.handle(self.command, self.path, self.headers, raw_body)
+        headers = {name: value for name, value in self.headers.items()}
+        response = self.server.app.handle(self.command, self.path, headers, raw_body)
         payload = response.encoded()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
@@ -94,6 +98,7 @@ class Sandbox:
         self._store = store
         self._closed = False
         host, port = server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         self.url = f"http://{host}:{port}"
         # Talk to ourselves directly, whatever HTTP(S)_PROXY says.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -102,10 +107,36 @@ class Sandbox:
         # A short poll interval makes close() prompt.
         self._server.serve_forever(poll_interval=0.05)
 
-    def add_integration(self, title: str, role_arn: str, external_id: str) -> str:
-        """Create an AWS integration the way a user does in the web app; returns its id."""
+    def add_integration(
+        self, title: str, role_arn: str, external_id: str, *, owner: str | None = None
+    ) -> str:
+        """Create an AWS integration the way a user does in the web app; returns its id.
+
+        `owner` is the user (key comment) who creates it; by default the first key in
+        the authorized keys file. Other users see it only once it is shared with them.
+        """
         body = {"title": title, "provider": "AWS", "roleArn": role_arn, "externalId": external_id}
-        return self._control("POST", "/sandbox/integrations", body)["integrationUuid"]
+        if owner is not None:
+            body["owner"] = owner
+        return str(self._control("POST", "/sandbox/integrations", body)["integrationUuid"])
+
+    def share(self, kind: str, record_uuid: str, user: str | KeyPair) -> None:
+        """Share an integration, folder or dataset (`kind`) with a user (name or key pair)."""
+        name = user if isinstance(user, str) else user.name
+        body = {"kind": Shareable(kind).value, "uuid": str(record_uuid), "user": name}
+        self._control("POST", "/sandbox/shares", body)
+
+    def readings(self) -> Readings:
+        """The readings in force (see `sandbox.readings`)."""
+        return Readings().replaced(self._control("GET", "/sandbox/readings", None))
+
+    def set_readings(self, **changes: Any) -> Readings:
+        """Switch readings at run time, e.g. `set_readings(report_skipped_duplicates=True)`."""
+        body = {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in changes.items()
+        }
+        return Readings().replaced(self._control("PATCH", "/sandbox/readings", body))
 
     def inject_faults(self, *rules: Mapping[str, Any]) -> None:
         """Add fault rules (see `sandbox.faults` for their shape)."""
@@ -148,27 +179,40 @@ def create_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     record_exchanges: bool = True,
+    **readings: Any,
 ) -> Sandbox:
     """Build and bind a sandbox (not yet serving); unfinished jobs from `state_path` resume.
 
     `record_exchanges` keeps every response for `Sandbox.exchanges()` (tests); a long-running
-    server (the CLI) turns it off.
+    server (the CLI) turns it off. `readings` are `sandbox.readings.Readings` fields
+    (`report_skipped_duplicates=True`, `max_job_entries=5`, ...).
     """
+    try:
+        chosen = Readings().replaced(readings)
+    except ApiError as error:
+        raise TypeError(error.message) from error
+    users = load_authorized_keys(authorized_keys_path)
+    if not users:
+        raise invalid(f"{authorized_keys_path} holds no ssh-ed25519 key.")
+    default_owner = next(iter(users.values())).name
     store = Store(str(state_path) if state_path else None)
     catalog = Catalog(store)
     for seed in integrations:
         seed = seed if isinstance(seed, IntegrationSeed) else IntegrationSeed(*seed)
-        _seed_integration(catalog, seed)
+        _seed_integration(catalog, seed, default_owner)
     faults = Faults()
     gateway = S3Gateway(aws_endpoint_url, _credentials(aws_credentials))
+    holder = ReadingsHolder(chosen)
     jobs = Jobs(
         catalog,
         gateway,
+        holder,
         long_poll_cap_seconds=long_poll_cap_seconds,
         next_job_fault=faults.next_job_fault,
     )
-    authenticator = Authenticator(load_authorized_keys(authorized_keys_path))
-    app = App(catalog, jobs, authenticator, faults, record_exchanges)
+    authenticator = Authenticator(users)
+    services = Services(catalog, jobs, holder)
+    app = App(services, gateway, authenticator, faults, record_exchanges, default_owner)
     server = _HttpServer((host, port), app)
     jobs.resume_unfinished()
     return Sandbox(server, app, jobs, store)
@@ -186,6 +230,7 @@ def running_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     record_exchanges: bool = True,
+    **readings: Any,
 ) -> Iterator[Sandbox]:
     """`create_sandbox(...)` serving on a background thread until the block ends."""
     sandbox = create_sandbox(
@@ -198,6 +243,7 @@ def running_sandbox(
         host=host,
         port=port,
         record_exchanges=record_exchanges,
+        **readings,
     )
     thread = threading.Thread(target=sandbox.serve_forever, name="encord-sandbox", daemon=True)
     thread.start()
@@ -208,14 +254,14 @@ def running_sandbox(
         thread.join(timeout=10)
 
 
-def _seed_integration(catalog: Catalog, seed: IntegrationSeed) -> None:
+def _seed_integration(catalog: Catalog, seed: IntegrationSeed, owner: str) -> None:
     """Idempotent by title, so restarting with the same `--integration` keeps its id."""
-    for existing in catalog.integrations():
+    for existing in catalog.integrations(None):
         if existing["title"] == seed.title:
             existing.update(role_arn=seed.role_arn, external_id=seed.external_id)
             catalog.store.put("integration", existing["uuid"], existing)
             return
-    catalog.add_integration(seed.title, "AWS", seed.role_arn, seed.external_id)
+    catalog.add_integration(owner, seed.title, "AWS", seed.role_arn, seed.external_id)
 
 
 def _credentials(value: Any) -> AwsCredentials | None:

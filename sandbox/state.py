@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_by_parent ON documents (kind, parent, seq);
 CREATE INDEX IF NOT EXISTS documents_by_key ON documents (kind, key, parent);
-CREATE INDEX IF NOT EXISTS documents_by_sort ON documents (kind, parent, sort, seq);
+-- What paged listings order by (an expression index: the scan never sorts a whole folder).
+CREATE INDEX IF NOT EXISTS documents_by_sort_key ON documents (kind, parent, COALESCE(sort, ''), seq);
 """
 
 Document = dict[str, Any]
@@ -119,6 +120,33 @@ class Store:
                 yield cursor, json.loads(body)
             if len(rows) < batch:
                 return
+
+    def delete(self, kind: str, id: str) -> None:
+        with self.transaction():
+            self._connection.execute("DELETE FROM documents WHERE kind = ? AND id = ?", (kind, id))
+
+    def get_many(self, kind: str, ids: list[str]) -> dict[str, Document]:
+        """Documents by id, fetched in batches (missing ids are absent from the result)."""
+        found: dict[str, Document] = {}
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            with self._lock:
+                rows = self._connection.execute(
+                    f"SELECT id, body FROM documents WHERE kind = ? AND id IN ({marks})",
+                    [kind, *batch],
+                ).fetchall()
+            found.update((id, json.loads(body)) for id, body in rows)
+        return found
+
+    def count(self, kind: str, *, key: str, parent: str | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM documents WHERE kind = ? AND key = ?"
+        args = [kind, key]
+        if parent is not None:
+            sql += " AND parent = ?"
+            args.append(parent)
+        with self._lock:
+            return int(self._connection.execute(sql, args).fetchone()[0])
 
     def all(self, kind: str, *, parent: str | None = None) -> list[Document]:
         return [body for _, body in self.scan(kind, parent=parent)]

@@ -25,8 +25,19 @@ def user_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
 
 
 @pytest.fixture(scope="session")
-def authorized_keys(tmp_path_factory: pytest.TempPathFactory, user_key: KeyPair) -> Path:
-    return write_authorized_keys(tmp_path_factory.mktemp("sshd") / "authorized_keys", [user_key])
+def other_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    """A second user of the organisation (listed after `user_key`)."""
+    return generate_key_pair(tmp_path_factory.mktemp("keys"), "colleague@example.com")
+
+
+@pytest.fixture(scope="session")
+def authorized_keys(
+    tmp_path_factory: pytest.TempPathFactory, user_key: KeyPair, other_key: KeyPair
+) -> Path:
+    """Both users; `user_key` comes first, so integrations made for the tests are its own."""
+    return write_authorized_keys(
+        tmp_path_factory.mktemp("sshd") / "authorized_keys", [user_key, other_key]
+    )
 
 
 @pytest.fixture

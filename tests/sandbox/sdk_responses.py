@@ -28,9 +28,11 @@ from encord.orm.dataset import (
 from encord.orm.dataset import Dataset as OrmDataset
 from encord.orm.storage import (
     AddDataToFolderJobCancelResponse,
+    DeleteItemsResponse,
     StorageFolder,
     StorageItem,
     UploadLongPollingState,
+    _StorageItemPrivateSummary,
 )
 
 from sandbox.app import Exchange
@@ -69,6 +71,10 @@ V2_MODELS: list[tuple[str, str, Callable[[Any], Any]]] = [
     ("PATCH", r"storage/folders/[^/]+", StorageFolder.from_dict),
     ("GET", r"storage/folders/[^/]+/items", Page[StorageItem].from_dict),
     ("GET", r"storage/items/[^/]+", StorageItem.from_dict),
+    ("GET", r"storage/folders/[^/]+/items/[^/]+/child-items", Page[StorageItem].from_dict),
+    ("GET", r"storage/folders/[^/]+/items/[^/]+/summary", _StorageItemPrivateSummary.from_dict),
+    ("POST", r"storage/folders/[^/]+/items/delete", DeleteItemsResponse.from_dict),
+    ("POST", r"storage/items/migrate-storage", lambda body: body is None or body),
     ("POST", r"storage/items/get-bulk", Page[StorageItem].from_dict),
     ("POST", r"storage/folders/[^/]+/data-upload-jobs", uuid.UUID),
     ("GET", r"storage/folders/[^/]+/data-upload-jobs/[^/]+", UploadLongPollingState.from_dict),
@@ -84,6 +90,7 @@ V1_MODELS: dict[str, Callable[[Any], Any]] = {
     "dataset": OrmDataset.from_dict,
     "datasetlinkitems": _each(DataRow.from_dict),
     "datarows": _each(DataRow.from_dict),
+    "video": lambda body: body,  # Dataset.delete_data reads nothing back
     "datasetdatalongpolling": lambda body: (
         _process_hash(body) if "process_hash" in body else DatasetDataLongPolling.from_dict(body)
     ),
@@ -114,7 +121,7 @@ def _check_v2(exchange: Exchange, route: str) -> None:
 
 def _check_v1(exchange: Exchange) -> None:
     body = exchange.body
-    if exchange.status == 429:
+    if exchange.status in (413, 429):
         return  # the SDK reads the status alone
     assert isinstance(body, dict), body
     if body.get("status") != 200:

@@ -77,9 +77,7 @@ def test_a_client_that_goes_away_does_not_affect_the_job(sandbox, connect, integ
     assert folder.add_private_data_to_folder_get_result(job).status == LongPollingStatus.DONE
 
 
-def test_skip_duplicate_urls_makes_a_rerun_idempotent(sandbox, encord, integration_id, bucket):
-    name = bucket({"a.png": samples.png(), "b.png": samples.png()})
-    folder = encord.create_storage_folder("f")
+def _rerun_with_one_new_image(folder, integration_id, name):
     first = folder.add_private_data_to_folder_get_result(
         folder.add_private_data_to_folder_start(
             integration_id, _images(name, ["a.png"], skip_duplicate_urls=True)
@@ -91,10 +89,30 @@ def test_skip_duplicate_urls_makes_a_rerun_idempotent(sandbox, encord, integrati
         )
     )
     assert second.status == LongPollingStatus.DONE and second.units_done_count == 2
+    assert sorted(item.name for item in folder.list_items()) == ["a.png", "b.png"]
+    return first, second
+
+
+def test_skip_duplicate_urls_makes_a_rerun_idempotent(sandbox, encord, integration_id, bucket):
+    """items_with_names is what the job added: the skipped duplicate is not in it."""
+    name = bucket({"a.png": samples.png(), "b.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    first, second = _rerun_with_one_new_image(folder, integration_id, name)
+    (a,) = first.items_with_names
+    (b,) = second.items_with_names
+    assert (a.name, b.name) == ("a.png", "b.png")
+    assert {i.uuid for i in folder.list_items()} == {a.item_uuid, b.item_uuid}
+
+
+def test_skipped_duplicates_are_reported_under_the_switch(sandbox, encord, integration_id, bucket):
+    sandbox.set_readings(report_skipped_duplicates=True)
+    name = bucket({"a.png": samples.png(), "b.png": samples.png()})
+    folder = encord.create_storage_folder("f")
+    first, second = _rerun_with_one_new_image(folder, integration_id, name)
     assert {i.item_uuid for i in first.items_with_names} < {
         i.item_uuid for i in second.items_with_names
     }
-    assert sorted(item.name for item in folder.list_items()) == ["a.png", "b.png"]
+    assert sorted(i.name for i in second.items_with_names) == ["a.png", "b.png"]
 
 
 def test_without_skip_duplicate_urls_a_rerun_duplicates(sandbox, encord, integration_id, bucket):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from encord.orm.dataset import LongPollingStatus
@@ -79,6 +81,13 @@ def test_the_cli_prints_its_address_and_serves(aws, authorized_keys, connect):
         str(authorized_keys),
         "--integration",
         f"title=from-cli,role-arn={ROLE_ARN},external-id={EXTERNAL_ID}",
+        "--report-skipped-duplicates",
+        "--max-job-entries",
+        "5",
+        "--linked-item-deletion",
+        "cascade",
+        "--org-admin",
+        "boss@example.com",
     ]
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ}
@@ -94,6 +103,17 @@ def test_the_cli_prints_its_address_and_serves(aws, authorized_keys, connect):
         assert [i.title for i in connect(Running, max_retries=0).get_cloud_integrations()] == [
             "from-cli"
         ]
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(f"{Running.url}/sandbox/readings", timeout=10) as response:
+            readings = json.loads(response.read())
+        assert readings == {
+            "reportSkippedDuplicates": True,
+            "maxJobEntries": 5,
+            "maxRequestBytes": 8 * 1024 * 1024,
+            "dedupeConcurrentJobs": False,
+            "linkedItemDeletion": "cascade",
+            "orgAdmins": ["boss@example.com"],
+        }
     finally:
         process.terminate()
         process.wait(timeout=10)
