@@ -25,6 +25,7 @@ from ingest.plan.globs import glob_matcher
 from ingest.settings import GroupRule
 
 _DIGITS = re.compile(r"(\d+)")
+SEQUENCE_VIDEO = "a video in an image-sequence folder: the one Encord writes for the sequence"
 
 
 class Item(NamedTuple):
@@ -85,10 +86,18 @@ class FolderRules:
 
 
 def group(
-    items: Iterable[Item], rules: FolderRules, url_for: Callable[[str], str]
+    items: Iterable[Item],
+    rules: FolderRules,
+    url_for: Callable[[str], str],
+    left_out: Callable[[str, str], None] | None = None,
 ) -> Iterator[Grouped]:
     """Entries in a deterministic order: single objects as listed, a group when its folder
-    closes. `url_for` turns a key into its object URL.
+    closes. `url_for` turns a key into its object URL; `left_out(key, reason)` hears of
+    objects not imported.
+
+    A video inside an image-sequence folder is the one Encord writes for that sequence
+    (`createVideo`), not data of the bucket's own: importing it would add an item on every
+    sync after the first.
 
     Runs once per item: the single-object path is kept to a few local operations (positional
     `Entry`, `Grouped` built with `tuple.__new__`, the title checked inline)."""
@@ -110,6 +119,10 @@ def group(
             kind = "dicom_series"
         elif kind == "images" and last_mode is not None:
             open_folders.setdefault(folder, {}).setdefault(last_mode, []).append(item)
+            continue
+        elif kind == "videos" and last_mode == "imageSequence":
+            if left_out is not None:
+                left_out(key, SEQUENCE_VIDEO)
             continue
         title = key if len(key) <= MAX_TITLE else title_for(key)
         entry = Entry(kind, title, (key,), (url_for(key),), (etag,), None, False, (size,))

@@ -107,7 +107,10 @@ def entries(
 ) -> Iterator[Entry]:
     """The pure pipeline over a listing; adapters for S3 are passed in."""
     grouped = group(
-        items(objects, excluded, content_type_of, report), rules, object_urls(url_prefix)
+        items(objects, excluded, content_type_of, report),
+        rules,
+        object_urls(url_prefix),
+        report.add_unsupported,
     )
     # Counted in plain dicts, added to the report's Counters at the end (as `items` counts
     # objects): `+=` on a Counter costs several times what it does on a dict.

@@ -13,7 +13,7 @@ from ingest.errors import UserError
 from ingest.listing.paginator import S3Lister
 from ingest.listing.scan import ListedObject, normalise_prefixes, scan
 from ingest.plan.classify import DICOM, SIDECAR, classify
-from ingest.plan.group import MAX_TITLE, FolderRules, Item, group, title_for
+from ingest.plan.group import MAX_TITLE, SEQUENCE_VIDEO, FolderRules, Item, group, title_for
 from ingest.plan.pipeline import items
 from ingest.plan.report import PlanReport
 from ingest.settings import GroupRule
@@ -131,6 +131,31 @@ def test_groups_close_only_when_the_listing_leaves_the_folder() -> None:
         ("image_groups", "g/b/ (images)", ("g/b/still.png",), True),
         ("images", "z.png", ("z.png",), False),
     ]
+
+
+def test_the_video_encord_writes_for_a_sequence_is_left_out_not_imported() -> None:
+    rules = FolderRules(
+        [
+            GroupRule(folders="seq/*", **{"as": "imageSequence"}),
+            GroupRule(folders="grp/*", **{"as": "imageGroup"}),
+        ]
+    )
+    keys = ["grp/a/1.png", "grp/a/clip.mp4", "seq/a/1.png", "seq/a/2.png", "seq/a/9f3c.mp4"]
+    left_out: list[tuple[str, str]] = []
+    grouped = list(
+        group(
+            [Item(key, "e", classify(key)[0]) for key in keys],
+            rules,
+            "u:".__add__,
+            lambda key, reason: left_out.append((key, reason)),
+        )
+    )
+    assert [(g.entry.kind, g.entry.keys) for g in grouped] == [
+        ("videos", ("grp/a/clip.mp4",)),  # only a sequence's folder holds Encord's video
+        ("image_groups", ("grp/a/1.png",)),
+        ("image_groups", ("seq/a/1.png", "seq/a/2.png")),
+    ]
+    assert left_out == [("seq/a/9f3c.mp4", SEQUENCE_VIDEO)]
 
 
 def test_dicom_series_can_be_switched_off() -> None:
