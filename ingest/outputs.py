@@ -31,6 +31,7 @@ class StackOutputs(BaseModel):
     integration_title: str | None = Field(default=None, alias="integrationTitle")
     inventory_location: str | None = Field(default=None, alias="inventoryLocation")
     external_id: SecretStr | None = Field(default=None, alias="externalId")
+    allow_write: bool | None = Field(default=None, alias="allowWrite")
 
     def require(self, name: str) -> str:
         """The value of an optional output a command needs; `name` is the output's own (camelCase) name."""

@@ -10,7 +10,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.documents import load_document
-from ingest.encord_format import MAX_ITEMS_PER_FILE
+from ingest.encord_format import (
+    MAX_ITEMS_PER_FILE,
+    MAX_JOB_ENTRIES_ENTERPRISE,
+    MAX_JOB_ENTRIES_TEAM,
+)
 from ingest.errors import UserError
 
 CONFIG_KEY = "encord-s3:ingest"
@@ -70,7 +74,17 @@ class IngestSettings(BaseModel):
     dicom_series: bool = Field(
         default=True,
         alias="dicomSeries",
-        **_flag("the .dcm files of one folder form one DICOM series"),
+        **_flag(
+            "group .dcm files into DICOM series (see dicomGrouping); false: one entry per file"
+        ),
+    )
+    dicom_grouping: Literal["uid", "folder"] = Field(
+        default="uid",
+        alias="dicomGrouping",
+        **_flag(
+            "DICOM series by the SeriesInstanceUID in each file's header (uid: reads each "
+            ".dcm file's first bytes), or the .dcm files of one folder (folder)"
+        ),
     )
     metadata_schema: Path | None = Field(
         default=None,
@@ -98,6 +112,17 @@ class IngestSettings(BaseModel):
         le=MAX_ITEMS_PER_FILE,
         alias="chunkSize",
         **_flag("URLs per manifest file", metavar="N"),
+    )
+    max_job_entries: int = Field(
+        default=MAX_JOB_ENTRIES_TEAM,
+        ge=1,
+        le=MAX_JOB_ENTRIES_ENTERPRISE,
+        alias="maxJobEntries",
+        **_flag(
+            f"entries per upload job (Encord: {MAX_JOB_ENTRIES_TEAM:,} on Team plans, "
+            f"{MAX_JOB_ENTRIES_ENTERPRISE:,} on Enterprise)",
+            metavar="N",
+        ),
     )
     output_dir: Path = Field(
         default=Path("out/ingest"),

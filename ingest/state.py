@@ -22,6 +22,7 @@ import fcntl
 import json
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import IO, Any
 from ingest.errors import UserError
 from ingest.mirror.diff import PRESENT, UNLINKED, Change, Held, Prior, entry_signature
 from ingest.model import Entry, ReadObject
+from ingest.plan.dicom import DicomHeader, ReadDicomHeader
 
 STATE_FILE = "state.sqlite"
 # Rows written per transaction while recording a scan: few fsyncs, little lost on a kill.
@@ -73,7 +75,54 @@ CREATE TABLE IF NOT EXISTS links (
     item_uuid TEXT NOT NULL,
     PRIMARY KEY (dataset, item_uuid)
 );
+CREATE TABLE IF NOT EXISTS job_intents (
+    intent INTEGER PRIMARY KEY AUTOINCREMENT,
+    folder TEXT NOT NULL,
+    folder_uuid TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    started_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intent_entries (
+    intent INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (intent, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS dedupe_pending (
+    folder TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    since REAL NOT NULL,
+    PRIMARY KEY (folder, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS folder_items (
+    folder_uuid TEXT NOT NULL,
+    item_uuid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    url TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (folder_uuid, item_uuid)
+);
+CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (folder_uuid, url);
+CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (folder_uuid, name);
+CREATE TABLE IF NOT EXISTS dicom_headers (
+    key TEXT PRIMARY KEY,
+    etag TEXT NOT NULL,
+    series_uid TEXT,
+    instance_number INTEGER
+);
 """
+# An entry Encord imports from one URL (matched to its item by URL); the others (image groups,
+# DICOM series) are matched by title.
+_SINGLE_FILE = "json_extract(entry, '$.kind') NOT IN ('image_groups', 'dicom_series')"
+# The folder index's item for entry `e` (parameter: the folder's uuid): by URL for a single
+# file, by title for a group, the newest of several (a changed group is a new item).
+_MATCHING_ITEM = (
+    "SELECT f.item_uuid FROM folder_items f WHERE f.folder_uuid = :folder_uuid AND"
+    " CASE WHEN json_extract(e.entry, '$.kind') IN ('image_groups', 'dicom_series')"
+    " THEN f.url IS NULL AND f.name = e.title ELSE f.url = e.first_url END"
+    " ORDER BY f.created_at DESC LIMIT 1"
+)
+# Encord's clock against ours, when telling a group's fresh duplicates from its old versions.
+GROUP_CLOCK_SKEW_SECONDS = 600
 
 # Mirroring (ingest/mirror). `mirror_items`: what each storage item a sync left in the folder
 # came from (its provenance), so a later sync decides deletions and moves without asking
@@ -240,12 +289,118 @@ class RunState:
                 batch,
             )
 
+    # -- DICOM headers -----------------------------------------------------------------
+
+    def cached_dicom_headers(self, read: ReadDicomHeader) -> ReadDicomHeader:
+        """`read`, skipped for a file whose header was read at the same ETag by an earlier
+        sync. Called from the grouping stage, in the thread that records the scan: what is
+        read is written into the scan's open transaction, committed with it."""
+
+        def read_through(key: str, etag: str) -> DicomHeader:
+            row = self._db.execute(
+                "SELECT series_uid, instance_number FROM dicom_headers WHERE key = ? AND etag = ?",
+                (key, etag),
+            ).fetchone()
+            if row is not None:
+                return DicomHeader(*row)
+            header = read(key, etag)
+            self._db.execute(
+                "INSERT INTO dicom_headers (key, etag, series_uid, instance_number)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET etag = excluded.etag,"
+                " series_uid = excluded.series_uid, instance_number = excluded.instance_number",
+                (key, etag, header.series_uid, header.instance_number),
+            )
+            return header
+
+        return read_through
+
     # -- upload jobs -------------------------------------------------------------------
 
+    def record_intent(
+        self, folder: str, folder_uuid: str, manifest: str, fingerprints: list[str]
+    ) -> int:
+        """An upload job about to be started with these entries, committed before the request
+        is sent: if the process dies before `record_job`, the rerun knows a job may exist."""
+        with self._db:
+            intent = self._db.execute(
+                "INSERT INTO job_intents (folder, folder_uuid, manifest, started_at)"
+                " VALUES (?, ?, ?, ?)",
+                (folder, folder_uuid, manifest, time.time()),
+            ).lastrowid
+            self._db.executemany(
+                "INSERT OR IGNORE INTO intent_entries (intent, fingerprint) VALUES (?, ?)",
+                [(intent, fingerprint) for fingerprint in fingerprints],
+            )
+        assert intent is not None  # an INSERT's rowid
+        return intent
+
+    def drop_intent(self, intent: int) -> None:
+        """Encord refused the start (no job exists): forget the intent."""
+        with self._db:
+            self._delete_intent(intent)
+
+    def orphaned_intents(self, folder: str) -> list[tuple[int, str, str, float]]:
+        """(intent, folder uuid, manifest, started at) of job starts a killed run left open."""
+        return self._db.execute(
+            "SELECT intent, folder_uuid, manifest, started_at FROM job_intents"
+            " WHERE folder = ? ORDER BY intent",
+            (folder,),
+        ).fetchall()
+
+    def intent_urls_unmatched(self, intent: int, folder_uuid: str) -> int:
+        """How many of the intent's entries have no item in the folder index yet."""
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM intent_entries i JOIN entries e ON e.fingerprint = i.fingerprint"
+            " JOIN job_intents j ON j.intent = i.intent AND e.folder = j.folder"
+            f" WHERE i.intent = :intent AND NOT EXISTS ({_MATCHING_ITEM})",
+            {"intent": intent, "folder_uuid": folder_uuid},
+        ).fetchone()
+        return count
+
+    def settle_intent(self, intent: int, folder: str, folder_uuid: str, manifest: str) -> int:
+        """Give the entries of an orphaned start the items the folder index holds for them
+        (as if a job `intent-N` had imported them), leave the rest unsubmitted, and mark all
+        of them for de-duplication (the orphaned job may have imported them twice over with a
+        resubmission). Return how many were found."""
+        job_id = f"intent-{intent}"
+        with self._db:
+            (started_at,) = self._db.execute(
+                "SELECT started_at FROM job_intents WHERE intent = ?", (intent,)
+            ).fetchone()
+            self._db.execute(
+                "INSERT OR IGNORE INTO jobs (job_id, folder, folder_uuid, manifest, status)"
+                " VALUES (?, ?, ?, ?, 'ORPHANED')",
+                (job_id, folder, folder_uuid, manifest),
+            )
+            found = self._db.execute(
+                f"UPDATE entries AS e SET job_id = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
+                " WHERE e.folder = :folder AND e.item_uuid IS NULL AND e.fingerprint IN"
+                " (SELECT fingerprint FROM intent_entries WHERE intent = :intent)"
+                f" AND EXISTS ({_MATCHING_ITEM})",
+                {"job": job_id, "folder_uuid": folder_uuid, "folder": folder, "intent": intent},
+            ).rowcount
+            self._db.execute(
+                "INSERT OR IGNORE INTO dedupe_pending (folder, fingerprint, since)"
+                " SELECT ?, fingerprint, ? FROM intent_entries WHERE intent = ?",
+                (folder, started_at, intent),
+            )
+            self._delete_intent(intent)
+        return found
+
+    def _delete_intent(self, intent: int) -> None:
+        self._db.execute("DELETE FROM intent_entries WHERE intent = ?", (intent,))
+        self._db.execute("DELETE FROM job_intents WHERE intent = ?", (intent,))
+
     def record_job(
-        self, folder: str, folder_uuid: str, job_id: str, manifest: Path, fingerprints: list[str]
+        self,
+        folder: str,
+        folder_uuid: str,
+        job_id: str,
+        manifest: Path | str,
+        fingerprints: list[str],
+        intent: int | None = None,
     ) -> None:
-        """The job and its entries' submission, in one transaction."""
+        """The job and its entries' submission, in one transaction (closing its intent)."""
         with self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO jobs (job_id, folder, folder_uuid, manifest)"
@@ -256,6 +411,8 @@ class RunState:
                 "UPDATE entries SET job_id = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
                 [(job_id, folder, fingerprint) for fingerprint in fingerprints],
             )
+            if intent is not None:
+                self._delete_intent(intent)
 
     def job(self, job_id: str) -> dict[str, str] | None:
         row = self._db.execute(
@@ -310,6 +467,117 @@ class RunState:
                 "UPDATE entries SET item_uuid = ?, error = ? WHERE job_id = ? AND title = ?",
                 (item_uuid, error, job_id, title),
             )
+
+    def unmatched_entries(self, folder: str) -> int:
+        """Entries of the folder's settled-or-settling jobs not yet given an item or error."""
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM entries WHERE folder = ? AND job_id IS NOT NULL"
+            " AND item_uuid IS NULL AND error IS NULL",
+            (folder,),
+        ).fetchone()
+        return count
+
+    def index_folder(
+        self, folder_uuid: str, items: Iterable[tuple[str, str, str | None, float]]
+    ) -> int:
+        """Replace the index of the folder's items — (uuid, name, URL or None, created at as
+        epoch seconds) — written in batches, so a folder of millions stays on disk."""
+        count = 0
+        with self._db:
+            self._db.execute("DELETE FROM folder_items WHERE folder_uuid = ?", (folder_uuid,))
+        batch: list[tuple[str, str, str, str | None, float]] = []
+        for item_uuid, name, url, created_at in items:
+            batch.append((folder_uuid, item_uuid, name, url, created_at))
+            if len(batch) >= SCAN_COMMIT_EVERY:
+                count += self._index_batch(batch)
+        return count + self._index_batch(batch)
+
+    def _index_batch(self, batch: list[tuple[str, str, str, str | None, float]]) -> int:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO folder_items (folder_uuid, item_uuid, name, url, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                batch,
+            )
+        count = len(batch)
+        batch.clear()
+        return count
+
+    def match_job_items(self, job_id: str, folder_uuid: str) -> None:
+        """Give the job's entries that its result left without an item the item the folder
+        index holds for them: by URL for a single file, by title for a group or series."""
+        with self._db:
+            self._db.execute(
+                f"UPDATE entries AS e SET item_uuid = ({_MATCHING_ITEM})"
+                " WHERE e.job_id = :job AND e.item_uuid IS NULL AND e.error IS NULL",
+                {"folder_uuid": folder_uuid, "job": job_id},
+            )
+
+    def duplicates(self, folder: str, folder_uuid: str) -> Iterator[tuple[str, str, list[str]]]:
+        """(fingerprint, item to keep, extra items) of each entry marked for de-duplication
+        that has more than one item in the folder index. Kept: an item linked to a Dataset,
+        else the one the entry already has, else the oldest."""
+        rows = self._db.execute(
+            "SELECT d.fingerprint, d.since, e.item_uuid, e.title, e.first_url,"
+            f" {_SINGLE_FILE.replace('entry', 'e.entry')}"
+            " FROM dedupe_pending d JOIN entries e ON e.folder = d.folder"
+            " AND e.fingerprint = d.fingerprint WHERE d.folder = ?",
+            (folder,),
+        ).fetchall()
+        for fingerprint, since, current, title, first_url, single in rows:
+            args: tuple[object, ...]
+            if single:
+                query, args = "url = ?", (first_url,)
+            else:  # a group's earlier versions share its title: only items since the start
+                query, args = (
+                    "url IS NULL AND name = ? AND created_at >= ?",
+                    (
+                        title,
+                        since - GROUP_CLOCK_SKEW_SECONDS,
+                    ),
+                )
+            items = self._db.execute(
+                "SELECT item_uuid, EXISTS (SELECT 1 FROM links WHERE links.item_uuid ="
+                f" folder_items.item_uuid) FROM folder_items WHERE folder_uuid = ? AND {query}"
+                " ORDER BY created_at, item_uuid",
+                (folder_uuid, *args),
+            ).fetchall()
+            if len(items) < 2:
+                continue
+            linked = [item for item, is_linked in items if is_linked]
+            uuids = [item for item, _ in items]
+            keep = linked[0] if linked else current if current in uuids else uuids[0]
+            yield fingerprint, keep, [item for item in uuids if item != keep and item not in linked]
+
+    def deduplicated(self, folder: str, fingerprint: str, keep: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+                (keep, folder, fingerprint),
+            )
+
+    def mark_dedupe(self, folder: str, fingerprints: list[str]) -> None:
+        """These entries may have been imported by a job whose start answer was lost."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO dedupe_pending (folder, fingerprint, since) VALUES (?, ?, ?)",
+                [(folder, fingerprint, time.time()) for fingerprint in fingerprints],
+            )
+
+    def clear_dedupe(self, folder: str, marked_before: float) -> None:
+        """Forget the marks older than `marked_before`: a job that could still add items
+        for the newer ones may be running, so a later run checks them again."""
+        with self._db:
+            self._db.execute(
+                "DELETE FROM dedupe_pending WHERE folder = ? AND since < ?", (folder, marked_before)
+            )
+
+    def needs_dedupe(self, folder: str) -> bool:
+        return bool(
+            self._db.execute(
+                "SELECT 1 FROM dedupe_pending WHERE folder = ? LIMIT 1", (folder,)
+            ).fetchone()
+        )
 
     def finish_job(self, job_id: str, status: str) -> None:
         with self._db:
@@ -404,6 +672,63 @@ class RunState:
             (folder, scan),
         )
         yield from extra
+
+    def linked_rows(
+        self, folder: str, dataset: str, page_size: int = 10_000
+    ) -> Iterator[tuple[str, str]]:
+        """(title, item uuid) of every item of the folder's entries linked to `dataset`, as
+        the link records have it, read a page at a time."""
+        after = ""
+        while rows := self._db.execute(
+            "SELECT l.item_uuid, min(e.title) FROM links l JOIN entries e"
+            " ON e.item_uuid = l.item_uuid AND e.folder = ?"
+            " WHERE l.dataset = ? AND l.item_uuid > ? GROUP BY l.item_uuid"
+            " ORDER BY l.item_uuid LIMIT ?",
+            (folder, dataset, after, page_size),
+        ).fetchall():
+            for item_uuid, title in rows:
+                yield title, item_uuid
+            after = rows[-1][0]
+
+    def file_links(self, folder_uuid: str) -> Iterator[str]:
+        """Each indexed item's URL (or, for a group or series, its name), by name."""
+        for name, url in self._db.execute(
+            "SELECT name, url FROM folder_items WHERE folder_uuid = ? ORDER BY name", (folder_uuid,)
+        ):
+            yield url or f"(no single file: {name})"
+
+    def compare_with_folder(
+        self, folder: str, scan: int, folder_uuid: str
+    ) -> Iterator[tuple[str, str]]:
+        """("duplicate" | "unplanned" | "not in folder", name) for each difference between
+        the folder index (`index_folder`) and the scan's entries: an item no entry has is a
+        duplicate when it has an entry's URL (single file) or title (group), else unplanned."""
+        for table in ("planned_items", "planned_units"):
+            self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY)")
+            self._db.execute(f"DELETE FROM {table}")
+        self._db.execute(
+            "INSERT OR IGNORE INTO planned_items SELECT item_uuid FROM entries"
+            " WHERE folder = ? AND scan = ? AND item_uuid IS NOT NULL",
+            (folder, scan),
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO planned_units SELECT CASE WHEN"
+            f" {_SINGLE_FILE} THEN 'u:' || first_url ELSE 't:' || title END"
+            " FROM entries WHERE folder = ? AND scan = ?",
+            (folder, scan),
+        )
+        yield from self._db.execute(
+            "SELECT 'not in folder', e.title FROM entries e WHERE e.folder = ? AND e.scan = ?"
+            " AND NOT EXISTS (SELECT 1 FROM folder_items f WHERE f.folder_uuid = ?"
+            " AND f.item_uuid = e.item_uuid) ORDER BY e.title",
+            (folder, scan, folder_uuid),
+        )
+        yield from self._db.execute(
+            "SELECT CASE WHEN (CASE WHEN url IS NULL THEN 't:' || name ELSE 'u:' || url END)"
+            " IN planned_units THEN 'duplicate' ELSE 'unplanned' END, name FROM folder_items"
+            " WHERE folder_uuid = ? AND item_uuid NOT IN planned_items ORDER BY name",
+            (folder_uuid,),
+        )
 
     # -- counts ------------------------------------------------------------------------
 

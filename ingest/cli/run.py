@@ -19,7 +19,14 @@ from ingest.context import PlanContext, load_context
 from ingest.encord.client import EncordClient, connect
 from ingest.encord.link import link_uploaded
 from ingest.encord.schema_sync import apply
-from ingest.encord.upload import Progress, UploadTarget, submit, wait_for_jobs
+from ingest.encord.upload import (
+    Progress,
+    Submission,
+    UploadTarget,
+    require_write_access,
+    submit,
+    wait_for_jobs,
+)
 from ingest.encord.verify import Verification, verify
 from ingest.errors import UserError
 from ingest.files import write_jsonl
@@ -76,22 +83,20 @@ def run_command(args: argparse.Namespace) -> int:
             )
         scan = state.start_scan(names.folder)
         # Sidecars whose ETag is unchanged since an earlier sync come from the state, not S3.
-        planned = iter_entries(context, report, state.cached_sidecars)
+        planned = iter_entries(context, report, state.cached_sidecars, state.cached_dicom_headers)
         # Moves and entries to reimport are held back for the mirror step (ingest/mirror).
         new_entries = Classifier(state, names.folder, scan, mirrored)(
             state.record_scan(names.folder, scan, planned)
         )
-        jobs = submit(
-            new_entries, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
-        )
+        submission = _submit(new_entries, state, upload)
         dataset = upload.client.dataset(names.dataset)
         released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
-        jobs += submit(
-            released, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
-        )
+        more = _submit(released, state, upload)
+        submission.jobs += more.jobs
+        submission.notes += more.notes
         state.finish_scan(scan)
-        report.manifests = [str(manifest) for _, manifest in jobs]
-        return _finish(args, upload, state, scan, jobs, report, mirrored)
+        report.manifests = [manifest for _, manifest in submission.jobs]
+        return _finish(args, upload, state, scan, submission, report, mirrored)
 
 
 def retry_command(args: argparse.Namespace) -> int:
@@ -101,10 +106,15 @@ def retry_command(args: argparse.Namespace) -> int:
     with existing_state(out, exclusive=True) as state:
         scan = latest_scan(state, names.folder, out)
         failed = state.failed_entries(names.folder, scan)
-        jobs = submit(
-            failed, state, upload.target, out / UPLOADS_DIRECTORY, context.settings.chunk_size
-        )
-        return _finish(args, upload, state, scan, jobs, None)
+        return _finish(args, upload, state, scan, _submit(failed, state, upload), None)
+
+
+def _submit(entries, state: RunState, upload: PreparedUpload) -> Submission:
+    settings = upload.context.settings
+    directory = settings.output_dir / UPLOADS_DIRECTORY
+    return submit(
+        entries, state, upload.target, directory, settings.chunk_size, settings.max_job_entries
+    )
 
 
 def _prepare_upload(args: argparse.Namespace) -> PreparedUpload:
@@ -118,6 +128,7 @@ def _prepare_upload(args: argparse.Namespace) -> PreparedUpload:
             "say which Encord integration reads the bucket: --integration TITLE "
             "(or the stack output integrationTitle, or `integration` in the ingest config)"
         )
+    require_write_access(context.settings.groups, context.outputs)
     client = connect(context.settings.encord_domain, args.ssh_key_file)
     integration_id = client.integration_id(names.integration, context.outputs.role_arn)
     schema = _apply_schema(client, context.settings.metadata_schema)
@@ -140,15 +151,16 @@ def _finish(
     upload: PreparedUpload,
     state: RunState,
     scan: int,
-    jobs: list[tuple[str, Path]],
+    submission: Submission,
     report: PlanReport | None,
     mirrored: MirrorReport | None = None,
 ) -> int:
     """Wait for the folder's jobs, link, verify, and print what happened."""
     client, names = upload.client, upload.names
     out = state.path.parent
+    jobs = submission.jobs
     try:
-        wait_for_jobs(state, upload.target, Progress(enabled=not args.json))
+        deleted = wait_for_jobs(state, upload.target, Progress(enabled=not args.json))
     finally:
         failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
     dataset = client.dataset(names.dataset)
@@ -160,6 +172,8 @@ def _finish(
         "scan": report.to_json() if report else None,
         "schema": upload.schema.to_json() if upload.schema else None,
         "jobsStarted": [job_id for job_id, _ in jobs],
+        "uploadNotes": submission.notes,
+        "duplicatesDeleted": deleted,
         "entries": counts,
         "failedUnits": {"count": counts["failed"], "report": str(out / FAILED_UNITS_FILE)},
         "linked": linked,
@@ -171,7 +185,15 @@ def _finish(
         args,
         summary,
         lambda: _run_summary(
-            report, upload.schema, jobs, counts, failed_units, linked, mirrored, verification
+            report,
+            upload.schema,
+            submission,
+            deleted,
+            counts,
+            failed_units,
+            linked,
+            mirrored,
+            verification,
         ),
     )
     # Objects left out for metadata that breaks the schema are not in Encord either.
@@ -189,7 +211,8 @@ def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> 
 def _run_summary(
     report: PlanReport | None,
     schema: SchemaApplied | None,
-    jobs: list[tuple[str, Path]],
+    submission: Submission,
+    deleted: int,
     counts: dict[str, int],
     failed_units: list[dict],
     linked: int,
@@ -199,11 +222,15 @@ def _run_summary(
     lines = [report.summary()] if report else []
     if schema:
         lines.append(schema.summary())
+    jobs = submission.jobs
     lines.append(
         f"upload: {len(jobs)} job(s) started"
         + (f" ({', '.join(job_id for job_id, _ in jobs)})" if jobs else ", nothing new to upload")
         + f"; {counts['uploaded']} of {counts['entries']} entries in Encord, {counts['failed']} failed"
     )
+    lines += [f"  {note}" for note in submission.notes]
+    if deleted:
+        lines.append(f"  {deleted} duplicate item(s) deleted from the Files folder")
     for unit in failed_units:
         reason = (unit.get("error") or "").splitlines()[:1] or [""]
         lines.append(f"  failed: {unit['title']}: {reason[0][:200]}")

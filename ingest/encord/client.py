@@ -24,6 +24,7 @@ from encord.exceptions import (
     AuthorisationError,
     EncordException,
     GenericServerError,
+    PayloadTooLargeError,
     RateLimitExceededError,
     RequestException,
     ResourceExistsError,
@@ -32,8 +33,8 @@ from encord.exceptions import (
 from encord.http.bundle import Bundle
 from encord.http.constants import RequestsSettings
 from encord.metadata_schema import MetadataSchema as EncordSchema
-from encord.orm.dataset import DataLinkDuplicatesBehavior, DataRow, StorageLocation
-from encord.orm.storage import UploadLongPollingState
+from encord.orm.dataset import DataLinkDuplicatesBehavior, StorageLocation
+from encord.orm.storage import DataUploadItems, UploadLongPollingState
 from encord.storage import StorageFolder, StorageItem
 from encord.utilities.storage.cloud_data_migration import update_storage_item_cloud_info
 
@@ -53,10 +54,14 @@ TRANSIENT = (
     RateLimitExceededError,
     UnknownException,
     GenericServerError,
+    PayloadTooLargeError,
     requests.exceptions.RequestException,
 )
 
 T = TypeVar("T")
+# One item of a Files folder: (uuid, name, URL for a single file else None, created at as
+# epoch seconds).
+FolderItem = tuple[str, str, str | None, float]
 
 
 class EncordUnavailable(UserError):
@@ -129,26 +134,66 @@ class EncordClient:
         self._key_source = key_source
 
     def integration_id(self, title: str, role_arn: str | None) -> str:
+        """The id of the integration titled exactly `title` that the key's user may use."""
+
+        def titled(integrations: Iterable) -> str | None:
+            return next((i.id for i in integrations if i.title == title), None)
+
         found = self._call(
             f"looking up integration {title!r}",
-            lambda: self._user_client.get_cloud_integrations(filter_integration_titles=[title]),
+            lambda: titled(
+                self._user_client.get_cloud_integrations(filter_integration_titles=[title])
+            ),
         )
-        for integration in found:
-            if integration.title == title:
-                return integration.id
+        if found is not None:
+            return found
+        org_wide = self._org_visible(
+            f"looking up integration {title!r} organisation-wide",
+            lambda: titled(
+                self._user_client.get_cloud_integrations(
+                    filter_integration_titles=[title], include_org_access=True
+                )
+            ),
+        )
+        if org_wide is not None:
+            raise UserError(
+                f"integration {title!r} exists in the organisation but is not shared with "
+                f"this key's user ({self._key_user}): ask its owner to share it with that "
+                "user in Encord (Integrations → the integration → Share), then rerun"
+            )
         raise UserError(
-            f"Encord has no cloud integration titled {title!r}: in Encord's web app open "
-            f"Integrations → +New integration → AWS S3, title it {title!r}, enter role ARN "
-            f"{role_arn or '(the stack output roleArn)'}, check that the dialog's external ID "
-            "is the stack's (`pulumi config get encord-s3:externalId`), save, then rerun"
+            f"no integration titled {title!r} visible to this key's user ({self._key_user}): "
+            f"create it — in Encord's web app open Integrations → +New integration → AWS S3, "
+            f"title it {title!r}, enter role ARN {role_arn or '(the stack output roleArn)'}, "
+            "check that the dialog's external ID is the stack's (`pulumi config get "
+            "encord-s3:externalId`), save — or, if it exists, ask its owner to share it with "
+            "that user; then rerun"
+        )
+
+    def find_folder(self, name: str) -> StorageFolder | None:
+        """The top-level Files folder called exactly `name` that the key's user sees, if any."""
+        return self._call(
+            f"looking up Files folder {name!r}",
+            lambda: _named(self._user_client.list_storage_folders(search=name), name),
         )
 
     def folder(self, name: str) -> StorageFolder:
-        """The top-level Files folder called exactly `name`, created if there is none."""
+        """The top-level Files folder called exactly `name`, created if the organisation has
+        none; one that exists but is not shared with the key's user is an error, not a
+        reason to create a second."""
 
         def find() -> StorageFolder | None:
-            folders = self._user_client.list_storage_folders(search=name)
-            return next((folder for folder in folders if folder.name == name), None)
+            found = _named(self._user_client.list_storage_folders(search=name), name)
+            if found is None:
+                self._refuse_invisible(
+                    f"Files folder {name!r}",
+                    lambda: _named(
+                        self._user_client.list_storage_folders(search=name, org_access=True),
+                        name,
+                    ),
+                    "Files → the folder → Share",
+                )
+            return found
 
         return self._find_or_create(
             f"Files folder {name!r}",
@@ -165,14 +210,16 @@ class EncordClient:
         )
 
     def dataset(self, title: str) -> Dataset:
-        """The Dataset titled exactly `title`, created without a backing folder if there is none."""
+        """The Dataset titled exactly `title`, created without a backing folder if the
+        organisation has none (one not shared with the key's user is an error)."""
 
         def find() -> str | None:
-            rows = self._user_client.get_datasets(title_eq=title)
-            return next(
-                (row["dataset"].dataset_hash for row in rows if row["dataset"].title == title),
-                None,
-            )
+            rows = self._user_client.get_datasets(title_eq=title, include_org_access=True)
+            rows = [row for row in rows if row["dataset"].title == title]
+            usable = [row for row in rows if row.get("user_role") is not None]
+            if rows and not usable:
+                raise self._invisible(f"Dataset {title!r}", "the Dataset → Settings → Share")
+            return usable[0]["dataset"].dataset_hash if usable else None
 
         dataset_hash = self._find_or_create(
             f"Dataset {title!r}",
@@ -188,18 +235,21 @@ class EncordClient:
             lambda: self._user_client.get_dataset(dataset_hash, include_data_rows=False),
         )
 
-    def start_upload(self, folder: StorageFolder, integration_id: str, manifest: Path) -> str:
-        """Start one upload job for a manifest file; individual unit failures don't fail the job.
+    def start_upload(
+        self, folder: StorageFolder, integration_id: str, items: DataUploadItems, what: str
+    ) -> str:
+        """Start one upload job; individual unit failures don't fail the job.
 
-        Retrying a start whose answer was lost may start a second job for the same manifest;
-        that is harmless because manifests set `skip_duplicate_urls`, so it imports nothing twice.
-        """
+        A request too large for Encord raises `PayloadTooLargeError` (the caller splits it).
+        The start is never retried blindly here: a lost answer may hide a created job, which
+        the caller's intent record finds again (`ingest.encord.upload`)."""
         return str(
             self._call(
-                f"starting the upload of {manifest.name}",
+                f"starting the upload of {what}",
                 lambda: folder.add_private_data_to_folder_start(
-                    integration_id, manifest, ignore_errors=True
+                    integration_id, items, ignore_errors=True
                 ),
+                retries=(),
             )
         )
 
@@ -214,13 +264,27 @@ class EncordClient:
             ),
         )
 
-    def find_item_uuid(self, folder: StorageFolder, name: str) -> str | None:
-        """The uuid of the item called exactly `name` in `folder`, for items a job skipped."""
-        items = self._call(
-            f"looking up item {name!r}",
-            lambda: [item for item in folder.list_items(search=name) if item.name == name],
+    def index_folder(
+        self, folder: StorageFolder, store: Callable[[Iterator[FolderItem]], int]
+    ) -> int:
+        """Page through the folder's items (1,000 a page, no metadata) into `store`; a
+        transient failure restarts the listing. Returns what `store` returns."""
+
+        def listing() -> Iterator[FolderItem]:
+            for item in folder.list_items(page_size=1000, include_client_metadata=False):
+                yield str(item.uuid), item.name, item.url, item.created_at.timestamp()
+
+        return self._call(f"listing Files folder {folder.name!r}", lambda: store(listing()))
+
+    def delete_items(self, folder: StorageFolder, item_uuids: list[str]) -> None:
+        """Delete items of `folder` (and their frames no other item uses); deleting one
+        already gone is what a retry after a lost answer does, so it is retried."""
+        if not item_uuids:
+            return
+        self._call(
+            f"deleting {len(item_uuids)} item(s) from Files folder {folder.name!r}",
+            lambda: folder.delete_storage_items([UUID(item) for item in item_uuids]),
         )
-        return str(items[0].uuid) if items else None
 
     def link(self, dataset: Dataset, item_uuids: Iterable[str]) -> None:
         """Link items to the Dataset; already linked ones are skipped, so retrying is safe."""
@@ -228,11 +292,6 @@ class EncordClient:
         self._call(
             f"linking {len(uuids)} items to Dataset {dataset.title!r}",
             lambda: dataset.link_items(uuids, duplicates_behavior=DataLinkDuplicatesBehavior.SKIP),
-        )
-
-    def data_rows(self, dataset: Dataset) -> list[DataRow]:
-        return self._call(
-            f"listing the data rows of Dataset {dataset.title!r}", dataset.list_data_rows
         )
 
     def metadata_schema(self) -> EncordSchema:
@@ -245,14 +304,36 @@ class EncordClient:
         """Save the whole schema (the SDK's replace semantics), once: see `schema_sync.apply`."""
         self._call(f"saving the metadata schema from {source}", schema.save, retries=())
 
-    # -- mirroring (ingest/mirror): listing, unlinking, deleting and re-pointing items ----
+    @property
+    def _key_user(self) -> str:
+        return f"the user whose public key matches {self._key_source}"
 
-    def folder_items(self, folder: StorageFolder) -> Iterator[StorageItem]:
-        """Every item of the folder, paged (1000 a page), for a run state without provenance."""
-        yield from self._call(
-            f"listing the items of Files folder {folder.name!r}",
-            lambda: folder.list_items(include_client_metadata=False, page_size=1000),
+    def _invisible(self, what: str, where_to_share: str) -> UserError:
+        return UserError(
+            f"{what} exists in the organisation but is not shared with this key's user "
+            f"({self._key_user}), so it cannot be used and no second one is created: ask its "
+            f"owner to share it with that user ({where_to_share}), or choose another name"
         )
+
+    def _refuse_invisible(
+        self, what: str, find_org_wide: Callable[[], object | None], where_to_share: str
+    ) -> None:
+        if self._org_visible(f"looking up {what} organisation-wide", find_org_wide) is not None:
+            raise self._invisible(what, where_to_share)
+
+    def _org_visible(self, what: str, find: Callable[[], T | None]) -> T | None:
+        """`find` with organisation-wide access, None where the key's user lacks it (only
+        organisation admins have it)."""
+
+        def attempt() -> T | None:
+            try:
+                return find()
+            except AuthorisationError:
+                return None
+
+        return self._call(what, attempt)
+
+    # -- mirroring (ingest/mirror): listing, unlinking, deleting and re-pointing items ----
 
     def unlink(self, dataset: Dataset, data_hashes: list[str]) -> None:
         """Remove data rows from the Dataset (the storage items stay in their folder)."""
@@ -279,13 +360,13 @@ class EncordClient:
         summary = self._call(f"summarising storage item {item.uuid}", item.get_summary)
         return summary.used_in_datasets
 
-    def delete_items(self, folder: StorageFolder, item_uuids: list[str]) -> None:
-        """Delete storage items (and their frames no other item uses) from the folder."""
-        if item_uuids:
-            self._call(
-                f"deleting {len(item_uuids)} storage items from Files folder {folder.name!r}",
-                lambda: folder.delete_storage_items([UUID(uuid) for uuid in item_uuids]),
-            )
+    def rows_backed_by(self, dataset: Dataset, item_uuid: str, title: str) -> list[str]:
+        """The data hashes of the Dataset's rows backed by the item, found by its title."""
+        rows = self._call(
+            f"looking up the rows of {title!r} in Dataset {dataset.title!r}",
+            lambda: dataset.list_data_rows(title_eq=title),
+        )
+        return [row.uid for row in rows if str(row.backing_item_uuid) == item_uuid]
 
     def repoint(
         self,
@@ -365,7 +446,7 @@ class EncordClient:
                 raise UserError(
                     f"access denied by Encord while {what}: the key's user needs access to it"
                 ) from None
-            except ResourceExistsError:
+            except (ResourceExistsError, PayloadTooLargeError):
                 raise
             except TRANSIENT as error:
                 delay = next(delays, None)
@@ -380,3 +461,7 @@ class EncordClient:
                 raise UserError(
                     f"Encord refused {what} ({type(error).__name__}): {first_line(error)}"
                 ) from None
+
+
+def _named(folders: Iterable[StorageFolder], name: str) -> StorageFolder | None:
+    return next((folder for folder in folders if folder.name == name), None)

@@ -1,5 +1,15 @@
-"""Stage: verify. The Dataset's data rows against the entries of the latest scan, by title
-(and by backing storage item where both sides know it): what is missing, what is extra."""
+"""Stage: verify. The Files folder and the Dataset against the entries of the latest scan.
+
+Nothing here depends on one unpaged response (`Dataset.list_data_rows()` returns a whole
+Dataset at once, which a million rows would not survive):
+- the Folder through its paged item listing (1,000 a page, indexed in the run state): an
+  entry whose item is not there is missing, a second item for one entry's URL or title is a
+  duplicate, any other item is one nothing planned;
+- the Dataset through the link records: every item `link_items` accepted for the Dataset
+  (recorded per batch), checked against the scan's entries by title and item: an entry not
+  linked is missing, a linked item no entry of the scan has (its object left the bucket, or
+  changed) is extra. Rows linked to the Dataset by hand, from other folders, are not seen.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +26,26 @@ from ingest.state import RunState
 
 DIFFERENCES_FILE = "verify-differences.jsonl"
 SHOWN_DIFFERENCES = 10
+FOLDER_DIFFERENCES = ("not in folder", "duplicate", "unplanned")
 
 
 @dataclass(frozen=True)
 class Verification:
     dataset: str
     dataset_hash: str
-    rows: int
+    folder: str
+    rows: int  # linked items, per the link records
+    items: int  # in the Files folder
     missing: int
     extra: int
+    folder_differences: dict[str, int]
     sample: list[dict[str, str]]  # the first differences, for the summary
     report: Path
     file_links: list[str]
 
     @property
     def exact(self) -> bool:
-        return not (self.missing or self.extra)
+        return not (self.missing or self.extra or any(self.folder_differences.values()))
 
     def to_json(self) -> dict:
         return {
@@ -40,17 +54,21 @@ class Verification:
             "rows": self.rows,
             "missing": self.missing,
             "extra": self.extra,
+            "folder": {"name": self.folder, "items": self.items, **self.folder_differences},
             "report": str(self.report),
         }
 
     def summary(self) -> str:
         verdict = "matches the bucket" if self.exact else "DIFFERS from the bucket"
+        folder = ", ".join(f"{count} {kind}" for kind, count in self.folder_differences.items())
         lines = [
             f"Dataset {self.dataset!r} ({self.dataset_hash}): {self.rows} data rows, "
-            f"{verdict}: {self.missing} missing, {self.extra} extra"
+            f"{verdict}: {self.missing} missing, {self.extra} extra",
+            f"Files folder {self.folder!r}: {self.items} items, {folder}",
         ]
         lines += [f"  {item['difference']}: {item['title']}" for item in self.sample]
-        if self.missing + self.extra > len(self.sample):
+        differences = self.missing + self.extra + sum(self.folder_differences.values())
+        if differences > len(self.sample):
             lines.append(f"  … all differences in {self.report}")
         return "\n".join(lines)
 
@@ -63,33 +81,45 @@ def verify(
     scan: int,
     directory: Path,
 ) -> Verification:
-    rows = client.data_rows(dataset)
+    """Read-only: the folder is looked up, never created (a missing one: every entry is
+    missing from it)."""
     counts: Counter = Counter()
+    storage_folder = client.find_folder(folder)
+    items = 0
+    folder_uuid = str(storage_folder.uuid) if storage_folder is not None else ""
+    if storage_folder is not None:
+        items = client.index_folder(
+            storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
+        )
+    rows = 0
+
+    def linked() -> Iterator[tuple[str, str | None]]:
+        nonlocal rows
+        for row in state.linked_rows(folder, dataset.dataset_hash):
+            rows += 1
+            yield row
 
     def counted(differences: Iterator[tuple[str, str]]) -> Iterator[dict[str, str]]:
         for difference, title in differences:
             counts[difference] += 1
             yield {"difference": difference, "title": title}
 
-    rows_by_title = ((row.title, _backing_item(row)) for row in rows)
+    def differences() -> Iterator[tuple[str, str]]:
+        yield from state.compare_with_dataset(folder, scan, linked())
+        yield from state.compare_with_folder(folder, scan, folder_uuid)
+
     report = directory / DIFFERENCES_FILE
-    sample = write_jsonl(
-        report,
-        counted(state.compare_with_dataset(folder, scan, rows_by_title)),
-        SHOWN_DIFFERENCES,
-    )
+    sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
     return Verification(
         dataset=dataset.title,
         dataset_hash=dataset.dataset_hash,
-        rows=len(rows),
+        folder=folder,
+        rows=rows,
+        items=items,
         missing=counts["missing"],
         extra=counts["extra"],
+        folder_differences={kind: counts[kind] for kind in FOLDER_DIFFERENCES},
         sample=sample,
         report=report,
-        file_links=[row.file_link or f"(no single file: {row.title})" for row in rows],
+        file_links=list(state.file_links(folder_uuid)),
     )
-
-
-def _backing_item(row) -> str | None:
-    item = row.get("backing_item_uuid")
-    return str(item) if item else None

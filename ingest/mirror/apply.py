@@ -22,7 +22,7 @@ from typing import Any
 from encord.dataset import Dataset
 from encord.storage import StorageFolder
 
-from ingest.encord.client import EncordClient
+from ingest.encord.client import EncordClient, FolderItem
 from ingest.mirror.diff import (
     Change,
     Held,
@@ -280,14 +280,19 @@ def recover_provenance(client: EncordClient, state: RunState, folder: StorageFol
     of the Files folder, each item's name as its title. Returns how many items it found."""
     found = 0
 
-    def items() -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    def store(listing: Iterator[FolderItem]) -> int:
         nonlocal found
-        for item in client.folder_items(folder):
-            found += 1
-            yield str(item.uuid), item.name, (item.url,) if item.url else ()
 
-    state.seed_mirrored(folder.name, items())
-    return found
+        def items() -> Iterator[tuple[str, str, tuple[str, ...]]]:
+            nonlocal found
+            for item_uuid, name, url, _created in listing:
+                found += 1
+                yield item_uuid, name, (url,) if url else ()
+
+        state.seed_mirrored(folder.name, items())
+        return found
+
+    return client.index_folder(folder, store)
 
 
 def _move(prior: Prior, held: Held) -> dict[str, str]:
@@ -307,17 +312,15 @@ class _Actions:
     ) -> None:
         self._client, self._state, self._folder = client, state, folder
         self._dataset, self._report = dataset, report
-        self._rows: dict[str, list[str]] | None = None
 
-    def _data_hashes(self, item_uuids: Iterable[str]) -> list[str]:
-        """The Dataset's rows backed by the items (read once per run: one unpaged call)."""
-        if self._rows is None:
-            self._rows = {}
-            for row in self._client.data_rows(self._dataset):
-                backing = row.get("backing_item_uuid")
-                if backing:
-                    self._rows.setdefault(str(backing), []).append(row.uid)
-        return [data_hash for item in item_uuids for data_hash in self._rows.get(item, [])]
+    def _data_hashes(self, items: Iterable[tuple[str, str]]) -> list[str]:
+        """The Dataset's rows backed by the (item uuid, title) pairs: one title-filtered
+        request per item, never the whole Dataset (removals are few: see `maxDeletes`)."""
+        return [
+            data_hash
+            for item_uuid, title in items
+            for data_hash in self._client.rows_backed_by(self._dataset, item_uuid, title)
+        ]
 
     def _begin(self, item_uuid: str, action: str, detail: dict[str, Any]) -> None:
         if self._state.begin_action(self._folder.name, item_uuid, action, detail):
@@ -338,30 +341,30 @@ class _Actions:
 
     def remove_gone(self, scan: int) -> None:
         policy = self._report.policy
-        batch: list[tuple[str, str]] = []
+        batch: list[tuple[str, str, str]] = []
         for prior in self._state.gone(self._folder.name, scan):
             action = removal(prior, policy)
             if action in ("unlink", "delete"):
-                batch.append((prior.item_uuid, action))
+                batch.append((prior.item_uuid, prior.title, action))
             if len(batch) >= REMOVE_BATCH_SIZE:
                 self._remove(batch)
                 batch = []
         self._remove(batch)
 
-    def _remove(self, batch: list[tuple[str, str]]) -> None:
+    def _remove(self, batch: list[tuple[str, str, str]]) -> None:
         if not batch:
             return
         name, dataset_hash = self._folder.name, self._dataset.dataset_hash
-        for item_uuid, action in batch:
+        for item_uuid, _, action in batch:
             self._begin(item_uuid, action, {})
-        uuids = [item_uuid for item_uuid, _ in batch]
-        self._client.unlink(self._dataset, self._data_hashes(uuids))
-        self._forget_rows(uuids)
-        unlinked = [item_uuid for item_uuid, action in batch if action == "unlink"]
+        self._client.unlink(
+            self._dataset, self._data_hashes((item_uuid, title) for item_uuid, title, _ in batch)
+        )
+        unlinked = [item_uuid for item_uuid, _, action in batch if action == "unlink"]
         self._state.finish_removal(name, dataset_hash, unlinked, "unlink", deleted=False)
         self._report.unlinked += len(unlinked)
         deletable, missing, kept = [], [], []
-        for item_uuid, action in batch:
+        for item_uuid, _, action in batch:
             if action != "delete":
                 continue
             item = self._client.storage_item(item_uuid)
@@ -386,7 +389,7 @@ class _Actions:
         self._begin(item_uuid, "reimport", {"title": held.title})
         item = self._client.storage_item(item_uuid)
         if item is not None:
-            ours = self._data_hashes([item_uuid])
+            ours = self._data_hashes([(item_uuid, held.title)])
             if self._client.datasets_using(item) > (1 if ours else 0):
                 # Released as a metadata update: the upload skips its known URL(s).
                 self._state.finish_action(name, item_uuid, "reimport")
@@ -395,14 +398,8 @@ class _Actions:
                 self._report.updated += 1
                 return
             self._client.unlink(self._dataset, ours)
-            self._forget_rows([item_uuid])
             self._client.delete_items(self._folder, [item_uuid])
         self._state.finish_removal(
             name, self._dataset.dataset_hash, [item_uuid], "reimport", deleted=True
         )
         self._report.reimported += 1
-
-    def _forget_rows(self, item_uuids: list[str]) -> None:
-        if self._rows is not None:
-            for item_uuid in item_uuids:
-                self._rows.pop(item_uuid, None)

@@ -1,6 +1,8 @@
 """Stage 3, group: classified objects (in key order) → entries, one per Encord data unit.
 
-- `.dcm` files directly inside one folder → one DICOM series (unless `dicomSeries: false`).
+- `.dcm` files → one DICOM series per SeriesInstanceUID read from their headers (`dicomGrouping:
+  uid`, see `ingest.plan.dicom`: emitted when the listing ends), or per folder (`dicomGrouping:
+  folder`, the files directly inside one folder); `dicomSeries: false`: one entry per file.
 - Images directly inside a folder matched by a `groups` rule → one image group, or an image
   sequence (an image group with `createVideo: true`).
 - Everything else → one entry per object.
@@ -21,6 +23,7 @@ from typing import NamedTuple
 from ingest.encord_format import MAX_TITLE
 from ingest.model import Entry
 from ingest.plan.classify import DICOM
+from ingest.plan.dicom import ReadDicomHeader, SeriesBuffer
 from ingest.plan.globs import glob_matcher
 from ingest.settings import GroupRule
 
@@ -70,11 +73,18 @@ def natural_key(key: str) -> list[str | int]:
 
 
 class FolderRules:
-    """Which folders group their files, per the settings' `groups` and `dicomSeries`."""
+    """Which folders group their files, per the settings' `groups`, `dicomSeries` and
+    `dicomGrouping`."""
 
-    def __init__(self, rules: Iterable[GroupRule], dicom_series: bool = True) -> None:
+    def __init__(
+        self,
+        rules: Iterable[GroupRule],
+        dicom_series: bool = True,
+        dicom_grouping: str = "folder",
+    ) -> None:
         self._rules = [(glob_matcher(rule.folders), rule.as_) for rule in rules]
         self.dicom_series = dicom_series
+        self.dicom_by_uid = dicom_series and dicom_grouping == "uid"
 
     def image_mode(self, folder: str) -> str | None:
         """'imageGroup', 'imageSequence' or None for a folder path ending in '/' (first rule wins)."""
@@ -89,11 +99,13 @@ def group(
     items: Iterable[Item],
     rules: FolderRules,
     url_for: Callable[[str], str],
+    read_header: ReadDicomHeader | None = None,
     left_out: Callable[[str, str], None] | None = None,
 ) -> Iterator[Grouped]:
     """Entries in a deterministic order: single objects as listed, a group when its folder
-    closes. `url_for` turns a key into its object URL; `left_out(key, reason)` hears of
-    objects not imported.
+    closes, DICOM series by UID when the listing ends. `url_for` turns a key into its object
+    URL; `read_header` reads a DICOM file's header (needed for `dicomGrouping: uid`);
+    `left_out(key, reason)` hears of objects not imported.
 
     A video inside an image-sequence folder is the one Encord writes for that sequence
     (`createVideo`), not data of the bucket's own: importing it would add an item on every
@@ -104,6 +116,11 @@ def group(
     open_folders: dict[str, dict[str, list[Item]]] = {}  # folder → mode → frames
     last_folder, last_mode = None, None
     image_mode, dicom_series, new = rules.image_mode, rules.dicom_series, tuple.__new__
+    series: SeriesBuffer | None = None
+    if rules.dicom_by_uid:
+        if read_header is None:
+            raise ValueError("grouping DICOM series by UID needs a header reader")
+        series = SeriesBuffer(read_header)
     for item in items:
         key, etag, kind, sidecar, sidecar_etag, size = item
         if open_folders:
@@ -113,6 +130,9 @@ def group(
         if folder != last_folder:
             last_folder, last_mode = folder, image_mode(folder)
         if kind == DICOM:
+            if series is not None:
+                series.add(key, etag, folder)
+                continue
             if dicom_series:
                 open_folders.setdefault(folder, {}).setdefault(DICOM, []).append(item)
                 continue
@@ -129,6 +149,22 @@ def group(
         yield new(Grouped, (entry, key, sidecar, sidecar_etag))
     for folder in list(open_folders):
         yield from _close(folder, open_folders.pop(folder), url_for)
+    if series is not None:
+        yield from _series_by_uid(series, url_for)
+
+
+def _series_by_uid(series: SeriesBuffer, url_for: Callable[[str], str]) -> Iterator[Grouped]:
+    """One entry per series, frames in InstanceNumber order, then by key."""
+    for title, files, _ in series.series():
+        frames = sorted(files, key=lambda f: (f[2] is None, f[2] or 0, natural_key(f[0]), f[0]))
+        entry = Entry(
+            kind="dicom_series",
+            title=title_for(title),
+            keys=tuple(key for key, _, _ in frames),
+            urls=tuple(url_for(key) for key, _, _ in frames),
+            etags=tuple(etag for _, etag, _ in frames),
+        )
+        yield Grouped(entry, title, None)
 
 
 def _close(

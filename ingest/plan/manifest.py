@@ -95,7 +95,8 @@ def entry_json(entry: EntryView) -> str:
 
 
 class ManifestWriter:
-    """Writes `manifest-00001.json`, … into `directory`, at most `chunk_size` URLs each.
+    """Writes `manifest-00001.json`, … into `directory`, at most `chunk_size` URLs each, and
+    at most `max_entries` entries if given (an upload job's size).
 
     A chunk closes before an entry that would push it past `chunk_size` URLs, so a group is
     never split; a group larger than `chunk_size` gets a file of its own. Entries wait in
@@ -103,23 +104,29 @@ class ManifestWriter:
     its spools, so memory holds a few thousand entries per kind at most, never a chunk.
     """
 
-    def __init__(self, directory: Path, chunk_size: int) -> None:
+    def __init__(self, directory: Path, chunk_size: int, max_entries: int | None = None) -> None:
         self.directory = directory
         self.chunk_size = chunk_size
+        self.max_entries = max_entries
         self.paths: list[Path] = []
         self._spools: dict[str, IO[str]] = {}
         self._buffers: dict[str, list[str]] = {kind: [] for kind in KINDS}
         self._urls = 0
+        self._entries = 0
         directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: EntryView) -> None:
         urls, kind = entry.urls, entry.kind
         count = len(urls)
         total = self._urls + count
-        if total > self.chunk_size and self._urls:
+        if self._urls and (
+            total > self.chunk_size
+            or (self.max_entries is not None and self._entries >= self.max_entries)
+        ):
             self._finish_chunk()
             total = count
         self._urls = total
+        self._entries += 1
         buffer = self._buffers[kind]
         if count == 1 and kind in _SINGLE_FILE_KINDS and not entry.client_metadata:
             # `entry_json` of the most common entry, inline: this runs once per entry.
@@ -167,7 +174,7 @@ class ManifestWriter:
             # and its metadata, the bucket's being the source of truth, replaces Encord's.
             out.write('"skip_duplicate_urls":true,"upsert_metadata":true}\n')
         self.paths.append(path)
-        self._urls = 0
+        self._urls = self._entries = 0
 
 
 def write_manifests(entries: Iterable[Entry], directory: Path, chunk_size: int) -> list[Path]:

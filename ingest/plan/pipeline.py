@@ -25,6 +25,7 @@ from ingest.listing.scan import ListedObject, normalise_prefixes
 from ingest.listing.sources import listed_objects
 from ingest.model import Entry, ReadObject
 from ingest.plan.classify import FAST_KINDS, SIDECAR, SIDECAR_SUFFIX, classify, extension
+from ingest.plan.dicom import ReadDicomHeader, s3_header_reader
 from ingest.plan.globs import matcher
 from ingest.plan.group import FolderRules, Item, group
 from ingest.plan.manifest import REPORT_FILE, object_urls, publish
@@ -104,12 +105,14 @@ def entries(
     content_type_of: ContentTypeOf,
     metadata: MetadataSource,
     report: PlanReport,
+    read_header: ReadDicomHeader | None = None,
 ) -> Iterator[Entry]:
     """The pure pipeline over a listing; adapters for S3 are passed in."""
     grouped = group(
         items(objects, excluded, content_type_of, report),
         rules,
         object_urls(url_prefix),
+        read_header,
         report.add_unsupported,
     )
     # Counted in plain dicts, added to the report's Counters at the end (as `items` counts
@@ -130,11 +133,13 @@ def iter_entries(
     context: PlanContext,
     report: PlanReport,
     read_through: Callable[[ReadObject], ReadObject] | None = None,
+    header_read_through: Callable[[ReadDicomHeader], ReadDicomHeader] | None = None,
 ) -> Iterator[Entry]:
     """Entries for the stack's bucket under the configured prefixes, in deterministic order.
 
     `read_through`, if given, wraps the sidecar reader (`ingest run` passes a cache in its
-    run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3."""
+    run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3.
+    `header_read_through` does the same for DICOM headers (`RunState.cached_dicom_headers`)."""
     settings, bucket = context.settings, context.outputs.bucket_name
     report.bucket = bucket
     report.prefixes = normalise_prefixes(context.prefixes)
@@ -149,14 +154,18 @@ def iter_entries(
         if settings.metadata_sidecars:
             read = reader.read if read_through is None else read_through(reader.read)
         source = MetadataSource(read, table, schema)
+        read_header = s3_header_reader(context.s3, bucket)
+        if header_read_through is not None:
+            read_header = header_read_through(read_header)
         yield from entries(
             listed_objects(context, report.warnings.append),
             url_prefix=context.outputs.object_url_prefix,
-            rules=FolderRules(settings.groups, settings.dicom_series),
+            rules=FolderRules(settings.groups, settings.dicom_series, settings.dicom_grouping),
             excluded=matcher(settings.exclude),
             content_type_of=reader.content_type,
             metadata=source,
             report=report,
+            read_header=read_header,
         )
 
 

@@ -42,6 +42,7 @@ def bucket(aws_env: LocalAws, tmp_path: Path) -> Bucket:
                 "roleArn": ROLE_ARN,
                 "integrationTitle": INTEGRATION,
                 "externalId": EXTERNAL_ID,
+                "allowWrite": True,  # the corpus's image-sequence tests need it
             }
         )
     )
