@@ -702,7 +702,8 @@ class RunState:
     ) -> Iterator[tuple[str, str]]:
         """("duplicate" | "unplanned" | "not in folder", name) for each difference between
         the folder index (`index_folder`) and the scan's entries: an item no entry has is a
-        duplicate when it has an entry's URL (single file) or title (group), else unplanned."""
+        duplicate when it has an entry's URL (single file) or title (group), else unplanned
+        (unless the mirror step unlinked it and left it in the folder, as `unlink` says)."""
         for table in ("planned_items", "planned_units"):
             self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY)")
             self._db.execute(f"DELETE FROM {table}")
@@ -726,8 +727,11 @@ class RunState:
         yield from self._db.execute(
             "SELECT CASE WHEN (CASE WHEN url IS NULL THEN 't:' || name ELSE 'u:' || url END)"
             " IN planned_units THEN 'duplicate' ELSE 'unplanned' END, name FROM folder_items"
-            " WHERE folder_uuid = ? AND item_uuid NOT IN planned_items ORDER BY name",
-            (folder_uuid,),
+            " WHERE folder_uuid = ? AND item_uuid NOT IN planned_items"
+            # Left in the folder on purpose: unlinked by `deletions: unlink`.
+            " AND item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
+            " WHERE folder = ? AND status = 'unlinked') ORDER BY name",
+            (folder_uuid, folder),
         )
 
     # -- counts ------------------------------------------------------------------------
