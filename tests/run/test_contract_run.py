@@ -139,11 +139,6 @@ def test_jobs_respect_max_job_entries_and_a_413_splits_by_itself(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sandbox has no POST storage/folders/{uuid}/items/delete route yet: the "
-    "concurrent orphaned job makes duplicates, and deleting them fails with 404",
-)
 def test_a_kill_inside_the_job_start_window_leaves_one_item_per_entry(
     encord_ingest: Ingest,
     sandbox: Sandbox,
