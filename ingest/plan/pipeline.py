@@ -127,11 +127,14 @@ def iter_entries(
     context: PlanContext,
     report: PlanReport,
     read_through: Callable[[ReadObject], ReadObject] | None = None,
+    objects: Iterable[ListedObject] | None = None,
 ) -> Iterator[Entry]:
     """Entries for the stack's bucket under the configured prefixes, in deterministic order.
 
     `read_through`, if given, wraps the sidecar reader (`ingest run` passes a cache in its
-    run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3."""
+    run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3.
+    `objects`, if given, replaces the configured listing source (`ingest watch` passes just
+    the keys a batch of S3 events touched, in key order)."""
     settings, bucket = context.settings, context.outputs.bucket_name
     report.bucket = bucket
     report.prefixes = normalise_prefixes(context.prefixes)
@@ -147,7 +150,7 @@ def iter_entries(
             read = reader.read if read_through is None else read_through(reader.read)
         source = MetadataSource(read, table, schema)
         yield from entries(
-            listed_objects(context, report.warnings.append),
+            listed_objects(context, report.warnings.append) if objects is None else objects,
             url_prefix=context.outputs.object_url_prefix,
             rules=FolderRules(settings.groups, settings.dicom_series),
             excluded=matcher(settings.exclude),
