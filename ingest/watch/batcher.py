@@ -20,21 +20,36 @@ class Queue(Protocol):
 @dataclass
 class Batch:
     messages: list[Message] = field(default_factory=list)  # every one received
-    events: list[S3Event] = field(default_factory=list)  # of the decodable ones
+    events: dict[str, list[S3Event]] = field(default_factory=dict)  # message id → its events
     undecodable: dict[str, str] = field(default_factory=dict)  # message id → why
 
-    @property
-    def acknowledgeable(self) -> list[Message]:
-        """What may be deleted once the batch's outcome is committed: every decoded message
-        (S3's test event included). An undecodable one stays, to reach the dead-letter queue."""
-        return [m for m in self.messages if m.message_id not in self.undecodable]
-
     def add(self, message: Message) -> None:
+        if message.message_id in self.events or message.message_id in self.undecodable:
+            # Received again within the batch (its visibility ran out): the newest receipt
+            # handle is the one that deletes it.
+            self.messages = [m for m in self.messages if m.message_id != message.message_id]
+            self.messages.append(message)
+            return
         self.messages.append(message)
         try:
-            self.events += decode_message(message.body, arrival=len(self.events))
+            arrival = sum(len(events) for events in self.events.values())
+            self.events[message.message_id] = decode_message(message.body, arrival)
         except UndecodableMessage as error:
             self.undecodable[message.message_id] = str(error)
+
+    def all_events(self) -> list[S3Event]:
+        return [event for events in self.events.values() for event in events]
+
+    def acknowledgeable(self, bucket: str, committed: bool) -> list[Message]:
+        """The messages that may be deleted: those about `bucket` once the batch's outcome is
+        committed, and those carrying nothing for it (S3's test event, another bucket) at
+        once. An undecodable one never is: it reaches the dead-letter queue."""
+        return [
+            message
+            for message in self.messages
+            if message.message_id in self.events
+            and (committed or all(e.bucket != bucket for e in self.events[message.message_id]))
+        ]
 
 
 def collect(

@@ -51,6 +51,18 @@ class Totals:
     lag_seconds: float | None = None
     dead_letters: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "batches": self.batches,
+            "failedBatches": self.failed_batches,
+            "added": self.added,
+            "deleted": self.deleted,
+            "undecodable": self.undecodable,
+            "lagSeconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+            "deadLetters": self.dead_letters,
+        }
+
     def line(self) -> str:
         lag = "-" if self.lag_seconds is None else f"{self.lag_seconds:.1f} s"
         dead = (
@@ -104,6 +116,8 @@ class Watcher:
                     continue
                 self._process(batch)
                 idle_since = time.monotonic()
+        self.totals.dead_letters = self.queue.dead_letters()
+        self._emit({"event": "stopped", **self.totals.to_json()})
         return 0
 
     def _next_reconcile(self) -> float:
@@ -122,12 +136,13 @@ class Watcher:
 
     def _process(self, batch: Batch) -> None:
         started = time.monotonic()
-        ours = [event for event in batch.events if event.bucket == self.bucket]
+        received = batch.all_events()
+        ours = [event for event in received if event.bucket == self.bucket]
         latest = latest_per_key(ours)
         record: dict[str, Any] = {
             "event": "batch",
             "messages": len(batch.messages),
-            "events": len(batch.events),
+            "events": len(received),
             "keys": len(latest),
             "undecodable": len(batch.undecodable),
             "retried": sum(1 for m in batch.messages if m.receive_count > 1),
@@ -142,15 +157,12 @@ class Watcher:
         except Exception as error:  # a daemon reports and carries on; the messages come back
             record["error"] = f"{type(error).__name__}: {first_line(error)}"
         committed = outcome is not None and outcome.committed
-        if committed:
-            refused = self.queue.delete(batch.acknowledgeable)
-            record["acknowledged"] = len(batch.acknowledgeable) - refused
-        else:
-            record["acknowledged"] = 0
+        done = batch.acknowledgeable(self.bucket, committed)
+        record["acknowledged"] = len(done) - self.queue.delete(done) if done else 0
         times = [event.time for event in ours if event.time is not None]
         lag = (datetime.now(UTC) - min(times)).total_seconds() if times else None
         totals = self.totals
-        totals.events += len(batch.events)
+        totals.events += len(received)
         totals.batches += 1
         totals.failed_batches += not committed
         totals.undecodable += len(batch.undecodable)

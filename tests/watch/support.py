@@ -40,7 +40,7 @@ class EventQueues:
         )
 
 
-def connect_events(bucket: Bucket) -> EventQueues:
+def connect_events(bucket: Bucket, visibility_seconds: int = VISIBILITY_SECONDS) -> EventQueues:
     """What the stack builds with `encord-s3:events.enabled`: a queue with a dead-letter
     queue (maxReceiveCount 2, short visibility), the bucket's notifications to it, and the
     stack outputs naming both."""
@@ -52,7 +52,7 @@ def connect_events(bucket: Bucket) -> EventQueues:
     url = sqs.create_queue(
         QueueName=f"{bucket.name}-events",
         Attributes={
-            "VisibilityTimeout": str(VISIBILITY_SECONDS),
+            "VisibilityTimeout": str(visibility_seconds),
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
             ),
