@@ -106,6 +106,7 @@ def test_a_burst_of_1000_events_is_uploaded_in_few_jobs(
     assert sum(b["linked"] for b in batches) == 1000
     upload_jobs = len(jobs_started(sandbox)) - jobs_after_reconcile
     assert 1 <= upload_jobs <= 4, batches
+    assert events.depth(bucket.aws) == 0
     assert_exact(sandbox, key_pair, CORPUS_TITLES + [obj.key for obj in burst])
 
 
@@ -184,7 +185,7 @@ def test_a_reconcile_finds_an_object_whose_event_was_dropped(
     assert len(reconciles) >= 2
     assert reconciles[1]["result"]["linked"] == 1
     assert not any(b.get("linked") for b in watch.batches())
-    assert_exact(sandbox, key_pair, CORPUS_TITLES + ["unannounced/img-000.png"])
+    assert_exact(sandbox, key_pair, [*CORPUS_TITLES, "unannounced/img-000.png"])
 
 
 def test_sigterm_stops_an_idle_watch_at_once(
