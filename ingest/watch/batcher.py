@@ -67,7 +67,7 @@ def collect(
         remaining = deadline - clock()
         if remaining <= 0:
             break
-        wait = min(LONG_POLL_SECONDS, math.ceil(remaining))
+        wait = LONG_POLL_SECONDS if remaining >= LONG_POLL_SECONDS else math.ceil(remaining)
         received = queue.receive(wait, min(MAX_MESSAGES, size - len(batch.messages)))
         if received and not batch.messages:
             closes_at = clock() + seconds

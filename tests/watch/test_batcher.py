@@ -4,6 +4,7 @@ and a fake clock, so nothing waits."""
 from __future__ import annotations
 
 import json
+import math
 
 from ingest.watch.batcher import collect
 from ingest.watch.queue import Message
@@ -58,6 +59,12 @@ def test_a_batch_closes_seconds_after_its_first_message() -> None:
     batch = collect(queue, size=100, seconds=4, wait_until=100, clock=queue.clock)
     assert batch is not None and [e.key for e in batch.all_events()] == ["a", "b"]
     assert queue.now <= 1.0 + 4 + 1  # long polls shortened to the batch's remaining time
+
+
+def test_without_a_deadline_the_poll_waits_the_longest_sqs_allows() -> None:
+    queue = FakeQueue({45.0: [put("late")]})
+    batch = collect(queue, size=1, seconds=1, wait_until=math.inf, clock=queue.clock)
+    assert batch is not None and queue.waits[0] == (20, 1)
 
 
 def test_nothing_by_the_deadline_is_no_batch() -> None:
