@@ -57,10 +57,12 @@ def run(seconds_per_rate: float = SECONDS_PER_RATE) -> list[dict]:
             ]  # fmt: skip
             watch = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
             lines: list[dict] = []
-            reader = threading.Thread(
-                target=lambda: [lines.append(json.loads(line)) for line in watch.stdout or ()],
-                daemon=True,
-            )
+
+            def read() -> None:
+                for line in watch.stdout or ():
+                    lines.append(json.loads(line))
+
+            reader = threading.Thread(target=read, daemon=True)
             reader.start()
             _wait(lambda: any(line["event"] == "reconcile" for line in lines), 60)
             for rate in RATES:
