@@ -170,7 +170,7 @@ def inventory_table(keys: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("plan", "listing", "inventory"))
+    parser.add_argument("--only", choices=("plan", "listing", "inventory", "watch"))
     parser.add_argument(
         "--keys", type=int, action="append", help="plan table; default: 100000 and 1000000"
     )
@@ -189,6 +189,10 @@ def main() -> int:
         failed += listing_table(args.listing_keys)
     if args.only in (None, "inventory"):
         failed += inventory_table(args.inventory_keys)
+    if args.only in (None, "watch"):
+        from bench import watch  # moto and the sandbox: imported only for this table
+
+        failed += watch.table()
     if failed:
         print("targets missed: " + "; ".join(failed))
         return 1

@@ -30,6 +30,8 @@ class StackOutputs(BaseModel):
     mrap_alias: str | None = Field(default=None, alias="mrapAlias")
     integration_title: str | None = Field(default=None, alias="integrationTitle")
     inventory_location: str | None = Field(default=None, alias="inventoryLocation")
+    events_queue_url: str | None = Field(default=None, alias="eventsQueueUrl")
+    events_dead_letter_queue_url: str | None = Field(default=None, alias="eventsDeadLetterQueueUrl")
     external_id: SecretStr | None = Field(default=None, alias="externalId")
     allow_write: bool | None = Field(default=None, alias="allowWrite")
 

@@ -197,6 +197,22 @@ class IngestSettings(BaseModel):
         alias="allowMassDelete",
         **_flag("let this sync exceed maxDeletes and maxDeleteFraction"),
     )
+    watch_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        alias="watchBatchSize",
+        **_flag("`watch`: S3 events per batch at most", scope="watch", metavar="N"),
+    )
+    watch_batch_seconds: float = Field(
+        default=5,
+        gt=0,
+        alias="watchBatchSeconds",
+        **_flag(
+            "`watch`: seconds a batch waits for more events after its first",
+            scope="watch",
+            metavar="SECONDS",
+        ),
+    )
     integration: str | None = Field(
         default=None,
         **_flag(

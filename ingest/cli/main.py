@@ -52,6 +52,37 @@ def _upload_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_encord_arguments(parser)
 
 
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    _upload_arguments(parser)
+    options.add_setting_flags(parser, "watch")
+    watch = parser.add_argument_group("watch")
+    watch.add_argument(
+        "--queue-url",
+        metavar="URL",
+        help="SQS queue of the bucket's S3 events (default: the stack's `eventsQueueUrl`)",
+    )
+    watch.add_argument(
+        "--reconcile-every",
+        type=_duration,
+        default=24 * 3600.0,
+        metavar="DURATION",
+        help="a full `ingest run` this often (e.g. 24h, 30m; 'off': only at start-up); default 24h",
+    )
+    watch.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop after SECONDS without an event (tests, batch use); default: run until stopped",
+    )
+
+
+def _duration(text: str) -> float | None:
+    # Imported when parsing only: the command table stays free of the command's modules.
+    from ingest.cli.watch import duration
+
+    return duration(text)
+
+
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", metavar="JOB", help="upload job id")
     _upload_arguments(parser)
@@ -94,6 +125,15 @@ COMMANDS = (
         "resubmit only the units that failed, then link and verify",
         "ingest.cli.run:retry_command",
         _upload_arguments,
+    ),
+    Command(
+        "watch",
+        "keep the Dataset in sync from the bucket's S3 events (SQS), reconciling periodically",
+        "ingest.cli.watch:watch_command",
+        _watch_arguments,
+        "A full `ingest run` at start-up and every --reconcile-every; in between, batches of "
+        "the bucket's S3 events (long-polled from SQS) go through the same stages on just the "
+        "keys they touched. A message is deleted only once its outcome is committed.",
     ),
     Command(
         "verify",

@@ -134,12 +134,15 @@ def iter_entries(
     report: PlanReport,
     read_through: Callable[[ReadObject], ReadObject] | None = None,
     header_read_through: Callable[[ReadDicomHeader], ReadDicomHeader] | None = None,
+    objects: Iterable[ListedObject] | None = None,
 ) -> Iterator[Entry]:
     """Entries for the stack's bucket under the configured prefixes, in deterministic order.
 
     `read_through`, if given, wraps the sidecar reader (`ingest run` passes a cache in its
     run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3.
-    `header_read_through` does the same for DICOM headers (`RunState.cached_dicom_headers`)."""
+    `header_read_through` does the same for DICOM headers (`RunState.cached_dicom_headers`).
+    `objects`, if given, replaces the configured listing source (`ingest watch` passes just
+    the keys a batch of S3 events touched, in key order)."""
     settings, bucket = context.settings, context.outputs.bucket_name
     report.bucket = bucket
     report.prefixes = normalise_prefixes(context.prefixes)
@@ -158,7 +161,7 @@ def iter_entries(
         if header_read_through is not None:
             read_header = header_read_through(read_header)
         yield from entries(
-            listed_objects(context, report.warnings.append),
+            listed_objects(context, report.warnings.append) if objects is None else objects,
             url_prefix=context.outputs.object_url_prefix,
             rules=FolderRules(settings.groups, settings.dicom_series, settings.dicom_grouping),
             excluded=matcher(settings.exclude),
