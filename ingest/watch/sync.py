@@ -66,17 +66,27 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             state.record_scan(
                 folder,
                 scan,
-                _kept(iter_entries(context, report, state.cached_sidecars, listing), planned),
+                _kept(
+                    iter_entries(
+                        context,
+                        report,
+                        state.cached_sidecars,
+                        state.cached_dicom_headers,
+                        objects=listing,
+                    ),
+                    planned,
+                ),
             )
         )
         # Units of the scope that failed before (an earlier delivery of these events) go again.
         retried = state.failed_entries(folder, scan)
-        jobs = submit(
+        submission = submit(
             chain(new, retried),
             state,
             upload.target,
             out / UPLOADS_DIRECTORY,
             context.settings.chunk_size,
+            context.settings.max_job_entries,
         )
         try:
             wait_for_jobs(state, upload.target, Progress(enabled=False))
@@ -90,7 +100,7 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
         # The lead's deletions policy hooks in here, limited to `listing.scope`.
         return BatchOutcome(
             entries=counts["entries"],
-            jobs=[job_id for job_id, _ in jobs],
+            jobs=[job_id for job_id, _ in submission.jobs],
             linked=linked,
             failed=counts["failed"],
             not_linked=counts["entries"] - counts["failed"] - counts["linked"],
