@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,9 @@ def verify(
     folder: str,
     scan: int,
     directory: Path,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> Verification:
+    """`progress`, if given, wraps the rows as they are compared (to count them)."""
     rows = client.data_rows(dataset)
     counts: Counter = Counter()
 
@@ -71,7 +73,7 @@ def verify(
             counts[difference] += 1
             yield {"difference": difference, "title": title}
 
-    rows_by_title = ((row.title, _backing_item(row)) for row in rows)
+    rows_by_title = ((row.title, _backing_item(row)) for row in (progress or iter)(rows))
     report = directory / DIFFERENCES_FILE
     sample = write_jsonl(
         report,

@@ -153,6 +153,15 @@ def validate_document(document: Any) -> tuple[list[Problem], int, int]:
     return problems, entries, urls
 
 
+def entry_problems(path: str, kind: str, title: str, urls: list[str]) -> list[Problem]:
+    """The per-entry checks of `validate_document` for an entry built by the planner (its
+    shape is right by construction): the title's length and every URL."""
+    problems = _check_urls(path, kind, urls)
+    if not 0 < len(title) <= MAX_TITLE:
+        problems.append(Problem(f"{path}.title", f"must be 1 to {MAX_TITLE} characters long"))
+    return problems
+
+
 def _explain(path: str, error: ValidationError) -> list[Problem]:
     problems = []
     for detail in error.errors():
