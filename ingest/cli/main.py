@@ -170,15 +170,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             parser = build_parser()
+            names = [command.name for command in COMMANDS]
+            if arguments and not set(arguments) & {*names, "-h", "--help", "--version"}:
+                # Flags without a command: never guess one.
+                raise _UsageError(
+                    f"say which command to run, one of: {', '.join(names)} "
+                    "(e.g. `python -m ingest run --stack dev`)"
+                )
             args = parser.parse_args(arguments)
             as_json = args.json if args.command else as_json
             if args.command is None:
-                if arguments:  # flags without a command: never guess one
-                    names = ", ".join(command.name for command in COMMANDS)
-                    raise _UsageError(
-                        f"say which command to run, one of: {names} "
-                        "(e.g. `python -m ingest run --stack dev`)"
-                    )
                 parser.print_help()
                 return 0
             module, function = args.handler.split(":")

@@ -50,15 +50,16 @@ def validate_command(args: argparse.Namespace) -> int:
                     print(f"{path} {problem.path}: {problem.message}", file=sys.stderr)
                 if len(problems) > SHOWN_PROBLEMS:
                     print(f"{path}: … and {len(problems) - SHOWN_PROBLEMS} more", file=sys.stderr)
-    print_result(
-        args,
-        {"files": results, "valid": not failed},
-        lambda: "\n".join(
-            f"{result['file']}: valid ({result['entries']} entries, {result['urls']} URLs)"
-            for result in results
-            if result["valid"]
-        ),
-    )
+    valid = [result for result in results if result["valid"]]
+    if valid or args.json:
+        print_result(
+            args,
+            {"files": results, "valid": not failed},
+            lambda: "\n".join(
+                f"{result['file']}: valid ({result['entries']} entries, {result['urls']} URLs)"
+                for result in valid
+            ),
+        )
     if failed:
         raise UserError(f"invalid manifest(s): {', '.join(failed)}; fix the entries listed above")
     return 0
