@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,12 @@ CASES = [
         source("plan", "--metadata-schema", "{tmp}/nowhere.yaml", encord=False),
         "nowhere.yaml",
     ),
+    Case(
+        "plan-s3-unreachable",
+        source("plan", encord=False),
+        "is unreachable",
+        env={"AWS_ENDPOINT_URL": "{refused}"},
+    ),
     Case("plan-unknown-flag", ["plan", "--bogus"], "unrecognized arguments: --bogus"),
     # `run`: everything checked before the Files folder, the Dataset or the schema is touched.
     Case("run-empty-prefix", source("run", "--prefix", "nothing-here/"), "holds no objects"),
@@ -203,6 +210,12 @@ CASES = [
         "run-schema-bad-type",
         source("run", "--metadata-schema", "{tmp}/badschema.yaml"),
         "badschema.yaml",
+    ),
+    Case(
+        "run-s3-unreachable",
+        source("run"),
+        "is unreachable",
+        env={"AWS_ENDPOINT_URL": "{refused}"},
     ),
     # `retry`, `verify`, `status`: read the run state first, create nothing.
     Case("retry-no-state", source("retry"), "no run state"),
@@ -335,10 +348,12 @@ def test_bad_input(
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
-            monkeypatch.setenv(name, value)
+            monkeypatch.setenv(name, value.format(**values))
     capsys.readouterr()
 
+    started = time.monotonic()
     code = main(substitute(case.argv, values))
+    seconds = time.monotonic() - started
 
     captured = capsys.readouterr()
     monkeypatch.undo()
@@ -346,6 +361,8 @@ def test_bad_input(
     assert encord_objects(sandbox, key_pair) == before
     if not case.after_a_run:
         assert before == ([], [])
+    if "unreachable" in case.says:  # a refused endpoint is named in seconds, not minutes
+        assert seconds < 10
 
 
 def test_with_json_an_error_is_also_a_json_object_on_stdout(
