@@ -24,19 +24,17 @@ class Target:
 
 
 def target_names(settings: IngestSettings) -> Target:
-    missing = [
-        flag
-        for flag, value in (
-            ("--folder NAME", settings.folder),
-            ("--dataset TITLE", settings.dataset),
-        )
-        if not value
-    ]
-    if missing:
+    folder, dataset = settings.folder, settings.dataset
+    if not folder or not dataset:
+        missing = [
+            flag
+            for flag, value in (("--folder NAME", folder), ("--dataset TITLE", dataset))
+            if not value
+        ]
         raise UserError(
             f"say where to import: {' and '.join(missing)} (or the same keys in the stack's ingest config)"
         )
-    return Target(settings.integration, settings.folder, settings.dataset)
+    return Target(settings.integration, folder, dataset)
 
 
 def settings_only(args: argparse.Namespace) -> IngestSettings:

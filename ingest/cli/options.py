@@ -96,7 +96,7 @@ def add_setting_flags(
             if spec.pop("append", False):
                 options["action"] = "append"
             options["metavar"] = spec.pop("metavar", None)
-        flags.add_argument(flag, **options)
+        flags.add_argument(str(flag), **options)
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
