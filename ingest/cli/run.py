@@ -95,6 +95,9 @@ class FolderOnDemand(UploadTarget):
     def folder_name(self) -> str:
         return self._name
 
+    def __repr__(self) -> str:  # the dataclass's would read `folder`, creating it
+        return f"FolderOnDemand({self._name!r})"
+
 
 class PreparedUpload:
     """Everything an upload command checked up front, and what it defers until there is

@@ -247,7 +247,7 @@ CASES = [
     # The command line itself.
     Case("no-command", ["--stack", "dev"], "plan"),
     Case("flags-only", ["--verbose", "--quiet"], "say which command"),
-    Case("unknown-command", ["upload"], "invalid choice: 'upload'"),
+    Case("unknown-command", ["upload"], "say which command to run, one of: plan"),
 ]
 
 
