@@ -128,8 +128,9 @@ def entries(
 def validated(entries: Iterable[Entry]) -> Iterator[Entry]:
     """`entries`, each checked as `ingest validate` checks a manifest's entries, so that
     nothing Encord would refuse is written or uploaded."""
+    paths = {kind: f"$.{kind}[]" for kind in KINDS}
     for entry in entries:
-        problems = entry_problems(f"$.{entry.kind}[]", entry.kind, entry.title, list(entry.urls))
+        problems = entry_problems(paths[entry.kind], entry.kind, entry.title, entry.urls)
         if problems:
             problem = problems[0]
             raise UserError(

@@ -211,3 +211,22 @@ def test_run_with_nothing_importable_creates_nothing_and_writes_its_report(
     assert list(client.list_storage_folders()) == [] and list(client.get_datasets()) == []
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert report["unsupported"]["count"] == 1
+
+
+def test_plan_validates_what_it_writes(
+    aws_env: object,
+    bucket: Bucket,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # URLs built without percent-encoding: 'images/dogs/dog 1.jpg' would keep its space.
+    monkeypatch.setattr("ingest.plan.pipeline.object_urls", lambda prefix: prefix.__add__)
+    out = tmp_path / "out"
+
+    outcome = call(capsys, *plan_arguments(bucket, out))
+
+    assert outcome.code == 2 and outcome.stderr.count("\n") == 1, outcome
+    assert "entry 'images/dogs/dog 1.jpg' would be an invalid manifest entry" in outcome.stderr
+    assert "contains whitespace" in outcome.stderr
+    assert list(out.iterdir()) == []  # nothing published, no staging left
