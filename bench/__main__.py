@@ -6,6 +6,7 @@
 2. listing: the listing sources (`bench.listers`) against the S3 stand-in's 16-prefix
    bucket, at 0 ms and 50 ms per request.
 3. inventory: `ingest plan` from a 10M-key S3 Inventory report (`bench.inventory_plan`).
+4. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
 
     python -m bench                          # all three, with their targets
     python -m bench --only listing           # one table
@@ -25,6 +26,7 @@ from pathlib import Path
 from bench.listing import InMemoryS3
 from bench.measure import cpu_seconds, peak_rss_mb
 from bench.naive import naive_plan
+from bench.startup import startup_table
 from ingest.context import PlanContext
 from ingest.outputs import StackOutputs
 from ingest.plan.pipeline import plan
@@ -170,7 +172,7 @@ def inventory_table(keys: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("plan", "listing", "inventory", "watch"))
+    parser.add_argument("--only", choices=("plan", "listing", "inventory", "watch", "startup"))
     parser.add_argument(
         "--keys", type=int, action="append", help="plan table; default: 100000 and 1000000"
     )
@@ -193,6 +195,8 @@ def main() -> int:
         from bench import watch  # moto and the sandbox: imported only for this table
 
         failed += watch.table()
+    if args.only in (None, "startup"):
+        failed += startup_table()
     if failed:
         print("targets missed: " + "; ".join(failed))
         return 1

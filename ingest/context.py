@@ -1,20 +1,35 @@
 """The inputs every bucket-reading command shares: stack outputs, settings and an S3 client.
 
-`load_context(args)` turns the flags of `ingest.cli.options` into a `PlanContext`. `plan` and `run` both use these, so they read exactly the same inputs.
+`load_context(args)` turns the flags of `ingest.cli.options` into a `PlanContext`. `plan` and `run` both use these, so they read exactly the same inputs. `check_context`
+looks at everything that can be checked before a command writes anything: the output
+directory, the globs, and that the bucket answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from ingest.cli.options import settings_overrides
+from ingest.errors import UserError
+from ingest.listing.s3_errors import s3_errors
 from ingest.outputs import StackOutputs, load_outputs
-from ingest.settings import IngestSettings, load_settings
+from ingest.plan.globs import matcher
+from ingest.settings import IngestSettings, inapplicable, load_settings
+
+# The bucket check before any work: a couple of attempts, so that an unreachable endpoint
+# fails in seconds (the listing itself retries more, for throttling).
+_CHECK_CONFIG = Config(
+    connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 2}
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +37,7 @@ class PlanContext:
     outputs: StackOutputs
     settings: IngestSettings
     s3: Any  # a boto3 S3 client
+    warnings: tuple[str, ...] = ()  # settings given that the chosen sources ignore
 
     @property
     def prefixes(self) -> list[str]:
@@ -37,7 +53,12 @@ def load_context(args: argparse.Namespace) -> PlanContext:
     outputs = load_outputs(args.stack, args.outputs)
     if settings.integration is None and outputs.integration_title:
         settings = settings.model_copy(update={"integration": outputs.integration_title})
-    return PlanContext(outputs=outputs, settings=settings, s3=s3_client(outputs, settings))
+    return PlanContext(
+        outputs=outputs,
+        settings=settings,
+        s3=s3_client(outputs, settings),
+        warnings=tuple(inapplicable(settings)),
+    )
 
 
 def s3_client(outputs: StackOutputs, settings: IngestSettings) -> Any:
@@ -46,4 +67,45 @@ def s3_client(outputs: StackOutputs, settings: IngestSettings) -> Any:
         max_pool_connections=max(10, settings.scan_workers * 2),
         retries={"mode": "standard", "max_attempts": 8},
     )
-    return boto3.session.Session().client("s3", region_name=outputs.region, config=config)
+    # boto3 resolves AWS_PROFILE when the session and client are made, not at the first call.
+    with s3_errors("connecting to", f"S3 for s3://{outputs.bucket_name}"):
+        return boto3.session.Session().client("s3", region_name=outputs.region, config=config)
+
+
+def check_context(context: PlanContext) -> None:
+    """Everything a bucket-reading command can check before it writes anything, here or in
+    Encord: the output directory is writable, the globs compile, the bucket answers."""
+    settings = context.settings
+    writable_directory(settings.output_dir, "--out (outputDir)")
+    matcher(settings.exclude)
+    if settings.listing == "inventory":
+        return  # the inventory source checks its report location; the bucket may be unlisted
+    bucket, prefix = context.outputs.bucket_name, context.prefixes[0]
+    with s3_errors("listing", f"s3://{bucket}/{prefix}"):
+        quick = boto3.session.Session().client(
+            "s3",
+            region_name=context.outputs.region,
+            endpoint_url=context.s3.meta.endpoint_url,
+            config=_CHECK_CONFIG,
+        )
+        quick.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+
+
+def writable_directory(path: Path, what: str) -> None:
+    """Fail unless `path` is, or can be made, a directory this process can write in;
+    creates nothing that outlasts the check."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(
+            f"{what} {path}: {existing} is a file, not a directory; choose another --out"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or os.strerror(error.errno or errno.EACCES)
+        raise UserError(
+            f"{what} {path}: cannot write in {existing} ({reason}); choose another --out"
+        ) from None

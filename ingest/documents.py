@@ -1,4 +1,7 @@
-"""Reading the YAML/JSON files users write (settings, metadata schemas) with one-line errors."""
+"""Reading the YAML/JSON files users write (settings, metadata schemas) with one-line errors.
+
+A key given twice in one mapping is an error (YAML and JSON parsers would silently keep the
+last value)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,34 @@ import yaml
 from ingest.errors import UserError
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives a key twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(
+                    f"key {key!r} appears twice at line {key_node.start_mark.line + 1}"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise _DuplicateKey(f"key {key!r} appears twice")
+        mapping[key] = value
+    return mapping
+
+
 def load_document(path: Path, what: str) -> Any:
     """The parsed content of `path` (JSON for `.json`, else YAML); `what` names it in errors."""
     try:
@@ -19,7 +50,11 @@ def load_document(path: Path, what: str) -> Any:
         reason = getattr(error, "strerror", None) or "not UTF-8 text"
         raise UserError(f"cannot read {what} {path}: {reason}") from None
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            return json.loads(text, object_pairs_hook=_unique_keys)
+        return yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as error:
+        raise UserError(f"{what} {path}: {error}; keep one") from None
     except json.JSONDecodeError as error:
         raise UserError(
             f"{what} {path} is not valid JSON: {error.msg} at line {error.lineno}"

@@ -1,8 +1,15 @@
-"""Errors a user can fix. The CLI prints them as one line and exits 2, never with a traceback."""
+"""Errors a user can fix, and the exit codes of every command (one meaning each).
+
+The CLI prints a `UserError` as one line and exits 2, never with a traceback.
+"""
 
 from __future__ import annotations
 
-EXIT_USER_ERROR = 2
+EXIT_EXACT = 0  # done, and the Dataset and Folder match the bucket
+EXIT_DIFFERENCES = 1  # done, but the Dataset or Folder differs from the bucket
+EXIT_USER_ERROR = 2  # something for the user to fix, said in one line
+EXIT_INTERNAL = 3  # a bug: one line on the terminal, the traceback in a log file
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
 class UserError(Exception):

@@ -7,9 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ingest.errors import UserError
+
+# What an object URL may start with (s3:// as `ingest validate` accepts it too).
+OBJECT_URL_SCHEMES = ("https://", "arn:aws:s3::", "s3://")
 
 
 class StackOutputs(BaseModel):
@@ -34,6 +37,19 @@ class StackOutputs(BaseModel):
     events_dead_letter_queue_url: str | None = Field(default=None, alias="eventsDeadLetterQueueUrl")
     external_id: SecretStr | None = Field(default=None, alias="externalId")
     allow_write: bool | None = Field(default=None, alias="allowWrite")
+
+    @field_validator("object_url_prefix")
+    @classmethod
+    def _url_prefix(cls, value: str) -> str:
+        """A key is appended to it as is: without its '/', URLs would run into the host."""
+        if not value.startswith(OBJECT_URL_SCHEMES):
+            raise ValueError(
+                f"{value!r} must be an https:// URL (https://BUCKET.s3.REGION.amazonaws.com/) "
+                "or a Multi-Region Access Point ARN (arn:aws:s3::ACCOUNT:accesspoint/ALIAS/)"
+            )
+        if not value.endswith("/"):
+            raise ValueError(f"{value!r} must end with '/': use {value + '/'!r}")
+        return value
 
     def require(self, name: str) -> str:
         """The value of an optional output a command needs; `name` is the output's own (camelCase) name."""
@@ -76,7 +92,8 @@ def load_outputs(stack: str | None, outputs_file: Path | None) -> StackOutputs:
         name = ".".join(str(part) for part in first["loc"])
         if first["type"] == "missing":
             raise UserError(_missing(name, source)) from None
-        raise UserError(f"stack output {name!r} in {source}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise UserError(f"stack output {name!r} in {source}: {message}") from None
 
 
 def _pulumi_stack_output(stack: str) -> str:

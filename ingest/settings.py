@@ -18,6 +18,8 @@ from ingest.encord_format import (
 from ingest.errors import UserError
 
 CONFIG_KEY = "encord-s3:ingest"
+# Where Pulumi.yaml lives in a checkout (the project installs editable).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHUNK_SIZE = 100_000
 # The mirror's safety limits: a sync removing more than this many items, or this share of
 # the items it mirrors, refuses unless `allowMassDelete` (see ingest/mirror/diff.py).
@@ -243,18 +245,45 @@ def config_path(stack: str, directory: Path = Path(".")) -> Path:
     return directory / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
 
 
+def stack_file(stack: str) -> Path:
+    """The stack's `Pulumi.<stack>.yaml`, next to `Pulumi.yaml` whatever the working
+    directory: the nearest directory up from it holding either, else this project's root.
+    A stack without its file is an error, never silently the defaults."""
+    here = Path.cwd()
+    directory = next(
+        (
+            candidate
+            for candidate in (here, *here.parents)
+            if (candidate / "Pulumi.yaml").is_file() or config_path(stack, candidate).is_file()
+        ),
+        PROJECT_ROOT,
+    )
+    path = config_path(stack, Path(".") if directory == here else directory)
+    if not path.is_file():
+        known = sorted(
+            found.name.removeprefix("Pulumi.").removesuffix(".yaml")
+            for found in directory.glob("Pulumi.*.yaml")
+        )
+        raise UserError(
+            f"stack {stack!r} has no {path.name} in {directory} (next to Pulumi.yaml): fix "
+            f"--stack (stacks there: {', '.join(known) or 'none'}) or pass --config FILE"
+        )
+    return path
+
+
 def load_settings(
     stack: str | None, config_file: Path | None, overrides: Mapping[str, Any]
 ) -> IngestSettings:
-    """Settings from `config_file`, else the stack's `Pulumi.<stack>.yaml`, else defaults;
-    `overrides` (keyed by the settings' camelCase names, from flags) win. Metadata paths in a
-    file are relative to that file; `outputDir` is relative to the working directory."""
+    """Settings from `config_file`, else the stack's `Pulumi.<stack>.yaml` (see `stack_file`),
+    else defaults; `overrides` (keyed by the settings' camelCase names, from flags) win.
+    Metadata paths in a file are relative to that file; `outputDir` is relative to the
+    working directory."""
     if config_file is not None:
         source = str(config_file)
         raw = _read_mapping(config_file, source)
         base = config_file.parent
-    elif stack and config_path(stack).exists():
-        path = config_path(stack)
+    elif stack:
+        path = stack_file(stack)
         source = f"{path} ({CONFIG_KEY})"
         document = _read_mapping(path, str(path))
         raw = (document.get("config") or {}).get(CONFIG_KEY) or {}
@@ -269,6 +298,29 @@ def load_settings(
         merged = {**settings.model_dump(by_alias=True), **overrides}
         settings = _validate(merged, "command-line flags")
     return settings
+
+
+def inapplicable(settings: IngestSettings) -> list[str]:
+    """Warnings for settings given that the chosen listing source ignores."""
+    if settings.listing == "inventory":
+        return []
+    ignored = [
+        key
+        for key, given in (
+            ("inventoryLocation", settings.inventory_location is not None),
+            (
+                "inventoryMaxAgeHours",
+                settings.inventory_max_age_hours
+                != IngestSettings.model_fields["inventory_max_age_hours"].default,
+            ),
+        )
+        if given
+    ]
+    return [
+        f"{key} is ignored with listing {settings.listing!r}: it applies only to "
+        "listing 'inventory' (--listing inventory)"
+        for key in ignored
+    ]
 
 
 def _read_mapping(path: Path, source: str) -> dict[str, Any]:

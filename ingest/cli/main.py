@@ -3,6 +3,10 @@
 The parser is built from `COMMANDS` without importing any command's module: a command's
 module (and so boto3, the encord SDK, pyarrow) is imported only when that command runs, so
 `--help` and the offline commands start fast. Each command's handler is `(args) -> int`.
+
+Exit codes (ingest.errors): 0 exact, 1 the Dataset or Folder differs, 2 a user error (one
+line), 3 an internal error (one line; the traceback goes to a log file, never the
+terminal), 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,16 +14,41 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from ingest.cli import options
-from ingest.errors import UserError
+from ingest.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, UserError, first_line
 
-EXIT_INTERRUPTED = 130
+ERROR_LOG = "ingest-error.log"
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
+)
+# Environment variables whose values must never reach the error log.
+_SECRET_VARIABLES = ("ENCORD_SSH_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+class _UsageError(UserError):
+    """A command line argparse cannot parse."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as one-line `UserError`s instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +112,13 @@ def _duration(text: str) -> float | None:
     return duration(text)
 
 
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    _upload_arguments(parser)
+    parser.add_argument(
+        "--links", action="store_true", help="also print every data row's file link"
+    )
+
+
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", metavar="JOB", help="upload job id")
     _upload_arguments(parser)
@@ -139,7 +175,7 @@ COMMANDS = (
         "verify",
         "compare the Dataset with the latest scan; list its file links",
         "ingest.cli.verify:verify_command",
-        _upload_arguments,
+        _verify_arguments,
     ),
     Command(
         "status",
@@ -151,7 +187,7 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ingest",
         description="Import an S3 bucket provisioned by this project's Pulumi stack into Encord.",
     )
@@ -168,23 +204,89 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
+    args: argparse.Namespace | None = None
     try:
-        module, function = args.handler.split(":")
-        handler = getattr(importlib.import_module(module), function)
-        return handler(args)
+        with _sigterm_as_interrupt():
+            parser = build_parser()
+            names = [command.name for command in COMMANDS]
+            if arguments and not set(arguments) & {*names, "-h", "--help", "--version"}:
+                # Flags without a command: never guess one.
+                raise _UsageError(
+                    f"say which command to run, one of: {', '.join(names)} "
+                    "(e.g. `python -m ingest run --stack dev`)"
+                )
+            args = parser.parse_args(arguments)
+            as_json = args.json if args.command else as_json
+            if args.command is None:
+                parser.print_help()
+                return 0
+            module, function = args.handler.split(":")
+            handler = getattr(importlib.import_module(module), function)
+            return handler(args)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": str(error), "exit": error.exit_code}))
-        return error.exit_code
+        return _fail(str(error), error.exit_code, as_json)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail(
+            "interrupted: rerun the same command to resume", EXIT_INTERRUPTED, as_json, "error"
+        )
+    except Exception as error:  # a bug: the user gets one line, the log gets the traceback
+        log = _write_error_log(args, error)
+        return _fail(
+            f"internal error ({type(error).__name__}: {_redacted(first_line(error))[:300]}); "
+            f"the details are in {log}: please report them",
+            EXIT_INTERNAL,
+            as_json,
+        )
+
+
+def _fail(message: str, code: int, as_json: bool, prefix: str = "error") -> int:
+    print(f"{prefix}: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message, "exit": code}))
+    return code
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a command as Ctrl-C does: staging removed, the run state committed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _write_error_log(args: argparse.Namespace | None, error: BaseException) -> Path:
+    """The traceback, secrets removed, in the output directory if there is one, else a
+    temporary directory."""
+    out = getattr(args, options.DEST_PREFIX + "outputDir", None) or Path("out/ingest")
+    directory = out if Path(out).is_dir() else Path(tempfile.gettempdir())
+    text = _redacted("".join(traceback.format_exception(error)))
+    path = Path(directory) / ERROR_LOG
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        path = Path(tempfile.mkstemp(prefix="ingest-error-", suffix=".log")[1])
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _redacted(text: str) -> str:
+    text = _PRIVATE_KEY.sub("[private key removed]", text)
+    for name in _SECRET_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            text = text.replace(value, f"[${name} removed]")
+    return text
 
 
 def _version() -> str:

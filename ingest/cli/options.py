@@ -17,7 +17,7 @@ from typing import Any, Literal
 from ingest.errors import UserError
 from ingest.settings import IngestSettings
 
-_DEST_PREFIX = "setting_"
+DEST_PREFIX = "setting_"
 
 
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +83,7 @@ def add_setting_flags(
         if only is not None and key not in only:
             continue
         flag = spec.pop("name", None) or "--" + re.sub(r"(?<!^)([A-Z])", r"-\1", key).lower()
-        options: dict[str, Any] = {"dest": _DEST_PREFIX + key, "help": field.description}
+        options: dict[str, Any] = {"dest": DEST_PREFIX + key, "help": field.description}
         kind = _value_type(field.annotation)
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
@@ -102,9 +102,9 @@ def add_setting_flags(
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line, keyed by their config names."""
     overrides = {
-        dest.removeprefix(_DEST_PREFIX): value
+        dest.removeprefix(DEST_PREFIX): value
         for dest, value in vars(args).items()
-        if dest.startswith(_DEST_PREFIX) and value is not None
+        if dest.startswith(DEST_PREFIX) and value is not None
     }
     if "groups" in overrides:
         overrides["groups"] = [_group_rule(value) for value in overrides["groups"]]

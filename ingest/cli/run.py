@@ -4,40 +4,50 @@
 merge-safe, before any upload job starts); a rerun resumes from the state file in the output
 directory and uploads and links only what is new; `retry` resubmits only the units that
 failed.
+
+Look before you write: every input is checked first (settings, outputs, the output
+directory, the key, the integration, a schema conflict, the bucket), and Encord is changed
+only once there is something to put in it: the schema is applied and the Files folder found
+or created just before the first upload job starts, the Dataset just before the first link.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from encord.storage import StorageFolder
+
 from ingest.cli.inputs import Target, existing_state, latest_scan, target_names
+from ingest.cli.progress import Feedback
 from ingest.cli.render import print_result
-from ingest.context import PlanContext, load_context
+from ingest.context import PlanContext, check_context, load_context
 from ingest.encord.client import EncordClient, connect
 from ingest.encord.link import link_uploaded
 from ingest.encord.schema_sync import apply
 from ingest.encord.upload import (
-    Progress,
     Submission,
     UploadTarget,
     require_write_access,
     submit,
     wait_for_jobs,
 )
-from ingest.encord.verify import Verification, verify
-from ingest.errors import UserError
-from ingest.files import write_jsonl
+from ingest.encord.verify import DIFFERENCES_FILE, Verification, verify
+from ingest.errors import EXIT_DIFFERENCES, EXIT_EXACT, UserError
+from ingest.files import write_atomic, write_jsonl
 from ingest.mirror.apply import Classifier, MirrorReport, mirror, recover_provenance
 from ingest.mirror.diff import Policy
+from ingest.model import Entry
+from ingest.plan.manifest import REPORT_FILE
 from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
-from ingest.plan.schema import load_schema
+from ingest.plan.schema import MetadataSchema, load_schema
 from ingest.state import RunState
 
-EXIT_DIFFERENCES = 1
 FAILED_UNITS_FILE = "failed-units.jsonl"
 UPLOADS_DIRECTORY = "uploads"
 
@@ -59,43 +69,119 @@ class SchemaApplied:
         return f"schema: {self.keys} keys applied from {self.source}: {'; '.join(self.changes)}"
 
 
-@dataclass(frozen=True)
-class PreparedUpload:
-    """Everything an upload command checked or set up before touching the run state."""
+class FolderOnDemand(UploadTarget):
+    """An upload target whose Files folder is found or created only when first needed (a
+    job is about to start, or one must be polled), after `before_first_use` has run: a run
+    that fails, or has nothing to upload, creates no folder."""
 
-    context: PlanContext
-    names: Target
-    client: EncordClient
-    target: UploadTarget
-    schema: SchemaApplied | None
+    _name: str
+    _folder: StorageFolder | None
+    _before_first_use: Callable[[], None]
+
+    def __init__(
+        self,
+        client: EncordClient,
+        folder_name: str,
+        integration_id: str,
+        before_first_use: Callable[[], None],
+    ) -> None:
+        object.__setattr__(self, "client", client)
+        object.__setattr__(self, "integration_id", integration_id)
+        object.__setattr__(self, "_name", folder_name)
+        object.__setattr__(self, "_folder", None)
+        object.__setattr__(self, "_before_first_use", before_first_use)
+
+    @property
+    def folder(self) -> StorageFolder:
+        folder = self._folder
+        if folder is None:
+            self._before_first_use()
+            folder = self.client.folder(self._name)
+            object.__setattr__(self, "_folder", folder)
+        return folder
+
+    @property
+    def folder_name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:  # the dataclass's would read `folder`, creating it
+        return f"FolderOnDemand({self._name!r})"
+
+
+class PreparedUpload:
+    """Everything an upload command checked up front, and what it defers until there is
+    something to upload: applying the metadata schema, and the Files folder."""
+
+    def __init__(
+        self,
+        context: PlanContext,
+        names: Target,
+        client: EncordClient,
+        integration_id: str,
+        schema: tuple[Path, MetadataSchema] | None,
+        feedback: Feedback,
+    ) -> None:
+        self.context = context
+        self.names = names
+        self.client = client
+        self.feedback = feedback
+        self._schema = schema
+        self.schema: SchemaApplied | None = None
+        self.target = FolderOnDemand(client, names.folder, integration_id, self.apply_schema)
+
+    def apply_schema(self) -> None:
+        """Apply the settings' metadata schema, as `ingest schema apply` does, so that Encord
+        checks every upload's clientMetadata against it; once."""
+        if self._schema is None or self.schema is not None:
+            return
+        path, declared = self._schema
+        changes = apply(self.client, declared, str(path))
+        self.schema = SchemaApplied(path, len(declared.keys), changes)
+        self.feedback.step(self.schema.summary())
 
 
 def run_command(args: argparse.Namespace) -> int:
     upload = _prepare_upload(args)
-    context, names = upload.context, upload.names
+    context, names, feedback = upload.context, upload.names, upload.feedback
     out = context.settings.output_dir
     report = PlanReport()
     mirrored = MirrorReport(Policy.from_settings(context.settings))
     with RunState.in_directory(out, exclusive=True) as state:
         if not state.has_mirrored(names.folder):
-            mirrored.recovered_items = (
-                recover_provenance(upload.client, state, upload.target.folder) or None
-            )
+            existing = upload.client.find_folder(names.folder)
+            if existing is not None:  # a lost (or older) run state: rebuilt from the folder
+                mirrored.recovered_items = recover_provenance(upload.client, state, existing)
         scan = state.start_scan(names.folder)
         # Sidecars whose ETag is unchanged since an earlier sync come from the state, not S3.
-        planned = iter_entries(context, report, state.cached_sidecars, state.cached_dicom_headers)
+        planned = iter_entries(
+            context,
+            report,
+            state.cached_sidecars,
+            state.cached_dicom_headers,
+            listed=lambda objects: feedback.counted(objects, "listing", "objects"),
+        )
         # Moves and entries to reimport are held back for the mirror step (ingest/mirror).
         new_entries = Classifier(state, names.folder, scan, mirrored)(
             state.record_scan(names.folder, scan, planned)
         )
-        submission = _submit(new_entries, state, upload)
-        dataset = upload.client.dataset(names.dataset)
-        released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
-        more = _submit(released, state, upload)
-        submission.jobs += more.jobs
-        submission.notes += more.notes
+        submission = _submit(
+            feedback.counted(new_entries, "uploading", "new entries"), state, upload
+        )
+        if state.has_mirrored(names.folder):  # items from earlier syncs: gone, changed, moved?
+            dataset = upload.client.dataset(names.dataset)
+            released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
+            more = _submit(released, state, upload)
+            submission.jobs += more.jobs
+            submission.notes += more.notes
         state.finish_scan(scan)
+        upload.apply_schema()  # a rerun with nothing new still brings the schema up to date
         report.manifests = [manifest for _, manifest in submission.jobs]
+        document = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+        write_atomic(out / REPORT_FILE, document)
+        feedback.step(
+            f"scan {scan}: {len(submission.jobs)} upload job(s) started; "
+            f"report: {out / REPORT_FILE}"
+        )
         return _finish(args, upload, state, scan, submission, report, mirrored)
 
 
@@ -109,7 +195,7 @@ def retry_command(args: argparse.Namespace) -> int:
         return _finish(args, upload, state, scan, _submit(failed, state, upload), None)
 
 
-def _submit(entries, state: RunState, upload: PreparedUpload) -> Submission:
+def _submit(entries: Iterable[Entry], state: RunState, upload: PreparedUpload) -> Submission:
     settings = upload.context.settings
     directory = settings.output_dir / UPLOADS_DIRECTORY
     return submit(
@@ -118,10 +204,12 @@ def _submit(entries, state: RunState, upload: PreparedUpload) -> Submission:
 
 
 def _prepare_upload(args: argparse.Namespace) -> PreparedUpload:
-    """Inputs, the Encord client, the integration, the metadata schema and the Files folder,
-    checked up front so that a bad key, an unknown integration or a schema conflict fails
-    before the bucket is scanned."""
+    """Inputs, the bucket, the Encord client, the integration and the metadata schema (read
+    and checked for conflicts), all before anything is written, here or in Encord."""
+    feedback = Feedback.from_args(args)
     context = load_context(args)
+    for warning in context.warnings:
+        feedback.warn(warning)
     names = target_names(context.settings)
     if not names.integration:
         raise UserError(
@@ -129,21 +217,23 @@ def _prepare_upload(args: argparse.Namespace) -> PreparedUpload:
             "(or the stack output integrationTitle, or `integration` in the ingest config)"
         )
     require_write_access(context.settings.groups, context.outputs)
+    schema_path = context.settings.metadata_schema
+    declared = load_schema(schema_path) if schema_path else None
+    check_context(context)
+    feedback.step(
+        f"s3://{context.outputs.bucket_name} answers; output directory "
+        f"{context.settings.output_dir} is writable"
+    )
     client = connect(context.settings.encord_domain, args.ssh_key_file)
     integration_id = client.integration_id(names.integration, context.outputs.role_arn)
-    schema = _apply_schema(client, context.settings.metadata_schema)
-    target = UploadTarget(client, client.folder(names.folder), integration_id)
-    return PreparedUpload(context, names, client, target, schema)
-
-
-def _apply_schema(client: EncordClient, path: Path | None) -> SchemaApplied | None:
-    """Apply the settings' metadata schema, as `ingest schema apply` does, so that Encord
-    checks every upload's clientMetadata against it."""
-    if path is None:
-        return None
-    declared = load_schema(path)
-    changes = apply(client, declared, str(path))
-    return SchemaApplied(path, len(declared.keys), changes)
+    feedback.step(f"Encord integration {names.integration!r}: {integration_id}")
+    schema = None
+    if schema_path is not None and declared is not None:
+        # A conflict stops the run here, before the bucket is scanned: merging into the
+        # copy just read saves nothing.
+        apply(client, declared, str(schema_path), save=False)
+        schema = (schema_path, declared)
+    return PreparedUpload(context, names, client, integration_id, schema, feedback)
 
 
 def _finish(
@@ -156,22 +246,41 @@ def _finish(
     mirrored: MirrorReport | None = None,
 ) -> int:
     """Wait for the folder's jobs, link, verify, and print what happened."""
-    client, names = upload.client, upload.names
+    client, names, feedback = upload.client, upload.names, upload.feedback
     out = state.path.parent
-    jobs = submission.jobs
     try:
-        deleted = wait_for_jobs(state, upload.target, Progress(enabled=not args.json))
+        try:
+            deleted = wait_for_jobs(state, upload.target, feedback.upload())
+        finally:
+            failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
+        dataset = client.find_dataset(names.dataset)
+        if dataset is None and state.counts(names.folder, scan, None)["entries"]:
+            feedback.step(f"creating Dataset {names.dataset!r}")
+            dataset = client.dataset(names.dataset)
+        if dataset is None:  # nothing importable: no Dataset to make or compare
+            linked, verification = 0, _nothing_to_verify(names.dataset, out)
+        else:
+            linked = link_uploaded(
+                client, state, dataset, names.folder, scan, feedback.counter("linking", "items")
+            )
+            # What each item now comes from, for the next sync's mirror step.
+            state.record_mirrored(names.folder, scan)
+            verification = verify(
+                client,
+                state,
+                dataset,
+                names.folder,
+                scan,
+                out,
+                lambda rows: feedback.counted(rows, "verifying", "rows"),
+            )
     finally:
-        failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
-    dataset = client.dataset(names.dataset)
-    linked = link_uploaded(client, state, dataset, names.folder, scan)
-    state.record_mirrored(names.folder, scan)  # what each item now comes from, for the next sync
-    verification = verify(client, state, dataset, names.folder, scan, out)
-    counts = state.counts(names.folder, scan, dataset.dataset_hash)
+        feedback.close()
+    counts = state.counts(names.folder, scan, verification.dataset_hash or None)
     summary = {
         "scan": report.to_json() if report else None,
         "schema": upload.schema.to_json() if upload.schema else None,
-        "jobsStarted": [job_id for job_id, _ in jobs],
+        "jobsStarted": [job_id for job_id, _ in submission.jobs],
         "uploadNotes": submission.notes,
         "duplicatesDeleted": deleted,
         "entries": counts,
@@ -198,7 +307,25 @@ def _finish(
     )
     # Objects left out for metadata that breaks the schema are not in Encord either.
     left_out = report.metadata_error_count if report else 0
-    return 0 if verification.exact and not left_out else EXIT_DIFFERENCES
+    return EXIT_EXACT if verification.exact and not left_out else EXIT_DIFFERENCES
+
+
+def _nothing_to_verify(title: str, out: Path) -> Verification:
+    report = out / DIFFERENCES_FILE
+    write_jsonl(report, iter(()))
+    return Verification(
+        dataset=title,
+        dataset_hash="",
+        folder="",
+        rows=0,
+        items=0,
+        missing=0,
+        extra=0,
+        folder_differences={},
+        sample=[],
+        report=report,
+        file_links=[],
+    )
 
 
 def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> list[dict]:

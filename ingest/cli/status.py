@@ -1,4 +1,5 @@
-"""`ingest status JOB`: one upload job's state, as Encord's guide's Step 6 prints it."""
+"""`ingest status JOB`: one upload job's state, as Encord's guide's Step 6 prints it.
+Read-only: it opens the job's folder by its uuid and creates nothing."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ from encord.orm.dataset import DataLinkDuplicatesBehavior, StorageLocation
 from encord.orm.storage import DataUploadItems, UploadLongPollingState
 from encord.storage import StorageFolder, StorageItem
 from encord.utilities.storage.cloud_data_migration import update_storage_item_cloud_info
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ingest.errors import UserError, first_line
 
@@ -46,8 +47,11 @@ US_DOMAIN = "https://api.us.encord.com"
 # Our own retries, for the calls the SDK sends once (upload start, folder and dataset
 # creation, linking) and for transient errors that outlast the SDK's own retries.
 RETRY_DELAYS_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0)
-# The SDK's transport settings; tests shorten its backoff.
-REQUESTS_SETTINGS = RequestsSettings()
+# A connection Encord refuses, or a host that doesn't resolve or answer, is retried this
+# often, quickly: it is a wrong domain or a down network far more often than a blip.
+UNREACHABLE_RETRY_DELAYS_SECONDS = (0.5, 1.0)
+# The SDK's transport settings (one connection retry of its own); tests shorten its backoff.
+REQUESTS_SETTINGS = RequestsSettings(connection_retries=1, connect_timeout=10)
 
 TRANSIENT = (
     RequestException,
@@ -171,33 +175,17 @@ class EncordClient:
         )
 
     def find_folder(self, name: str) -> StorageFolder | None:
-        """The top-level Files folder called exactly `name` that the key's user sees, if any."""
-        return self._call(
-            f"looking up Files folder {name!r}",
-            lambda: _named(self._user_client.list_storage_folders(search=name), name),
-        )
+        """The top-level Files folder called exactly `name` that this user can see, if any
+        (one that exists but is not shared with the user is an error)."""
+        return self._call(f"looking up Files folder {name!r}", lambda: self._folder_named(name))
 
     def folder(self, name: str) -> StorageFolder:
         """The top-level Files folder called exactly `name`, created if the organisation has
         none; one that exists but is not shared with the key's user is an error, not a
         reason to create a second."""
-
-        def find() -> StorageFolder | None:
-            found = _named(self._user_client.list_storage_folders(search=name), name)
-            if found is None:
-                self._refuse_invisible(
-                    f"Files folder {name!r}",
-                    lambda: _named(
-                        self._user_client.list_storage_folders(search=name, org_access=True),
-                        name,
-                    ),
-                    "Files → the folder → Share",
-                )
-            return found
-
         return self._find_or_create(
             f"Files folder {name!r}",
-            find,
+            lambda: self._folder_named(name),
             lambda: self._user_client.create_storage_folder(
                 name, description="Imported from S3 by `python -m ingest`"
             ),
@@ -209,27 +197,48 @@ class EncordClient:
             lambda: self._user_client.get_storage_folder(folder_uuid),
         )
 
+    def _folder_named(self, name: str) -> StorageFolder | None:
+        found = _named(self._user_client.list_storage_folders(search=name), name)
+        if found is None:
+            self._refuse_invisible(
+                f"Files folder {name!r}",
+                lambda: _named(
+                    self._user_client.list_storage_folders(search=name, org_access=True), name
+                ),
+                "Files → the folder → Share",
+            )
+        return found
+
+    def find_dataset(self, title: str) -> Dataset | None:
+        """The Dataset titled exactly `title` that this user can see, if any."""
+        dataset_hash = self._call(
+            f"looking up Dataset {title!r}", lambda: self._dataset_hash(title)
+        )
+        return None if dataset_hash is None else self._open_dataset(title, dataset_hash)
+
     def dataset(self, title: str) -> Dataset:
         """The Dataset titled exactly `title`, created without a backing folder if the
         organisation has none (one not shared with the key's user is an error)."""
-
-        def find() -> str | None:
-            rows = self._user_client.get_datasets(title_eq=title, include_org_access=True)
-            rows = [row for row in rows if row["dataset"].title == title]
-            usable = [row for row in rows if row.get("user_role") is not None]
-            if rows and not usable:
-                raise self._invisible(f"Dataset {title!r}", "the Dataset → Settings → Share")
-            return usable[0]["dataset"].dataset_hash if usable else None
-
         dataset_hash = self._find_or_create(
             f"Dataset {title!r}",
-            find,
+            lambda: self._dataset_hash(title),
             lambda: (
                 self._user_client.create_dataset(
                     title, StorageLocation.AWS, create_backing_folder=False
                 ).dataset_hash
             ),
         )
+        return self._open_dataset(title, dataset_hash)
+
+    def _dataset_hash(self, title: str) -> str | None:
+        rows = self._user_client.get_datasets(title_eq=title, include_org_access=True)
+        rows = [row for row in rows if row["dataset"].title == title]
+        usable = [row for row in rows if row.get("user_role") is not None]
+        if rows and not usable:
+            raise self._invisible(f"Dataset {title!r}", "the Dataset → Settings → Share")
+        return usable[0]["dataset"].dataset_hash if usable else None
+
+    def _open_dataset(self, title: str, dataset_hash: str) -> Dataset:
         return self._call(
             f"opening Dataset {title!r}",
             lambda: self._user_client.get_dataset(dataset_hash, include_data_rows=False),
@@ -404,6 +413,12 @@ class EncordClient:
             lambda: item.update(name=name, client_metadata=client_metadata),
         )
 
+    def _unavailable(self, what: str, error: Exception) -> EncordUnavailable:
+        return EncordUnavailable(
+            f"Encord at {self._domain} failed while {what} "
+            f"({type(error).__name__}): check --encord-domain, then rerun to resume"
+        )
+
     def _find_or_create(
         self, what: str, find: Callable[[], T | None], create: Callable[[], T]
     ) -> T:
@@ -433,6 +448,7 @@ class EncordClient:
         """Run one SDK call, retrying transient errors (by default after each of
         RETRY_DELAYS_SECONDS); a lasting failure becomes a UserError."""
         delays = iter(RETRY_DELAYS_SECONDS if retries is None else retries)
+        unreachable_delays = iter(UNREACHABLE_RETRY_DELAYS_SECONDS)
         while True:
             try:
                 return call()
@@ -449,12 +465,19 @@ class EncordClient:
             except (ResourceExistsError, PayloadTooLargeError):
                 raise
             except TRANSIENT as error:
+                if _unreachable(error):
+                    delay = next(unreachable_delays, None)
+                    if delay is None:
+                        raise EncordUnavailable(
+                            f"Encord at {self._domain} is unreachable while {what} (the "
+                            "connection was refused or timed out, or the host is unknown): "
+                            "check --encord-domain and the network"
+                        ) from None
+                    time.sleep(delay)
+                    continue
                 delay = next(delays, None)
                 if delay is None:
-                    raise EncordUnavailable(
-                        f"Encord at {self._domain} failed while {what} "
-                        f"({type(error).__name__}): check --encord-domain, then rerun to resume"
-                    ) from None
+                    raise self._unavailable(what, error) from None
                 # A rate limit says how long to wait; never retry sooner than that.
                 time.sleep(max(delay, getattr(error, "retry_after", None) or 0))
             except EncordException as error:
@@ -465,3 +488,20 @@ class EncordClient:
 
 def _named(folders: Iterable[StorageFolder], name: str) -> StorageFolder | None:
     return next((folder for folder in folders if folder.name == name), None)
+
+
+def _unreachable(error: BaseException) -> bool:
+    """No connection could be made at all (refused, unknown host, connect timeout), as
+    opposed to one that broke mid-request. The SDK wraps the transport's error: look
+    through its causes."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(
+            seen, NewConnectionError | ConnectTimeoutError | requests.exceptions.ConnectTimeout
+        ):
+            return True
+        reason = getattr(seen.args[0] if seen.args else None, "reason", None)
+        if isinstance(reason, NewConnectionError | ConnectTimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -6,6 +6,8 @@ Encord skips as duplicates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from encord.dataset import Dataset
 
 from ingest.encord.client import EncordClient
@@ -15,12 +17,20 @@ LINK_BATCH_SIZE = 1000
 
 
 def link_uploaded(
-    client: EncordClient, state: RunState, dataset: Dataset, folder: str, scan: int
+    client: EncordClient,
+    state: RunState,
+    dataset: Dataset,
+    folder: str,
+    scan: int,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Link every item of the scan not yet linked to `dataset`; return how many were linked."""
+    """Link every item of the scan not yet linked to `dataset`; return how many were linked
+    (`progress` is told the running total after each batch)."""
     linked = 0
     for batch in state.unlinked_items(folder, scan, dataset.dataset_hash, LINK_BATCH_SIZE):
         client.link(dataset, batch)
         state.record_links(dataset.dataset_hash, batch)
         linked += len(batch)
+        if progress is not None:
+            progress(linked)
     return linked

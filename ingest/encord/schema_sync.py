@@ -58,9 +58,11 @@ def merge(declared: MetadataSchema, remote: EncordSchema, source: str) -> list[s
     return changes
 
 
-def apply(client: EncordClient, declared: MetadataSchema, source: str) -> list[str]:
+def apply(
+    client: EncordClient, declared: MetadataSchema, source: str, save: bool = True
+) -> list[str]:
     """Merge `declared` into the organisation's schema and save it, only when something
-    changed; returns the changes.
+    changed; returns the changes. With `save=False` only checks that it would merge.
 
     Never retried as a whole: a second attempt would find the keys already merged into the
     schema it read and never save. The SDK's transport retries the post itself; a rerun
@@ -72,6 +74,6 @@ def apply(client: EncordClient, declared: MetadataSchema, source: str) -> list[s
         raise UserError(
             f"the SDK refused the metadata schema from {source}: {first_line(error)}"
         ) from None
-    if changes:
+    if changes and save:
         client.save_metadata_schema(remote, source)
     return changes

@@ -18,14 +18,13 @@ starting new ones.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol
 
 from encord.exceptions import PayloadTooLargeError
 from encord.orm.dataset import LongPollingStatus
@@ -61,32 +60,12 @@ class UploadTarget:
         return self.folder.name
 
 
-@dataclass
-class Progress:
-    """One updating line on stderr: units done / pending / failed over all jobs polled."""
+class Progress(Protocol):
+    """Told of every poll of every job (the CLI draws it: `ingest.cli.progress`)."""
 
-    enabled: bool
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    _jobs: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    _shown: str = ""
+    def update(self, job_id: str, result: UploadLongPollingState) -> None: ...
 
-    def update(self, job_id: str, result: UploadLongPollingState) -> None:
-        self._jobs[job_id] = (
-            result.units_done_count,
-            result.units_pending_count,
-            result.units_error_count + result.units_cancelled_count,
-        )
-        done, pending, failed = (sum(column) for column in zip(*self._jobs.values(), strict=True))
-        line = f"upload: {done} done, {pending} pending, {failed} failed ({len(self._jobs)} jobs)"
-        if self.enabled and line != self._shown:
-            self.stream.write(f"\r{line}")
-            self.stream.flush()
-            self._shown = line
-
-    def close(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
+    def close(self) -> None: ...
 
 
 def require_write_access(groups: Iterable[GroupRule], outputs: StackOutputs) -> None:

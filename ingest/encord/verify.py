@@ -14,7 +14,7 @@ Dataset at once, which a million rows would not survive):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +80,11 @@ def verify(
     folder: str,
     scan: int,
     directory: Path,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> Verification:
     """Read-only: the folder is looked up, never created (a missing one: every entry is
-    missing from it)."""
+    missing from it). `progress`, if given, wraps the linked rows as they are compared (to
+    count them)."""
     counts: Counter = Counter()
     storage_folder = client.find_folder(folder)
     items = 0
@@ -105,7 +107,7 @@ def verify(
             yield {"difference": difference, "title": title}
 
     def differences() -> Iterator[tuple[str, str]]:
-        yield from state.compare_with_dataset(folder, scan, linked())
+        yield from state.compare_with_dataset(folder, scan, (progress or iter)(linked()))
         yield from state.compare_with_folder(folder, scan, folder_uuid)
 
     report = directory / DIFFERENCES_FILE

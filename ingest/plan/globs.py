@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from ingest.errors import UserError
+
 
 def glob_regex(pattern: str) -> str:
     parts, i = [], 0
@@ -46,5 +48,13 @@ def glob_matcher(pattern: str) -> Callable[[str], bool]:
 
 
 def _matches_any(patterns: list[str]) -> Callable[[str], bool]:
+    for pattern in patterns:
+        try:
+            re.compile(glob_regex(pattern))
+        except re.error as error:
+            raise UserError(
+                f"glob {pattern!r} is not valid ({error.msg}): fix its [...] character class, "
+                "or write [[] for a literal '['"
+            ) from None
     compiled = re.compile("|".join(f"(?:{glob_regex(pattern)})" for pattern in patterns), re.DOTALL)
     return lambda text: compiled.fullmatch(text) is not None

@@ -26,7 +26,7 @@ from typing import Any
 from ingest.errors import UserError
 from ingest.model import Entry, ReadObject
 from ingest.plan.group import Grouped
-from ingest.plan.report import PlanReport
+from ingest.plan.report import SAMPLE_LIMIT, PlanReport
 from ingest.plan.schema import MetadataSchema
 
 _BATCH = 10_000  # table rows inserted per `executemany`
@@ -38,14 +38,28 @@ class MetadataTable:
     def __init__(self, files: Iterable[Path], schema: MetadataSchema | None) -> None:
         self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")  # noqa: SIM115 (closed in close())
         self._db = sqlite3.connect(self._file.name, check_same_thread=False)
-        self._db.execute("CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # `used`: the row was asked for by an entry; the others match no object (reported).
+        self._db.execute(
+            "CREATE TABLE metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0)"
+        )
         for path in files:
             self._load(path, schema)
         self._db.commit()
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM metadata WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        self._db.execute("UPDATE metadata SET used = 1 WHERE key = ?", (key,))
+        return json.loads(row[0])
+
+    def unmatched(self, sample: int) -> tuple[int, list[str]]:
+        """(how many rows no entry asked for, the first `sample` of their keys)."""
+        count = self._db.execute("SELECT COUNT(*) FROM metadata WHERE used = 0").fetchone()[0]
+        keys = self._db.execute(
+            "SELECT key FROM metadata WHERE used = 0 ORDER BY key LIMIT ?", (sample,)
+        ).fetchall()
+        return count, [key for (key,) in keys]
 
     def close(self) -> None:
         self._db.close()
@@ -62,7 +76,7 @@ class MetadataTable:
 
     def _insert(self, batch: list[tuple[str, str]], path: Path) -> None:
         try:
-            self._db.executemany("INSERT INTO metadata VALUES (?, ?)", batch)
+            self._db.executemany("INSERT INTO metadata (key, value) VALUES (?, ?)", batch)
         except sqlite3.IntegrityError:
             duplicate = next(key for key, _ in batch if self._count(key) or _twice(batch, key))
             raise UserError(
@@ -79,17 +93,25 @@ def _twice(batch: list[tuple[str, str]], key: str) -> bool:
 
 
 def _read_rows(path: Path, schema: MetadataSchema | None) -> Iterator[tuple[str, str]]:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise
+    # become part of the first column's name.
     try:
-        handle = path.open(encoding="utf-8", newline="")
+        handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as error:
         raise UserError(f"cannot read metadata file {path}: {error.strerror}") from None
     with handle:
-        if path.suffix.lower() == ".csv":
-            yield from _csv_rows(path, handle, schema)
-        elif path.suffix.lower() in (".jsonl", ".ndjson"):
-            yield from _jsonl_rows(path, handle)
-        else:
-            raise UserError(f"metadata file {path}: use a .csv or .jsonl file")
+        try:
+            if path.suffix.lower() == ".csv":
+                yield from _csv_rows(path, handle, schema)
+            elif path.suffix.lower() in (".jsonl", ".ndjson"):
+                yield from _jsonl_rows(path, handle)
+            else:
+                raise UserError(f"metadata file {path}: use a .csv or .jsonl file")
+        except UnicodeDecodeError as error:
+            raise UserError(
+                f"metadata file {path} is not UTF-8 text (byte {error.start}): "
+                "save it as UTF-8 (in Excel: CSV UTF-8)"
+            ) from None
 
 
 def _csv_rows(path: Path, handle, schema: MetadataSchema | None) -> Iterator[tuple[str, str]]:
@@ -159,10 +181,21 @@ def attach_metadata(
     grouped: Iterable[Grouped], source: MetadataSource, report: PlanReport, workers: int = 16
 ) -> Iterator[Entry]:
     """Entries with their `clientMetadata`, in order; entries with bad metadata are reported
-    and skipped. Sidecars are fetched `workers` at a time, a bounded window ahead.
+    and skipped. Sidecars are fetched `workers` at a time, a bounded window ahead. Table rows
+    that no entry asked for are counted in the report once all entries have passed.
 
     Runs once per entry, so the common case (no table, no sidecar, no fetch in flight) is
     one test and a yield."""
+    yield from _attach(grouped, source, report, workers)
+    if source.table is not None:
+        report.unmatched_metadata_count, report.unmatched_metadata = source.table.unmatched(
+            SAMPLE_LIMIT
+        )
+
+
+def _attach(
+    grouped: Iterable[Grouped], source: MetadataSource, report: PlanReport, workers: int
+) -> Iterator[Entry]:
     read_object, table = source.read_object, source.table
     if read_object is None:
         for each in grouped:

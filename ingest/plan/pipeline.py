@@ -19,6 +19,7 @@ from typing import Any
 
 from ingest.context import PlanContext
 from ingest.encord_format import KINDS
+from ingest.errors import UserError
 from ingest.files import cannot_write, os_reason, write_atomic
 from ingest.listing.s3_errors import s3_errors
 from ingest.listing.scan import ListedObject, normalise_prefixes
@@ -33,6 +34,7 @@ from ingest.plan.metadata import MetadataSource, MetadataTable, attach_metadata
 from ingest.plan.rendering import OutputProcess
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import load_schema
+from ingest.plan.validate import entry_problems
 
 ContentTypeOf = Callable[[str], str | None]
 
@@ -129,20 +131,38 @@ def entries(
         report.files.update({kind: n for kind, n in files_per_kind.items() if n})
 
 
+def validated(entries: Iterable[Entry]) -> Iterator[Entry]:
+    """`entries`, each checked as `ingest validate` checks a manifest's entries, so that
+    nothing Encord would refuse is written or uploaded."""
+    paths = {kind: f"$.{kind}[]" for kind in KINDS}
+    for entry in entries:
+        problems = entry_problems(paths[entry.kind], entry.kind, entry.title, entry.urls)
+        if problems:
+            problem = problems[0]
+            raise UserError(
+                f"entry {entry.title!r} would be an invalid manifest entry: {problem.path}: "
+                f"{problem.message} (check the stack output objectUrlPrefix and the key)"
+            )
+        yield entry
+
+
 def iter_entries(
     context: PlanContext,
     report: PlanReport,
     read_through: Callable[[ReadObject], ReadObject] | None = None,
     header_read_through: Callable[[ReadDicomHeader], ReadDicomHeader] | None = None,
     objects: Iterable[ListedObject] | None = None,
+    listed: Callable[[Iterable[ListedObject]], Iterable[ListedObject]] | None = None,
 ) -> Iterator[Entry]:
-    """Entries for the stack's bucket under the configured prefixes, in deterministic order.
+    """Entries for the stack's bucket under the configured prefixes, in deterministic order,
+    each `validated`.
 
     `read_through`, if given, wraps the sidecar reader (`ingest run` passes a cache in its
     run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3.
     `header_read_through` does the same for DICOM headers (`RunState.cached_dicom_headers`).
     `objects`, if given, replaces the configured listing source (`ingest watch` passes just
-    the keys a batch of S3 events touched, in key order)."""
+    the keys a batch of S3 events touched, in key order). `listed`, if given, wraps the
+    listing (the CLI counts it for its progress display)."""
     settings, bucket = context.settings, context.outputs.bucket_name
     report.bucket = bucket
     report.prefixes = normalise_prefixes(context.prefixes)
@@ -160,15 +180,19 @@ def iter_entries(
         read_header = s3_header_reader(context.s3, bucket)
         if header_read_through is not None:
             read_header = header_read_through(read_header)
-        yield from entries(
-            listed_objects(context, report.warnings.append) if objects is None else objects,
-            url_prefix=context.outputs.object_url_prefix,
-            rules=FolderRules(settings.groups, settings.dicom_series, settings.dicom_grouping),
-            excluded=matcher(settings.exclude),
-            content_type_of=reader.content_type,
-            metadata=source,
-            report=report,
-            read_header=read_header,
+        if objects is None:
+            objects = listed_objects(context, report.warnings.append)
+        yield from validated(
+            entries(
+                listed(objects) if listed else objects,
+                url_prefix=context.outputs.object_url_prefix,
+                rules=FolderRules(settings.groups, settings.dicom_series, settings.dicom_grouping),
+                excluded=matcher(settings.exclude),
+                content_type_of=reader.content_type,
+                metadata=source,
+                report=report,
+                read_header=read_header,
+            )
         )
 
 
@@ -225,14 +249,20 @@ def _collector_tuned_for_streaming() -> Iterator[None]:
 
 
 def plan(
-    context: PlanContext, observe: Callable[[Iterable[Entry]], Iterator[Entry]] | None = None
+    context: PlanContext,
+    listed: Callable[[Iterable[ListedObject]], Iterable[ListedObject]] | None = None,
+    planned: Callable[[Iterable[Entry]], Iterable[Entry]] | None = None,
 ) -> PlanReport:
     """Write manifests, CSV files and `report.json` to the output directory; return the report.
 
     Everything is written to a staging directory inside the output directory first and
     published only when complete (see `manifest.publish`). The manifests and CSV files are
-    rendered by a second process (`OutputProcess`) while this one plans. `observe`, if given,
-    sees every entry on its way (the mirror preview of `ingest plan`)."""
+    rendered by a second process (`OutputProcess`) while this one plans. `listed` and
+    `planned` (see `iter_entries`) wrap the listing and the entries on their way: the CLI
+    counts them, the mirror preview of `ingest plan` looks at every entry.
+
+    Any exception, a KeyboardInterrupt included (the CLI turns SIGTERM into one), removes
+    the staging directory and leaves the previous plan as it was."""
     out = context.settings.output_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -244,8 +274,8 @@ def plan(
     try:
         writers = OutputProcess(staging, context.settings.chunk_size)
         with _collector_tuned_for_streaming():
-            planned = iter_entries(context, report)
-            writers.write(observe(planned) if observe else planned)
+            planning = iter_entries(context, report, listed=listed)
+            writers.write(planned(planning) if planned else planning)
         written, writers = writers.close(), None
         final = [out / path.relative_to(staging) for path in written]
         report.manifests = [str(path) for path in final if path.parent == out]

@@ -23,6 +23,8 @@ class PlanReport:
     unsupported: list[dict[str, str]] = field(default_factory=list)
     metadata_error_count: int = 0
     metadata_errors: list[dict[str, str]] = field(default_factory=list)
+    unmatched_metadata_count: int = 0  # metadata table rows whose key names no entry
+    unmatched_metadata: list[str] = field(default_factory=list)  # their first keys
     manifests: list[str] = field(default_factory=list)
     csv_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # from the listing source (a stale inventory)
@@ -51,6 +53,10 @@ class PlanReport:
             "files": dict(sorted(self.files.items())),
             "unsupported": {"count": self.unsupported_count, "sample": self.unsupported},
             "metadataErrors": {"count": self.metadata_error_count, "sample": self.metadata_errors},
+            "unmatchedMetadataRows": {
+                "count": self.unmatched_metadata_count,
+                "sample": self.unmatched_metadata,
+            },
             "manifests": self.manifests,
             "csv": self.csv_files,
             "warnings": self.warnings,
@@ -79,6 +85,14 @@ class PlanReport:
                 lines.append(f"  {label}: {item['key']}: {item[field_name]}")
             if count > 10:
                 lines.append(f"  … and {count - 10} more {label}s (see report.json)")
+        if self.unmatched_metadata_count:
+            shown = ", ".join(self.unmatched_metadata[:10])
+            more = self.unmatched_metadata_count - min(10, len(self.unmatched_metadata))
+            lines.append(
+                f"  metadata rows matching no object: {self.unmatched_metadata_count} "
+                f"({shown}{f', … and {more} more in report.json' if more > 0 else ''}); "
+                "fix their keys (the object's S3 key, or the folder path ending in '/' for a group)"
+            )
         lines.append(
             f"wrote {len(self.manifests)} manifest(s) and {len(self.csv_files)} CSV file(s)"
         )

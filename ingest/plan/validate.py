@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +19,9 @@ from ingest.plan.classify import DICOM, classify
 
 _FRAME = re.compile(r"objectUrl_(0|[1-9][0-9]*)")
 _WHITESPACE = re.compile(r"\s")
+# A URL `_url_problem` finds nothing wrong with, kind aside: a scheme, then no whitespace.
+_PLAIN_URL = re.compile(r"(?:https://|http://|s3://|arn:aws:s3::)\S+")
+_SURELY_SHORT = MAX_URL_BYTES // 4  # characters: at most 4 UTF-8 bytes each
 
 
 class Problem(NamedTuple):
@@ -160,6 +164,23 @@ def validate_document(document: Any) -> tuple[list[Problem], int, int]:
     return problems, entries, urls
 
 
+def entry_problems(path: str, kind: str, title: str, urls: Sequence[str]) -> list[Problem]:
+    """The cheap per-entry checks of `validate_document`, for an entry built by the planner
+    (its shape, and its kind as its extension says, are right by construction): the
+    title's length and every URL's form."""
+    plain = _PLAIN_URL.fullmatch
+    for url in urls:  # the common case first: one regex per URL, no allocation
+        if len(url) > _SURELY_SHORT or not plain(url):
+            break
+    else:
+        if 0 < len(title) <= MAX_TITLE:
+            return []
+    problems = _check_urls(path, kind, urls, check_kind=False)
+    if not 0 < len(title) <= MAX_TITLE:
+        problems.append(Problem(f"{path}.title", f"must be 1 to {MAX_TITLE} characters long"))
+    return problems
+
+
 def _explain(path: str, error: ValidationError) -> list[Problem]:
     problems = []
     for detail in error.errors():
@@ -179,36 +200,34 @@ def _explain(path: str, error: ValidationError) -> list[Problem]:
     return problems
 
 
-def _check_urls(path: str, kind: str, urls: list[str]) -> list[Problem]:
+def _check_urls(
+    path: str, kind: str, urls: Sequence[str], check_kind: bool = True
+) -> list[Problem]:
     problems = []
-    multi = kind in _FRAME_KINDS
     for index, url in enumerate(urls):
-        where = f"{path}.objectUrl_{index}" if multi else f"{path}.objectUrl"
-        if not url:
-            problems.append(Problem(where, "empty URL: put the object's URL here"))
-        elif _WHITESPACE.search(url):
-            problems.append(
-                Problem(where, "contains whitespace: percent-encode the key (' ' → %20)")
-            )
-        elif len(url.encode()) > MAX_URL_BYTES:
-            problems.append(Problem(where, "longer than Encord's 16 KB per URL: shorten the key"))
-        elif not (
-            url.startswith(("https://", "http://", "s3://")) or url.startswith("arn:aws:s3::")
-        ):
-            problems.append(
-                Problem(where, "not a URL: use https://<bucket>.s3.<region>.amazonaws.com/<key>")
-            )
-        else:
-            found, _ = classify(url.split("?", 1)[0])
-            expected = _FRAME_KINDS.get(kind, kind)
-            if found is not None and found != expected:
-                problems.append(
-                    Problem(
-                        where,
-                        f"the extension says {found}, not {expected}: move it to the right list",
-                    )
-                )
+        message = _url_problem(url, kind, check_kind)
+        if message is not None:
+            where = f"{path}.objectUrl_{index}" if kind in _FRAME_KINDS else f"{path}.objectUrl"
+            problems.append(Problem(where, message))
     return problems
+
+
+def _url_problem(url: str, kind: str, check_kind: bool) -> str | None:
+    """What is wrong with one URL of a `kind` entry, and the fix; None if nothing."""
+    if not url:
+        return "empty URL: put the object's URL here"
+    if _WHITESPACE.search(url):
+        return "contains whitespace: percent-encode the key (' ' → %20)"
+    if len(url.encode()) > MAX_URL_BYTES:
+        return "longer than Encord's 16 KB per URL: shorten the key"
+    if not url.startswith(("https://", "http://", "s3://", "arn:aws:s3::")):
+        return "not a URL: use https://<bucket>.s3.<region>.amazonaws.com/<key>"
+    if check_kind:
+        found, _ = classify(url.split("?", 1)[0])
+        expected = _FRAME_KINDS.get(kind, kind)
+        if found is not None and found != expected:
+            return f"the extension says {found}, not {expected}: move it to the right list"
+    return None
 
 
 def validate_file(path: Path) -> tuple[list[Problem], int, int]:

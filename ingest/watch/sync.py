@@ -16,7 +16,7 @@ from typing import Any
 
 from ingest.cli.run import UPLOADS_DIRECTORY, PreparedUpload
 from ingest.encord.link import link_uploaded
-from ingest.encord.upload import Progress, submit, wait_for_jobs
+from ingest.encord.upload import submit, wait_for_jobs
 from ingest.errors import UserError
 from ingest.listing.touched import TouchedListing
 from ingest.model import Entry
@@ -89,7 +89,7 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             context.settings.max_job_entries,
         )
         try:
-            wait_for_jobs(state, upload.target, Progress(enabled=False))
+            wait_for_jobs(state, upload.target, _NO_PROGRESS)
             dataset = upload.client.dataset(upload.names.dataset)
             linked = link_uploaded(upload.client, state, dataset, folder, scan)
             counts = state.counts(folder, scan, dataset.dataset_hash)
@@ -113,3 +113,16 @@ def _kept(entries: Iterable[Entry], into: list[Entry]) -> Iterator[Entry]:
     for entry in entries:
         into.append(entry)
         yield entry
+
+
+class _NoProgress:
+    """A batch draws no progress: its outcome is the status line (`ingest.watch.loop`)."""
+
+    def update(self, job_id: str, result: object) -> None:
+        del job_id, result
+
+    def close(self) -> None:
+        pass
+
+
+_NO_PROGRESS = _NoProgress()
