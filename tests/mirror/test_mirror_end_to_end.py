@@ -125,6 +125,9 @@ def _overwrite(bucket: Bucket) -> None:
 
 
 CHANGED = ["images/cats/cat-3.png", "videos/intersection.mp4", GROUP_TITLE]
+# Replacing CHANGED is 3 of the 15 items (20%): over the default maxDeleteFraction, since a
+# reimport loses annotations as a deletion does.
+REIMPORT = ("--changes", "reimport", "--max-delete-fraction", "0.25")
 
 
 @pytest.mark.parametrize("policy", ["metadata", "reimport"])
@@ -135,7 +138,13 @@ def test_overwritten_objects_under_each_changes_policy(
     before = rows_by_title(sandbox, key_pair)
     _overwrite(bucket)
 
-    summary = synced(encord_ingest, *GROUPED, "--changes", policy)
+    if policy == "reimport":
+        refused = encord_ingest("run", *GROUPED, "--changes", "reimport")
+        assert refused.code == 2 and "reimport 3" in refused.stderr, refused.stderr
+        assert rows_by_title(sandbox, key_pair) == before
+    changes = REIMPORT if policy == "reimport" else ("--changes", policy)
+
+    summary = synced(encord_ingest, *GROUPED, *changes)
 
     mirror, after = summary["mirror"], rows_by_title(sandbox, key_pair)
     assert mirror["contentChanged"] == 3
@@ -221,7 +230,7 @@ def test_the_plan_preview_matches_what_the_run_then_does(
     [
         ("rename", ("--deletions", "delete"), "/v2/public/storage/items/migrate-storage"),
         ("delete", ("--deletions", "delete"), "/v2/public/storage/folders/*/items/delete"),
-        ("overwrite", ("--changes", "reimport"), "/v2/public/storage/folders/*/items/delete"),
+        ("overwrite", REIMPORT, "/v2/public/storage/folders/*/items/delete"),
     ],
 )
 def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
