@@ -45,7 +45,9 @@ def synced(encord_ingest: Ingest, *args: str) -> dict:
     outcome = encord_ingest("run", "--json", *args)
     assert outcome.code == 0, outcome.stdout + outcome.stderr
     summary = outcome.json()
-    assert summary["verify"]["missing"] == 0
+    assert summary["verify"]["missing"] == summary["verify"]["extra"] == 0, summary["verify"]
+    folder = summary["verify"]["folder"]
+    assert folder["not in folder"] == folder["duplicate"] == folder["unplanned"] == 0, folder
     return summary
 
 
@@ -77,6 +79,28 @@ def test_deleted_objects_under_each_policy(
         assert mirror["deleted"] == 1 and names == remaining
     again = synced(encord_ingest, "--deletions", policy)["mirror"]
     assert again["unlinked"] == again["deleted"] == 0  # nothing done twice
+
+
+def test_with_the_state_lost_a_deletion_still_unlinks_the_right_item(
+    encord_ingest: Ingest, bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    synced(encord_ingest)
+    before = rows_by_title(sandbox, key_pair)
+    for path in (tmp_path / "out").glob("state.sqlite*"):
+        path.unlink()
+    bucket.delete("images/cats/cat-1.png")
+
+    summary = synced(encord_ingest, "--deletions", "unlink")
+
+    mirror = summary["mirror"]
+    assert mirror["recoveredFromFolder"] == len(before)  # one paged listing of the folder
+    assert mirror["unlinked"] == 1 and mirror["deleted"] == mirror["repointed"] == 0
+    assert rows_by_title(sandbox, key_pair) == {
+        title: row for title, row in before.items() if title != "images/cats/cat-1.png"
+    }
+    assert folder_item_names(sandbox, key_pair) == CORPUS_TITLES  # unlinked, not deleted
+    again = synced(encord_ingest, "--deletions", "unlink")["mirror"]
+    assert again["recoveredFromFolder"] is None and again["unlinked"] == 0
 
 
 def test_a_renamed_file_keeps_its_item_and_row(
@@ -257,10 +281,12 @@ def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
         kill(process)
     assert recorded and process.returncode == -signal.SIGKILL
 
-    rerun = cli(*GROUPED, *args)
+    rerun = cli(*GROUPED, *args, "--json")
     stdout, stderr = rerun.communicate(timeout=60)
 
     assert rerun.returncode == 0, stdout + stderr
+    verified = json.loads(stdout)["verify"]
+    assert verified["missing"] == verified["extra"] == 0, verified
     after = rows_by_title(sandbox, key_pair)
     assert sorted(folder_item_names(sandbox, key_pair)) == sorted(after)  # no duplicates
     if prepare == "rename":
