@@ -3,8 +3,10 @@ content and moves under each policy, the safety limits, kills, and the plan prev
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,12 @@ def test_a_group_folder_moved_to_another_prefix_keeps_its_item(
     assert summary["mirror"]["repointed"] == 1
     after = rows_by_title(sandbox, key_pair)
     assert after["groups/ward-b/"] == before and GROUP_TITLE not in after
+    # A group has no URL of its own: its frames, in frame order, now point at ward-b.
+    group = sdk_client(sandbox, key_pair).get_storage_item(before[1])
+    assert [frame.url for frame in group.get_child_items()] == [
+        bucket.url(f"groups/ward-b/{frame}")
+        for frame in ("frame-1.png", "frame-2.png", "frame-10.png")
+    ]
 
 
 def _overwrite(bucket: Bucket) -> None:
@@ -249,16 +257,37 @@ def test_the_plan_preview_matches_what_the_run_then_does(
     assert preview["unchanged"] == len(CORPUS_TITLES) - 2
 
 
+SUMMARY = "/v2/public/storage/folders/*/items/*/summary"
+
+
+def _wait_for_answer(sandbox: Sandbox, method: str, route: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(
+        exchange.method == method and fnmatch.fnmatchcase(exchange.path, route)
+        for exchange in sandbox.exchanges()
+    ):
+        assert time.monotonic() < deadline, f"no answer to {method} {route}"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(
-    ("prepare", "args", "route"),
+    ("prepare", "args", "route", "preceding"),
     [
-        ("rename", ("--deletions", "delete"), "/v2/public/storage/items/migrate-storage"),
-        ("delete", ("--deletions", "delete"), "/v2/public/storage/folders/*/items/delete"),
-        ("overwrite", REIMPORT, "/v2/public/storage/folders/*/items/delete"),
+        ("rename", ("--deletions", "delete"), "/v2/public/storage/items/migrate-storage", None),
+        ("delete", ("--deletions", "delete"), "/v2/public/storage/folders/*/items/delete", SUMMARY),
+        ("overwrite", REIMPORT, "/v2/public/storage/folders/*/items/delete", SUMMARY),
     ],
 )
 def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
-    cli, bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path, prepare, args, route
+    cli,
+    bucket: Bucket,
+    sandbox: Sandbox,
+    key_pair: KeyPair,
+    tmp_path: Path,
+    prepare: str,
+    args: tuple[str, ...],
+    route: str,
+    preceding: str | None,
 ) -> None:
     first = cli(*GROUPED)
     stdout, stderr = first.communicate(timeout=60)
@@ -277,9 +306,15 @@ def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
         recorded = _wait_for_progress(
             tmp_path / "out/state.sqlite", "SELECT count(*) FROM mirror_actions", process
         )
+        if preceding is not None:  # the last look before the change; the change follows
+            _wait_for_answer(sandbox, "GET", preceding)
+            time.sleep(0.5)  # well inside the change's 2 s
     finally:
         kill(process)
     assert recorded and process.returncode == -signal.SIGKILL
+    # The killed run's request still reaches Encord: once it is answered, the rerun meets a
+    # change Encord made that the run state never recorded as done.
+    _wait_for_answer(sandbox, "POST", route)
 
     rerun = cli(*GROUPED, *args, "--json")
     stdout, stderr = rerun.communicate(timeout=60)
