@@ -921,8 +921,13 @@ class RunState:
         ).fetchone()[0]
 
     def finish_repoint(self, folder: str, item_uuid: str, entry: Entry) -> None:
-        """The item now stands for `entry`: its provenance, and the entry's item."""
+        """The item now stands for `entry`: its provenance, and the entry's item. The entry
+        it stood for is no longer imported (should that object come back, it is a move)."""
         with self._db:
+            self._db.execute(
+                "UPDATE entries SET item_uuid = NULL WHERE folder = ? AND item_uuid = ?",
+                (folder, item_uuid),
+            )
             self._db.execute(
                 "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
                 (item_uuid, folder, entry.fingerprint),
@@ -940,9 +945,14 @@ class RunState:
                 [(dataset, item_uuid) for item_uuid in item_uuids],
             )
             if deleted:
+                pairs = [(folder, item_uuid) for item_uuid in item_uuids]
                 self._db.executemany(
-                    "DELETE FROM mirror_items WHERE folder = ? AND item_uuid = ?",
-                    [(folder, item_uuid) for item_uuid in item_uuids],
+                    "DELETE FROM mirror_items WHERE folder = ? AND item_uuid = ?", pairs
+                )
+                # No entry is imported as a deleted item (its object may come back).
+                self._db.executemany(
+                    "UPDATE entries SET item_uuid = NULL WHERE folder = ? AND item_uuid = ?",
+                    pairs,
                 )
             else:
                 self._db.executemany(

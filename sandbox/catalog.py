@@ -357,6 +357,22 @@ class Catalog:
                 self.store.delete(ITEM, item["uuid"])
             return len({item["uuid"] for item in items})
 
+    def update_item(
+        self, item_uuid: str, changes: dict[str, Any], viewer: Viewer, folder_uuid: str | None
+    ) -> Document:
+        """Rename an item, or replace its description or `clientMetadata` (None: unchanged).
+        Its data rows follow: a row's title is its item's name."""
+        with self.store.transaction():  # read-modify-write: no concurrent update in between
+            item = self.item(item_uuid, viewer)
+            if folder_uuid is not None and item["parent"] != folder_uuid:
+                raise invalid(f"Item {item_uuid} is not in folder {folder_uuid}.")
+            for field in ("name", "description", "client_metadata"):
+                if changes.get(field) is not None:
+                    item[field] = changes[field]
+            item["last_edited_at"] = now()
+            self.put_item(item)
+            return item
+
     # Re-pointing items (storage/items/migrate-storage)
 
     def migrate(

@@ -1,5 +1,5 @@
-"""`storage/folders/{uuid}/items...` and `storage/items...`: list, get, summarise, delete and
-re-point storage items, and list the frames of a group (`child-items`)."""
+"""`storage/folders/{uuid}/items...` and `storage/items...`: list, get, summarise, update,
+delete and re-point storage items, and list the frames of a group (`child-items`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sandbox.catalog import Catalog, Viewer
+from sandbox.client_metadata import schema_violations
 from sandbox.errors import ApiError, invalid
-from sandbox.routes.common import Services, paging, take
+from sandbox.jobs import MAX_TITLE_LENGTH
+from sandbox.routes.common import Services, metadata_from_string, paging, take
 from sandbox.routing import Request, Router
 from sandbox.s3_access import S3Gateway, UnitFailure
 from sandbox.state import Document
@@ -102,6 +104,27 @@ def register(router: Router, services: Services, gateway: S3Gateway) -> None:
             "groupLayout": None,
         }
 
+    @router.route("PATCH", "storage/items/patch-bulk")
+    def update_items(request: Request) -> Any:
+        viewer = services.viewer(request)
+        patches = request.json_object().get("itemPatches") or {}
+        if not isinstance(patches, dict):
+            raise invalid("itemPatches maps item uuids to patches.")
+        changes = {uuid: _item_changes(catalog, patch) for uuid, patch in patches.items()}
+        items = [
+            catalog.update_item(uuid, change, viewer, None) for uuid, change in changes.items()
+        ]
+        return {"results": [render_item(catalog, i, True) for i in items], "nextPageToken": None}
+
+    @router.route("PATCH", "storage/folders/{folder_uuid}/items/{item_uuid}")
+    def update_item(request: Request, folder_uuid: str, item_uuid: str) -> Any:
+        viewer = services.viewer(request)
+        catalog.folder(folder_uuid, viewer)
+        changes = _item_changes(catalog, request.json_object())
+        return render_item(
+            catalog, catalog.update_item(item_uuid, changes, viewer, folder_uuid), True
+        )
+
     @router.route("POST", "storage/folders/{folder_uuid}/items/delete")
     def delete_items(request: Request, folder_uuid: str) -> Any:
         body = request.json_object()
@@ -148,6 +171,33 @@ def _item_in(catalog: Catalog, folder_uuid: str, item_uuid: str, viewer: Viewer)
     return item
 
 
+# Time-series and scene settings belong to item types the sandbox does not serve.
+UNSERVED_PATCH_FIELDS = ("timeseriesSettings", "sceneViewSettings", "sceneLayout")
+
+
+def _item_changes(catalog: Catalog, patch: Any) -> dict[str, Any]:
+    """A `PatchItemPayload` checked as an upload checks a unit: name length, metadata schema."""
+    if not isinstance(patch, dict):
+        raise invalid("An item patch is a JSON object.")
+    unserved = [key for key in UNSERVED_PATCH_FIELDS if patch.get(key) is not None]
+    if unserved:
+        raise invalid(f"The sandbox has no time-series or scene items: {', '.join(unserved)}.")
+    name = patch.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise invalid("An item's name must be a non-empty string.")
+    if name is not None and len(name) > MAX_TITLE_LENGTH:
+        raise invalid(f"The name is {len(name)} characters long; at most {MAX_TITLE_LENGTH}.")
+    metadata = metadata_from_string(patch.get("clientMetadata"))
+    if metadata is not None:
+        violations = schema_violations(metadata, catalog.metadata_schema() or {})
+        if violations:
+            raise invalid(
+                "clientMetadata does not conform to the organisation's metadata schema: "
+                + "; ".join(violations)
+            )
+    return {"name": name, "description": patch.get("description"), "client_metadata": metadata}
+
+
 def _string_map(value: Any) -> dict[str, str | None]:
     if value is None:
         return {}
@@ -164,7 +214,7 @@ def render_item(catalog: Catalog, item: Document, with_metadata: bool) -> dict[s
         "parent": item["parent"],
         "itemType": item["item_type"],
         "name": item["name"],
-        "description": "",
+        "description": item.get("description") or "",
         "clientMetadata": json.dumps(item["client_metadata"] if with_metadata else {}),
         "owner": item["owner"],
         "createdAt": item["created_at"],

@@ -3,8 +3,10 @@ content and moves under each policy, the safety limits, kills, and the plan prev
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,9 @@ def synced(encord_ingest: Ingest, *args: str) -> dict:
     outcome = encord_ingest("run", "--json", *args)
     assert outcome.code == 0, outcome.stdout + outcome.stderr
     summary = outcome.json()
-    assert summary["verify"]["missing"] == 0
+    assert summary["verify"]["missing"] == summary["verify"]["extra"] == 0, summary["verify"]
+    folder = summary["verify"]["folder"]
+    assert folder["not in folder"] == folder["duplicate"] == folder["unplanned"] == 0, folder
     return summary
 
 
@@ -77,6 +81,28 @@ def test_deleted_objects_under_each_policy(
         assert mirror["deleted"] == 1 and names == remaining
     again = synced(encord_ingest, "--deletions", policy)["mirror"]
     assert again["unlinked"] == again["deleted"] == 0  # nothing done twice
+
+
+def test_with_the_state_lost_a_deletion_still_unlinks_the_right_item(
+    encord_ingest: Ingest, bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    synced(encord_ingest)
+    before = rows_by_title(sandbox, key_pair)
+    for path in (tmp_path / "out").glob("state.sqlite*"):
+        path.unlink()
+    bucket.delete("images/cats/cat-1.png")
+
+    summary = synced(encord_ingest, "--deletions", "unlink")
+
+    mirror = summary["mirror"]
+    assert mirror["recoveredFromFolder"] == len(before)  # one paged listing of the folder
+    assert mirror["unlinked"] == 1 and mirror["deleted"] == mirror["repointed"] == 0
+    assert rows_by_title(sandbox, key_pair) == {
+        title: row for title, row in before.items() if title != "images/cats/cat-1.png"
+    }
+    assert folder_item_names(sandbox, key_pair) == CORPUS_TITLES  # unlinked, not deleted
+    again = synced(encord_ingest, "--deletions", "unlink")["mirror"]
+    assert again["recoveredFromFolder"] is None and again["unlinked"] == 0
 
 
 def test_a_renamed_file_keeps_its_item_and_row(
@@ -112,6 +138,12 @@ def test_a_group_folder_moved_to_another_prefix_keeps_its_item(
     assert summary["mirror"]["repointed"] == 1
     after = rows_by_title(sandbox, key_pair)
     assert after["groups/ward-b/"] == before and GROUP_TITLE not in after
+    # A group has no URL of its own: its frames, in frame order, now point at ward-b.
+    group = sdk_client(sandbox, key_pair).get_storage_item(before[1])
+    assert [frame.url for frame in group.get_child_items()] == [
+        bucket.url(f"groups/ward-b/{frame}")
+        for frame in ("frame-1.png", "frame-2.png", "frame-10.png")
+    ]
 
 
 def _overwrite(bucket: Bucket) -> None:
@@ -125,6 +157,9 @@ def _overwrite(bucket: Bucket) -> None:
 
 
 CHANGED = ["images/cats/cat-3.png", "videos/intersection.mp4", GROUP_TITLE]
+# Replacing CHANGED is 3 of the 15 items (20%): over the default maxDeleteFraction, since a
+# reimport loses annotations as a deletion does.
+REIMPORT = ("--changes", "reimport", "--max-delete-fraction", "0.25")
 
 
 @pytest.mark.parametrize("policy", ["metadata", "reimport"])
@@ -135,7 +170,13 @@ def test_overwritten_objects_under_each_changes_policy(
     before = rows_by_title(sandbox, key_pair)
     _overwrite(bucket)
 
-    summary = synced(encord_ingest, *GROUPED, "--changes", policy)
+    if policy == "reimport":
+        refused = encord_ingest("run", *GROUPED, "--changes", "reimport")
+        assert refused.code == 2 and "reimport 3" in refused.stderr, refused.stderr
+        assert rows_by_title(sandbox, key_pair) == before
+    changes = REIMPORT if policy == "reimport" else ("--changes", policy)
+
+    summary = synced(encord_ingest, *GROUPED, *changes)
 
     mirror, after = summary["mirror"], rows_by_title(sandbox, key_pair)
     assert mirror["contentChanged"] == 3
@@ -216,16 +257,37 @@ def test_the_plan_preview_matches_what_the_run_then_does(
     assert preview["unchanged"] == len(CORPUS_TITLES) - 2
 
 
+SUMMARY = "/v2/public/storage/folders/*/items/*/summary"
+
+
+def _wait_for_answer(sandbox: Sandbox, method: str, route: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(
+        exchange.method == method and fnmatch.fnmatchcase(exchange.path, route)
+        for exchange in sandbox.exchanges()
+    ):
+        assert time.monotonic() < deadline, f"no answer to {method} {route}"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(
-    ("prepare", "args", "route"),
+    ("prepare", "args", "route", "preceding"),
     [
-        ("rename", ("--deletions", "delete"), "/v2/public/storage/items/migrate-storage"),
-        ("delete", ("--deletions", "delete"), "/v2/public/storage/folders/*/items/delete"),
-        ("overwrite", ("--changes", "reimport"), "/v2/public/storage/folders/*/items/delete"),
+        ("rename", ("--deletions", "delete"), "/v2/public/storage/items/migrate-storage", None),
+        ("delete", ("--deletions", "delete"), "/v2/public/storage/folders/*/items/delete", SUMMARY),
+        ("overwrite", REIMPORT, "/v2/public/storage/folders/*/items/delete", SUMMARY),
     ],
 )
 def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
-    cli, bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path, prepare, args, route
+    cli,
+    bucket: Bucket,
+    sandbox: Sandbox,
+    key_pair: KeyPair,
+    tmp_path: Path,
+    prepare: str,
+    args: tuple[str, ...],
+    route: str,
+    preceding: str | None,
 ) -> None:
     first = cli(*GROUPED)
     stdout, stderr = first.communicate(timeout=60)
@@ -244,14 +306,22 @@ def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
         recorded = _wait_for_progress(
             tmp_path / "out/state.sqlite", "SELECT count(*) FROM mirror_actions", process
         )
+        if preceding is not None:  # the last look before the change; the change follows
+            _wait_for_answer(sandbox, "GET", preceding)
+            time.sleep(0.5)  # well inside the change's 2 s
     finally:
         kill(process)
     assert recorded and process.returncode == -signal.SIGKILL
+    # The killed run's request still reaches Encord: once it is answered, the rerun meets a
+    # change Encord made that the run state never recorded as done.
+    _wait_for_answer(sandbox, "POST", route)
 
-    rerun = cli(*GROUPED, *args)
+    rerun = cli(*GROUPED, *args, "--json")
     stdout, stderr = rerun.communicate(timeout=60)
 
     assert rerun.returncode == 0, stdout + stderr
+    verified = json.loads(stdout)["verify"]
+    assert verified["missing"] == verified["extra"] == 0, verified
     after = rows_by_title(sandbox, key_pair)
     assert sorted(folder_item_names(sandbox, key_pair)) == sorted(after)  # no duplicates
     if prepare == "rename":

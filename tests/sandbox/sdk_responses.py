@@ -75,6 +75,8 @@ V2_MODELS: list[tuple[str, str, Callable[[Any], Any]]] = [
     ("GET", r"storage/folders/[^/]+/items/[^/]+/summary", _StorageItemPrivateSummary.from_dict),
     ("POST", r"storage/folders/[^/]+/items/delete", DeleteItemsResponse.from_dict),
     ("POST", r"storage/items/migrate-storage", lambda body: body is None or body),
+    ("PATCH", r"storage/items/patch-bulk", Page[StorageItem].from_dict),
+    ("PATCH", r"storage/folders/[^/]+/items/[^/]+", StorageItem.from_dict),
     ("POST", r"storage/items/get-bulk", Page[StorageItem].from_dict),
     ("POST", r"storage/folders/[^/]+/data-upload-jobs", uuid.UUID),
     ("GET", r"storage/folders/[^/]+/data-upload-jobs/[^/]+", UploadLongPollingState.from_dict),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from encord.exceptions import InvalidArgumentsError, ResourceNotFoundError
+from encord.http.bundle import Bundle
 from encord.orm.dataset import LongPollingStatus
 from encord.utilities.storage.cloud_data_migration import update_storage_item_cloud_info
 from sandbox_support import object_url
@@ -136,3 +137,20 @@ def test_paged_item_listing_carries_urls_and_survives_deletions(encord, integrat
     assert [(i.name, i.url) for i in listed] == [(k, object_url(name, k)) for k in keys]
     folder.delete_storage_items([uuids[k] for k in keys[::2]])
     assert [i.name for i in folder.list_items(page_size=2)] == keys[1::2]
+
+
+def test_update_renames_an_item_replacing_its_metadata_and_its_rows_follow(encord, imported):
+    _, folder, uuids, dataset = imported
+    item = encord.get_storage_item(uuids["a.png"])
+    item.update(name="moved/a.png", client_metadata={"camera": "b"})
+    item.update(client_metadata={"lens": 2})  # replaces, as upsert_metadata does
+    fresh = encord.get_storage_item(uuids["a.png"])
+    assert (fresh.name, fresh.client_metadata) == ("moved/a.png", {"lens": 2})
+    (row,) = dataset.list_data_rows(title_eq="moved/a.png")
+    assert row.backing_item_uuid == uuids["a.png"]
+    with Bundle() as bundle:  # the SDK's bulk path (storage/items/patch-bulk)
+        encord.get_storage_item(uuids["b.png"]).update(name="moved/b.png", bundle=bundle)
+    assert sorted(i.name for i in folder.list_items()) == ["moved/a.png", "moved/b.png"]
+    with pytest.raises(InvalidArgumentsError, match="name"):
+        fresh.update(name=" ")
+    assert encord.get_storage_item(uuids["a.png"]).name == "moved/a.png"
