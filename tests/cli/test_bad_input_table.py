@@ -148,7 +148,7 @@ CASES = [
     Case(
         "run-unknown-integration",
         source("run", "--integration", "Nope"),
-        "no cloud integration titled 'Nope'",
+        "no integration titled 'Nope'",
     ),
     Case(
         "run-no-key",
