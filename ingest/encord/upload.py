@@ -275,9 +275,10 @@ def settle_jobs(
     """Match the entries the results left out (skipped duplicates) to the folder's items
     with one paged listing, whatever `items_with_names` held; de-duplicate; mark the jobs
     finished. Returns how many duplicate items were deleted."""
-    folder, folder_uuid = target.folder_name, str(target.folder.uuid)
+    folder = target.folder_name
     deleted = 0
     if state.unmatched_entries(folder) or state.needs_dedupe(folder):
+        folder_uuid = str(target.folder.uuid)  # only now: a run with no job creates no folder
         listed_at = time.time()
         index_folder(state, target)
         for job_id, _ in settled:
