@@ -260,7 +260,7 @@ def test_the_plan_preview_matches_what_the_run_then_does(
 SUMMARY = "/v2/public/storage/folders/*/items/*/summary"
 
 
-def _wait_for_answer(sandbox: Sandbox, method: str, route: str, timeout: float = 15.0) -> None:
+def _wait_for_answer(sandbox: Sandbox, method: str, route: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not any(
         exchange.method == method and fnmatch.fnmatchcase(exchange.path, route)

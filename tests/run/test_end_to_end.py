@@ -351,7 +351,7 @@ def test_a_killed_run_resumes_its_job_without_duplicates(
     assert recorded and process.returncode == -signal.SIGKILL
 
     rerun = cli()
-    stdout, stderr = rerun.communicate(timeout=60)
+    stdout, stderr = rerun.communicate(timeout=180)
 
     assert rerun.returncode == 0, stdout + stderr
     assert "0 job(s) started" in stdout
@@ -390,7 +390,7 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
             kill(process)
 
     final = cli("--chunk-size", "4")
-    stdout, stderr = final.communicate(timeout=60)
+    stdout, stderr = final.communicate(timeout=180)
 
     assert killed == len(stages)
     assert final.returncode == 0, stdout + stderr
