@@ -1,10 +1,12 @@
 """The watch loop: reconcile, then batches of S3 events until stopped, idle, or killed.
 
-A message is deleted only once its batch's outcome is committed to the run state and the
-Dataset, so delivery is at least once and the result exactly once: after a kill, the
-unacknowledged messages come back when their visibility times out and are processed again,
-which the run state turns into no new upload and no duplicate link. A message whose batch
-keeps failing is never deleted; the queue's redrive policy moves it to the dead-letter queue.
+A message is deleted only once the outcome of every key it carries is committed to the run
+state and the Dataset (linked, removed under the `deletions` policy, or left out for a
+reason the batch reports), so delivery is at least once and the result exactly once: after
+a kill, the unacknowledged messages come back when their visibility times out and are
+processed again, which the run state turns into no new upload and no duplicate link. A
+message with a key that keeps failing is never deleted; the queue's redrive policy moves it
+to the dead-letter queue, while the messages that shared its batch are deleted.
 
 SIGTERM or SIGINT: an idle long poll stops at once; a batch in progress is finished first.
 A second signal abandons it (its messages reappear, nothing is lost).
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from types import FrameType
 from typing import Any, TextIO
 
@@ -157,7 +160,10 @@ class Watcher:
         except Exception as error:  # a daemon reports and carries on; the messages come back
             record["error"] = f"{type(error).__name__}: {first_line(error)}"
         committed = outcome is not None and outcome.committed
-        done = batch.acknowledgeable(self.bucket, committed)
+        settled = None
+        if outcome is not None:
+            settled = partial(outcome.settles, listing.scope)
+        done = batch.acknowledgeable(self.bucket, settled)
         record["acknowledged"] = len(done) - self.queue.delete(done) if done else 0
         times = [event.time for event in ours if event.time is not None]
         lag = (datetime.now(UTC) - min(times)).total_seconds() if times else None
@@ -193,7 +199,8 @@ class Watcher:
         elif not self.quiet:
             if record["event"] == "batch" and "error" in record:
                 self.status.write(
-                    f"watch: batch failed, its messages will come back: {record['error']}\n"
+                    f"watch: batch failed ({record['error']}): the messages of its unsettled"
+                    " keys will come back\n"
                 )
             self.status.write(self.totals.line() + "\n")
             self.status.flush()

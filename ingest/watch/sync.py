@@ -18,7 +18,7 @@ from ingest.cli.run import UPLOADS_DIRECTORY, PreparedUpload
 from ingest.encord.link import link_uploaded
 from ingest.encord.upload import Progress, submit, wait_for_jobs
 from ingest.errors import UserError
-from ingest.listing.touched import TouchedListing
+from ingest.listing.touched import Scope, TouchedListing
 from ingest.model import Entry
 from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
@@ -34,11 +34,18 @@ class BatchOutcome:
     not_linked: int  # units neither failed nor linked (e.g. a job cancelled as a whole)
     removed: list[str]  # touched keys the bucket no longer holds
     left_out: int  # objects whose metadata breaks the schema (fixing them sends new events)
+    unsettled: frozenset[str]  # units (`Scope.unit_of`) whose outcome is not in the Dataset
+    error: str | None = None  # why some units are unsettled, when not one unit's own error
 
     @property
     def committed(self) -> bool:
-        """Every unit of the scope is in the Dataset: the batch's messages may go."""
-        return not (self.failed or self.not_linked)
+        """Every unit of the scope is settled: all the batch's messages may go."""
+        return not self.unsettled and self.error is None
+
+    def settles(self, scope: Scope, key: str) -> bool:
+        """Whether the outcome of `key`'s unit is committed (a key outside the scope has
+        none to wait for): its messages may go once all their keys are settled."""
+        return scope.unit_of(key) not in self.unsettled
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +56,8 @@ class BatchOutcome:
             "notLinked": self.not_linked,
             "removed": self.removed,
             "leftOut": self.left_out,
+            "unsettled": sorted(self.unsettled),
+            **({"error": self.error} if self.error else {}),
         }
 
 
@@ -88,11 +97,22 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             context.settings.chunk_size,
             context.settings.max_job_entries,
         )
+        error = None
         try:
-            wait_for_jobs(state, upload.target, Progress(enabled=False))
+            try:
+                wait_for_jobs(state, upload.target, Progress(enabled=False))
+            except UserError as failed_job:  # a job failed as a whole: the others still count
+                error = str(failed_job)
             dataset = upload.client.dataset(upload.names.dataset)
             linked = link_uploaded(upload.client, state, dataset, folder, scan)
             counts = state.counts(folder, scan, dataset.dataset_hash)
+            # Every imported entry of the scan is linked now: the rest is what stays unsettled.
+            unsettled = {
+                listing.scope.unit_of(key)
+                for entry in planned
+                if not state.is_imported(folder, entry.fingerprint)
+                for key in entry.keys
+            }
         finally:
             # Into the mirror whatever happened: they are what the scope holds now.
             for _ in state.record_scan(folder, mirror, planned):
@@ -106,6 +126,8 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             not_linked=counts["entries"] - counts["failed"] - counts["linked"],
             removed=listing.absent,
             left_out=report.metadata_error_count,
+            unsettled=frozenset(unit for unit in unsettled if unit is not None),
+            error=error,
         )
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from demo.samples import SampleObject, png
+from ingest.watch.events import decode_message
 from sandbox import KeyPair, Sandbox
 from tests.run.support import (
     CORPUS_TITLES,
@@ -131,6 +132,36 @@ def test_poison_messages_reach_the_dead_letter_queue(
     assert events.depth(bucket.aws, events.dead_letter_url) == 2
     assert events.depth(bucket.aws) == 0
     assert watch.lines[-1] == {**watch.lines[-1], "event": "stopped", "deadLetters": 2}
+
+
+def test_a_poison_key_alone_reaches_the_dead_letter_queue_not_its_batch_mates(
+    bucket: Bucket, events: EventQueues, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    watch = start_watch(
+        bucket,
+        tmp_path / "out",
+        sandbox,
+        key_pair,
+        "--exit-when-idle",
+        "6",
+        "--watch-batch-seconds",
+        "3",
+    )
+    watch.wait_for(reconciled)
+    good = new_images(2, folder="mixed")
+    poison = SampleObject("mixed/poison.png", b"not an image at all", "image/png")
+    bucket.put([*good, poison])  # one batch: Encord fails the poison unit alone
+
+    assert watch.finish(timeout=120) == 0, watch.stderr
+    first = next(b for b in watch.batches() if b["keys"] == 3)
+    assert first["linked"] == 2 and first["failed"] == 1, first
+    assert first["unsettled"] == ["mixed/poison.png"] and not first["committed"]
+    assert first["acknowledged"] == first["messages"] - 1  # all but the poison's message
+    assert events.depth(bucket.aws) == 0
+    assert events.depth(bucket.aws, events.dead_letter_url) == 1
+    [dead] = bucket.aws.client("sqs").receive_message(QueueUrl=events.dead_letter_url)["Messages"]
+    assert [event.key for event in decode_message(dead["Body"])] == ["mixed/poison.png"]
+    assert dataset_titles(sandbox, key_pair) == sorted(CORPUS_TITLES + [o.key for o in good])
 
 
 def test_kill_9_mid_batch_then_restart_ends_exact(
