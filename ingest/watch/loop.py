@@ -48,7 +48,10 @@ class Totals:
     events: int = 0
     batches: int = 0
     added: int = 0
-    deleted: int = 0
+    removed: int = 0  # keys the bucket no longer holds
+    deleted: int = 0  # their items, under the `deletions` policy
+    unlinked: int = 0
+    kept: int = 0
     failed_batches: int = 0
     undecodable: int = 0
     lag_seconds: float | None = None
@@ -60,7 +63,10 @@ class Totals:
             "batches": self.batches,
             "failedBatches": self.failed_batches,
             "added": self.added,
+            "removed": self.removed,
             "deleted": self.deleted,
+            "unlinked": self.unlinked,
+            "kept": self.kept,
             "undecodable": self.undecodable,
             "lagSeconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "deadLetters": self.dead_letters,
@@ -73,7 +79,8 @@ class Totals:
         )
         return (
             f"watch: {self.events} events, {self.batches} batches ({self.failed_batches} failed), "
-            f"{self.added} items added, {self.deleted} deleted, lag {lag}, "
+            f"{self.added} items added, {self.removed} keys removed (items deleted "
+            f"{self.deleted}, unlinked {self.unlinked}, kept {self.kept}), lag {lag}, "
             f"{self.undecodable} undecodable{dead}"
         )
 
@@ -174,7 +181,10 @@ class Watcher:
         totals.undecodable += len(batch.undecodable)
         if outcome is not None:
             totals.added += outcome.linked
-            totals.deleted += len(outcome.removed) if committed else 0
+            totals.removed += len(outcome.removed)
+            totals.deleted += outcome.deleted
+            totals.unlinked += outcome.unlinked
+            totals.kept += outcome.kept
         totals.lag_seconds = lag
         totals.dead_letters = self.queue.dead_letters()
         record.update(

@@ -9,12 +9,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from demo.samples import SampleObject, png
 from ingest.watch.events import decode_message
 from sandbox import KeyPair, Sandbox
 from tests.run.support import (
     CORPUS_TITLES,
     Bucket,
+    Ingest,
     dataset_titles,
     folder_item_names,
     jobs_started,
@@ -78,6 +81,95 @@ def test_created_overwritten_deleted_and_re_created_objects_end_exact(
     assert events.depth(bucket.aws) == 0  # every message acknowledged
     # Deletions: reported above; the Dataset keeps the item until the deletions policy says.
     assert_exact(sandbox, key_pair, CORPUS_TITLES + ODD_KEYS)
+
+
+REMOVED_KEYS = [
+    "images/cats/cat-1.png",
+    "videos/intersection.mp4",
+    *(f"dicom/study-1/series-1/slice-{n}.dcm" for n in (1, 2, 10)),  # the whole series
+]
+REMOVED_TITLES = ["dicom/study-1/series-1/", "images/cats/cat-1.png", "videos/intersection.mp4"]
+
+
+def delete_objects(bucket: Bucket, keys: list[str]) -> None:
+    bucket.aws.client("s3").delete_objects(
+        Bucket=bucket.name, Delete={"Objects": [{"Key": key} for key in keys]}
+    )
+
+
+@pytest.mark.parametrize("policy", ["unlink", "delete"])
+def test_objects_deleted_while_watching_leave_under_the_deletions_policy(
+    bucket: Bucket,
+    events: EventQueues,
+    sandbox: Sandbox,
+    key_pair: KeyPair,
+    encord_ingest: Ingest,
+    tmp_path: Path,
+    policy: str,
+) -> None:
+    watch = start_watch(
+        bucket,
+        tmp_path / "out",
+        sandbox,
+        key_pair,
+        "--exit-when-idle",
+        "4",
+        "--watch-batch-seconds",
+        "2",
+        "--deletions",
+        policy,
+        "--max-delete-fraction",
+        "0.5",
+    )
+    watch.wait_for(reconciled)
+    delete_objects(bucket, REMOVED_KEYS)
+
+    assert watch.finish() == 0, watch.stderr
+    batches = watch.batches()
+    assert all(b["committed"] for b in batches), batches
+    field = {"unlink": "unlinked", "delete": "deleted"}[policy]
+    assert sum(b[field] for b in batches) == 3
+    assert watch.lines[-1] == {**watch.lines[-1], "event": "stopped", "removed": 5, field: 3}
+    assert events.depth(bucket.aws) == 0
+    remaining = sorted(set(CORPUS_TITLES) - set(REMOVED_TITLES))
+    assert dataset_titles(sandbox, key_pair) == remaining
+    assert folder_item_names(sandbox, key_pair) == (
+        CORPUS_TITLES if policy == "unlink" else remaining
+    )
+    verified = encord_ingest("verify", "--json")
+    assert verified.code == 0, verified.stdout + verified.stderr
+    assert verified.json()["missing"] == verified.json()["extra"] == 0
+    again = encord_ingest("run", "--json", "--deletions", policy)  # the next reconcile
+    assert again.code == 0, again.stdout + again.stderr
+    mirror = again.json()["mirror"]
+    assert mirror["unlinked"] == mirror["deleted"] == 0  # nothing done twice
+
+
+def test_a_batch_over_the_deletion_limits_removes_nothing(
+    bucket: Bucket, events: EventQueues, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    watch = start_watch(
+        bucket,
+        tmp_path / "out",
+        sandbox,
+        key_pair,
+        "--exit-when-idle",
+        "6",
+        "--watch-batch-seconds",
+        "2",
+        "--deletions",
+        "delete",
+    )
+    watch.wait_for(reconciled)
+    delete_objects(bucket, REMOVED_KEYS)  # 3 of 17 items: over maxDeleteFraction 0.1
+    bucket.put(new_images(1, folder="meanwhile"))
+
+    assert watch.finish() == 0, watch.stderr
+    refused = [b for b in watch.batches() if "maxDeleteFraction" in b.get("error", "")]
+    assert refused and not any(b["deleted"] for b in watch.batches())
+    assert dataset_titles(sandbox, key_pair) == sorted([*CORPUS_TITLES, "meanwhile/img-000.png"])
+    assert events.depth(bucket.aws) == 0
+    assert events.depth(bucket.aws, events.dead_letter_url) >= 1  # the removals' messages
 
 
 def test_a_burst_of_1000_events_is_uploaded_in_few_jobs(
