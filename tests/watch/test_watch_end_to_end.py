@@ -172,6 +172,26 @@ def test_a_batch_over_the_deletion_limits_removes_nothing(
     assert events.depth(bucket.aws, events.dead_letter_url) >= 1  # the removals' messages
 
 
+def test_eventbridge_events_of_an_adopted_bucket_sync_alike(
+    bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    events = connect_events(bucket, eventbridge=True)
+    watch = start_watch(bucket, tmp_path / "out", sandbox, key_pair, "--exit-when-idle", "3")
+    watch.wait_for(reconciled)
+    bucket.put(
+        [SampleObject(key, png(4, 4, shade=i), "image/png") for i, key in enumerate(ODD_KEYS)]
+    )
+    linked_at_least(watch, len(ODD_KEYS))
+    bucket.delete("videos/intersection.mp4")
+
+    assert watch.finish() == 0, watch.stderr
+    batches = watch.batches()
+    assert all(b["committed"] and not b["undecodable"] for b in batches), batches
+    assert any(b["removed"] == ["videos/intersection.mp4"] for b in batches)
+    assert events.depth(bucket.aws) == 0
+    assert_exact(sandbox, key_pair, CORPUS_TITLES + ODD_KEYS)
+
+
 def test_a_burst_of_1000_events_is_uploaded_in_few_jobs(
     bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
 ) -> None:
