@@ -30,6 +30,7 @@ from ingest.errors import UserError, first_line
 from ingest.listing.touched import TouchedListing
 from ingest.watch.batcher import Batch, collect
 from ingest.watch.events import latest_per_key
+from ingest.watch.heartbeat import Heartbeat
 from ingest.watch.queue import MAX_MESSAGES, Message
 from ingest.watch.sync import BatchOutcome
 
@@ -91,6 +92,7 @@ class Watcher:
     bucket: str
     batch_size: int
     batch_seconds: float
+    visibility_timeout: int  # the queue's, seconds: a longer batch extends its messages'
     reconcile: Reconcile
     list_touched: ListTouched
     sync: SyncTouched
@@ -158,14 +160,19 @@ class Watcher:
             "retried": sum(1 for m in batch.messages if m.receive_count > 1),
         }
         outcome = None
+        heartbeat = Heartbeat(self.queue, self.visibility_timeout)
         try:
-            listing = self.list_touched(sorted(latest))
-            outcome = self.sync(listing)
+            with heartbeat.keeping(batch.messages):
+                listing = self.list_touched(sorted(latest))
+                outcome = self.sync(listing)
             record.update(outcome.to_json())
         except UserError as error:
             record["error"] = str(error)
         except Exception as error:  # a daemon reports and carries on; the messages come back
             record["error"] = f"{type(error).__name__}: {first_line(error)}"
+        record["visibilityExtended"] = heartbeat.extended
+        if heartbeat.failure:
+            record["visibilityError"] = heartbeat.failure
         committed = outcome is not None and outcome.committed
         settled = None
         if outcome is not None:

@@ -300,6 +300,39 @@ def test_kill_9_mid_batch_then_restart_ends_exact(
     assert_exact(sandbox, key_pair, CORPUS_TITLES + [obj.key for obj in added])
 
 
+def test_a_batch_longer_than_the_visibility_timeout_keeps_its_messages_hidden(
+    bucket: Bucket, events: EventQueues, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
+) -> None:
+    # The queue hides a message for VISIBILITY_SECONDS (2 s); the batch's job takes 6 s.
+    watch = start_watch(bucket, tmp_path / "out", sandbox, key_pair, "--exit-when-idle", "3")
+    watch.wait_for(reconciled)
+    jobs_after_reconcile = len(jobs_started(sandbox))
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 6}, "count": 1})
+    bucket.put(new_images(1, folder="slow"))
+    deadline = time.monotonic() + 30
+    while len(jobs_started(sandbox)) == jobs_after_reconcile:  # the batch's job is running
+        assert time.monotonic() < deadline, watch.lines
+        time.sleep(0.05)
+    visible = []
+    for _ in range(16):  # 4 s into a 6 s job: twice the visibility timeout
+        visible.append(visible_messages(bucket, events))
+        time.sleep(0.25)
+
+    assert watch.finish() == 0, watch.stderr
+    assert visible == [0] * len(visible)  # no receive would have got it mid-batch
+    [slow] = [b for b in watch.batches() if b["keys"]]
+    assert slow["committed"] and slow["linked"] == 1 and slow["visibilityExtended"] >= 2
+    assert not any(b["retried"] for b in watch.batches())
+    assert events.depth(bucket.aws) == events.depth(bucket.aws, events.dead_letter_url) == 0
+
+
+def visible_messages(bucket: Bucket, events: EventQueues) -> int:
+    attributes = bucket.aws.client("sqs").get_queue_attributes(
+        QueueUrl=events.url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
 def test_a_reconcile_finds_an_object_whose_event_was_dropped(
     bucket: Bucket, events: EventQueues, sandbox: Sandbox, key_pair: KeyPair, tmp_path: Path
 ) -> None:
