@@ -7,14 +7,16 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo.samples import sample_corpus
+from demo.samples import SampleObject, png, sample_corpus
 from ingest.settings import load_settings
 from sandbox.keys import generate_key_pair, write_authorized_keys
 from sandbox.server import running_sandbox
@@ -24,6 +26,10 @@ from standins.local_aws import ACCOUNT_ID, Credentials, LocalAws, start_local_aw
 STACK = "demo"
 OUTPUTS_FILE = "stack-outputs.json"
 ENCORD_IDENTITY = "encord-sandbox"  # the sandbox's AWS identity: Pulumi.demo.yaml trusts it
+# The watch step: one image arriving, a short batch window so it links within seconds.
+ARRIVING = SampleObject("images/cats/cat-4.png", png(12, 12, shade=4), "image/png")
+WATCH_BATCH_SECONDS = 0.5
+WATCH_IDLE_SECONDS = 10  # only if the arrival is never reported: the step stops it itself
 ASSUME_ROLE_ONLY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
@@ -122,10 +128,14 @@ def run(workdir: Path) -> int:
             )
             code = command.run()
             rerun = None
+            arrival = None
             if code == 0:
                 _step("python -m ingest run --json, again: an unchanged bucket starts no job")
                 code, rerun = command.run_json()
-        _summary(outputs, workdir, code, rerun, time.monotonic() - started)
+            if code == 0:
+                _step("python -m ingest watch: one new object arrives through S3 events")
+                code, arrival = command.watch_one_arrival(outputs["bucketName"])
+        _summary(outputs, workdir, code, rerun, arrival, time.monotonic() - started)
         return code
     finally:
         aws.stop()
@@ -159,12 +169,52 @@ class _IngestCommand:
             print(done.stdout)
             return done.returncode, None
 
-    def _command(self, *extra: str) -> list[str]:
+    def watch_one_arrival(self, bucket: str) -> tuple[int, Arrival | None]:
+        """`ingest watch` in the background, one image put into the bucket, and the time
+        until the watch reports it linked."""
+        command = self._command(
+            "--json",
+            "--watch-batch-seconds",
+            str(WATCH_BATCH_SECONDS),
+            "--exit-when-idle",
+            str(WATCH_IDLE_SECONDS),
+            subcommand="watch",
+        )
+        watch = subprocess.Popen(command, env=self._env(), stdout=subprocess.PIPE, text=True)
+        assert watch.stdout is not None
+        lines = iter(watch.stdout)
+        arrival = None
+        try:
+            if _next_line(lines, "reconcile") is None:
+                return watch.wait(), None
+            put_at = time.monotonic()
+            self.aws.client("s3", self.admin).put_object(
+                Bucket=bucket,
+                Key=ARRIVING.key,
+                Body=ARRIVING.body,
+                ContentType=ARRIVING.content_type,
+            )
+            print(f"    put s3://{bucket}/{ARRIVING.key}", flush=True)
+            batch = _next_line(lines, "batch", lambda line: line.get("linked", 0) > 0)
+            if batch is not None:
+                arrival = Arrival(ARRIVING.key, batch["linked"], time.monotonic() - put_at)
+                print(f"    linked {arrival.linked} item in {arrival.seconds:.1f} s after the put")
+            watch.send_signal(signal.SIGTERM)  # stops at once: no need to wait until idle
+            for _ in lines:  # to the `stopped` line
+                pass
+            code = watch.wait()
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()
+        return (code or (0 if arrival else 1)), arrival
+
+    def _command(self, *extra: str, subcommand: str = "run") -> list[str]:
         command = [
             "python",
             "-m",
             "ingest",
-            "run",
+            subcommand,
             "--stack",
             STACK,
             "--outputs",
@@ -191,7 +241,36 @@ class _IngestCommand:
         return env
 
 
-def _summary(outputs: dict, workdir: Path, code: int, rerun: dict | None, seconds: float) -> None:
+@dataclass(frozen=True)
+class Arrival:
+    """The demo's object that came through `ingest watch`."""
+
+    key: str
+    linked: int
+    seconds: float  # put → reported linked
+
+
+def _next_line(
+    lines: Iterator[str], event: str, matches: Callable[[dict], bool] = lambda line: True
+) -> dict | None:
+    """The watch's next JSON line of that event which `matches`; None if it stopped first."""
+    for text in lines:
+        line = json.loads(text)
+        if line["event"] == event and matches(line):
+            return line
+        if line["event"] == "stopped":
+            return None
+    return None
+
+
+def _summary(
+    outputs: dict,
+    workdir: Path,
+    code: int,
+    rerun: dict | None,
+    arrival: Arrival | None,
+    seconds: float,
+) -> None:
     _step("Summary")
     settings = load_settings(STACK, None, {})
     print(f"    role ARN:     {outputs['roleArn']}")
@@ -218,6 +297,11 @@ def _summary(outputs: dict, workdir: Path, code: int, rerun: dict | None, second
         print(
             f"    verify:       {verify['rows']} data rows, {verify['missing']} missing, {verify['extra']} extra"
             f"; the rerun started {len(rerun['jobsStarted'])} job(s) and linked {rerun['linked']}"
+        )
+    if arrival:
+        print(
+            f"    watch:        {arrival.key} put into the bucket, linked through S3 events"
+            f" in {arrival.seconds:.1f} s"
         )
     print(
         f"    result:       {'OK, every planned file is in the Dataset' if code == 0 else f'FAILED (exit {code})'}"

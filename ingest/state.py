@@ -1017,6 +1017,46 @@ class RunState:
             (folder, item_uuid, action),
         )
 
+    def items_from_keys(
+        self, folder: str, keys: Iterable[str], titles: Iterable[str], under: Iterable[str] = ()
+    ) -> list[tuple[Prior, Entry | None]]:
+        """The items whose provenance includes one of `keys`, each with the entry it was last
+        imported as (None for provenance recovered from a Folder listing, which has no keys:
+        then its title must be one of `keys`). Looked for by title, never through the whole
+        folder: among the items titled one of `titles` or with a title starting with one of
+        `under` (`ingest watch`: a batch's removed keys)."""
+        wanted = set(keys)
+        rows: dict[str, tuple] = {}
+        for title in titles:
+            for row in self._db.execute(
+                f"SELECT {_PRIOR_COLUMNS}, fingerprint FROM mirror_items"
+                " WHERE folder = ? AND title = ?",
+                (folder, title),
+            ):
+                rows[row[0]] = row
+        for prefix in under:
+            for row in self._db.execute(
+                f"SELECT {_PRIOR_COLUMNS}, fingerprint FROM mirror_items"
+                " WHERE folder = ? AND title >= ? AND title < ?",
+                (folder, prefix, prefix + "\U0010ffff"),
+            ):
+                rows[row[0]] = row
+        found: list[tuple[Prior, Entry | None]] = []
+        for row in rows.values():
+            prior, fingerprint = _prior(row[:-1]), row[-1]
+            if fingerprint is None:
+                if prior.title in wanted:
+                    found.append((prior, None))
+                continue
+            text = self._db.execute(
+                "SELECT entry FROM entries WHERE folder = ? AND fingerprint = ?",
+                (folder, fingerprint),
+            ).fetchone()
+            entry = _load(text[0]) if text else None
+            if entry is not None and wanted.intersection(entry.keys):
+                found.append((prior, entry))
+        return sorted(found, key=lambda pair: (pair[0].title, pair[0].item_uuid))
+
 
 def _lock(path: Path) -> IO[bytes]:
     lock = path.open("ab")

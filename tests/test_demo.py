@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
-from demo.journey import OUTPUTS_FILE, run
+from demo.journey import ARRIVING, OUTPUTS_FILE, run
 from ingest.encord_format import KINDS
 
 
@@ -20,8 +21,19 @@ def test_the_demo_imports_every_data_type_and_verifies(tmp_path, capsys):
     outputs = json.loads((workdir / OUTPUTS_FILE).read_text())
     assert outputs["roleArn"].endswith(":role/encord-s3-demo")
     assert "externalId" not in outputs
-    manifests = sorted((workdir / "ingest" / "uploads").glob("*/manifest-*.json"))
-    assert len(manifests) == 1, "the unchanged rerun must not have uploaded again"
-    manifest = json.loads(manifests[0].read_text())
-    assert {kind for kind in KINDS if manifest.get(kind)} == set(KINDS)
+    assert "==> python -m ingest watch: one new object arrives through S3 events" in printed
+    arrived = re.search(r"linked 1 item in (\d+\.\d) s after the put", printed)
+    assert arrived and float(arrived[1]) < 30, printed
+    assert f"watch:        {ARRIVING.key} put into the bucket, linked through S3 events" in printed
+    manifests = [
+        json.loads(path.read_text())
+        for path in (workdir / "ingest" / "uploads").glob("*/manifest-*.json")
+    ]
+    # The first run's, and the watch's for the one arrival: the unchanged rerun and the
+    # watch's start-up reconcile uploaded nothing.
+    assert len(manifests) == 2, manifests
+    kinds = [{kind for kind in KINDS if manifest.get(kind)} for manifest in manifests]
+    assert set(KINDS) in kinds
+    [arrival] = [manifest for manifest in manifests if len(manifest.get("images", [])) == 1]
+    assert arrival["images"][0]["title"] == ARRIVING.key
     assert (workdir / "sandbox-state.sqlite").exists()

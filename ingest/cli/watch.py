@@ -88,6 +88,7 @@ def watch_command(args: argparse.Namespace) -> int:
         bucket=context.outputs.bucket_name,
         batch_size=context.settings.watch_batch_size,
         batch_seconds=context.settings.watch_batch_seconds,
+        visibility_timeout=queue.visibility_timeout(),
         reconcile=reconcile,
         list_touched=listing,
         sync=sync,

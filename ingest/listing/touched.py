@@ -34,6 +34,15 @@ class Scope:
     def covers(self, key: str) -> bool:
         return key in self.keys or key[: key.rfind("/") + 1] in self.folders
 
+    def unit_of(self, key: str) -> str | None:
+        """The unit a touched key re-plans (a single object's key, or a grouped folder);
+        None for a key outside the scope."""
+        unit_key = key.removesuffix(SIDECAR_SUFFIX)
+        folder = unit_key[: unit_key.rfind("/") + 1]
+        if folder in self.folders:
+            return folder
+        return unit_key if unit_key in self.keys else None
+
 
 def scope_of(touched: Iterable[str], rules: FolderRules, prefixes: Iterable[str]) -> Scope:
     """The units `touched` keys belong to; keys outside `prefixes` are out of scope."""

@@ -403,3 +403,28 @@ class _Actions:
             name, self._dataset.dataset_hash, [item_uuid], "reimport", deleted=True
         )
         self._report.reimported += 1
+
+
+def remove_items(
+    client: EncordClient,
+    state: RunState,
+    folder: StorageFolder,
+    dataset: Dataset,
+    gone: Iterable[Prior],
+    report: MirrorReport,
+) -> None:
+    """Keep, unlink or delete items gone from the bucket under the report's policy, as
+    `mirror` does with a scan's (`ingest watch`: the items of a batch's removed keys), each
+    counted in the report. The caller checks the limits first."""
+    actions = _Actions(client, state, folder, dataset, report)
+    batch: list[tuple[str, str, str]] = []
+    for prior in gone:
+        action = removal(prior, report.policy)
+        report.gone += 1
+        report.kept += action == "keep"
+        if action in ("unlink", "delete"):
+            batch.append((prior.item_uuid, prior.title, action))
+        if len(batch) >= REMOVE_BATCH_SIZE:
+            actions._remove(batch)
+            batch = []
+    actions._remove(batch)

@@ -40,15 +40,19 @@ class Batch:
     def all_events(self) -> list[S3Event]:
         return [event for events in self.events.values() for event in events]
 
-    def acknowledgeable(self, bucket: str, committed: bool) -> list[Message]:
-        """The messages that may be deleted: those about `bucket` once the batch's outcome is
-        committed, and those carrying nothing for it (S3's test event, another bucket) at
-        once. An undecodable one never is: it reaches the dead-letter queue."""
+    def acknowledgeable(self, bucket: str, settled: Callable[[str], bool] | None) -> list[Message]:
+        """The messages that may be deleted: those whose every key about `bucket` is
+        `settled` (None: the batch failed, no key is), and those carrying nothing for it (S3's
+        test event, another bucket) at once. An undecodable one never is: it reaches the
+        dead-letter queue, as does one whose key keeps failing."""
         return [
             message
             for message in self.messages
             if message.message_id in self.events
-            and (committed or all(e.bucket != bucket for e in self.events[message.message_id]))
+            and all(
+                event.bucket != bucket or (settled is not None and settled(event.key))
+                for event in self.events[message.message_id]
+            )
         ]
 
 

@@ -1,9 +1,21 @@
-"""S3 event notifications as SQS delivers them: decoded, filtered, and ordered per key. Pure.
+"""Bucket events as SQS delivers them: decoded, filtered, and ordered per key. Pure.
 
-S3 sends each object's key URL-encoded with '+' for a space, at least once and in no
-particular order; of two events for one key, the one with the greater `sequencer` (a hex
-string; compare after left-padding the shorter with zeros) happened later. moto sends no
-`sequencer`: then the event time, then the order of arrival, decide.
+Two shapes, told apart per message (a queue may carry both while a stack moves from one to
+the other; the stack output `eventsSource` says which to expect):
+
+- S3 event notifications (`eventsSource: s3`): `{"Records": [...]}`, each record's key
+  URL-encoded with '+' for a space; `s3:TestEvent` when the configuration is set.
+- EventBridge events (`eventsSource: eventbridge`, an adopted bucket): one event per
+  message, `{"detail-type": "Object Created" | "Object Deleted", "source": "aws.s3", "time":
+  ISO 8601, "detail": {"bucket": {"name"}, "object": {"key", "sequencer"}, "reason"}}`. The
+  key is the key itself, not URL-encoded (AWS's EventBridge event examples; moto 5.2.5
+  sends it so, with a numeric `time` and one constant `sequencer`). Other S3 detail types
+  (tags, ACLs, restores, storage classes) change nothing the Dataset mirrors: no event.
+
+Both are delivered at least once and in no particular order; of two events for one key,
+the one with the greater `sequencer` (a hex string; compare after left-padding the shorter
+with zeros) happened later. Without a `sequencer` (moto's notifications) or with equal ones,
+the event time, then the order of arrival, decide.
 """
 
 from __future__ import annotations
@@ -12,10 +24,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote_plus
 
 TEST_EVENT = "s3:TestEvent"
-REMOVED = "ObjectRemoved"
+CREATED, REMOVED = "ObjectCreated", "ObjectRemoved"
+# EventBridge's detail types, as the S3 event names' families.
+_EVENTBRIDGE_NAMES = {"Object Created": CREATED, "Object Deleted": REMOVED}
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
@@ -50,8 +65,8 @@ def decode_key(encoded: str) -> str:
 
 
 def decode_message(body: str, arrival: int = 0) -> list[S3Event]:
-    """The S3 events in one SQS message body; [] for S3's test event. Raises
-    `UndecodableMessage` for anything that is not an S3 notification."""
+    """The bucket events in one SQS message body, in either shape; [] for S3's test event
+    and for EventBridge events of other kinds. Raises `UndecodableMessage` for anything else."""
     try:
         document = json.loads(body)
     except json.JSONDecodeError as error:
@@ -60,9 +75,13 @@ def decode_message(body: str, arrival: int = 0) -> list[S3Event]:
         raise UndecodableMessage("not a JSON object")
     if document.get("Event") == TEST_EVENT:
         return []
+    if "detail-type" in document:
+        return _eventbridge(document, arrival)
     records = document.get("Records")
     if not isinstance(records, list):
-        raise UndecodableMessage("no 'Records' list: not an S3 event notification")
+        raise UndecodableMessage(
+            "neither an S3 event notification ('Records') nor an EventBridge event ('detail-type')"
+        )
     events = []
     for index, record in enumerate(records):
         try:
@@ -82,6 +101,31 @@ def decode_message(body: str, arrival: int = 0) -> list[S3Event]:
     return events
 
 
+def _eventbridge(document: dict[str, Any], arrival: int) -> list[S3Event]:
+    if document.get("source") != "aws.s3":
+        raise UndecodableMessage(f"an EventBridge event from {document.get('source')!r}, not S3")
+    family = _EVENTBRIDGE_NAMES.get(document["detail-type"])
+    if family is None:
+        return []
+    try:
+        detail = document["detail"]
+        key = detail["object"]["key"]
+        if not isinstance(key, str):
+            raise TypeError("a string key")
+        return [
+            S3Event(
+                bucket=detail["bucket"]["name"],
+                key=key,  # as stored: EventBridge does not URL-encode it
+                name=f"{family}:{detail.get('reason') or ''}",
+                sequencer=detail["object"].get("sequencer") or "",
+                time=_time(document.get("time")),
+                arrival=arrival,
+            )
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise UndecodableMessage(f"an EventBridge S3 event without {error!r}") from None
+
+
 def latest_per_key(events: Iterable[S3Event]) -> dict[str, S3Event]:
     """Each key's last event: a delete then a re-create of one key ends re-created."""
     by_key: dict[str, list[S3Event]] = {}
@@ -94,8 +138,11 @@ def latest_per_key(events: Iterable[S3Event]) -> dict[str, S3Event]:
     return latest
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
+def _time(value: str | float | None) -> datetime | None:
+    """ISO 8601 as AWS writes it; seconds since the epoch as moto's EventBridge writes it."""
+    if value is None or value == "":
         return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

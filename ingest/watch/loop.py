@@ -1,10 +1,12 @@
 """The watch loop: reconcile, then batches of S3 events until stopped, idle, or killed.
 
-A message is deleted only once its batch's outcome is committed to the run state and the
-Dataset, so delivery is at least once and the result exactly once: after a kill, the
-unacknowledged messages come back when their visibility times out and are processed again,
-which the run state turns into no new upload and no duplicate link. A message whose batch
-keeps failing is never deleted; the queue's redrive policy moves it to the dead-letter queue.
+A message is deleted only once the outcome of every key it carries is committed to the run
+state and the Dataset (linked, removed under the `deletions` policy, or left out for a
+reason the batch reports), so delivery is at least once and the result exactly once: after
+a kill, the unacknowledged messages come back when their visibility times out and are
+processed again, which the run state turns into no new upload and no duplicate link. A
+message with a key that keeps failing is never deleted; the queue's redrive policy moves it
+to the dead-letter queue, while the messages that shared its batch are deleted.
 
 SIGTERM or SIGINT: an idle long poll stops at once; a batch in progress is finished first.
 A second signal abandons it (its messages reappear, nothing is lost).
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from types import FrameType
 from typing import Any, TextIO
 
@@ -27,6 +30,7 @@ from ingest.errors import UserError, first_line
 from ingest.listing.touched import TouchedListing
 from ingest.watch.batcher import Batch, collect
 from ingest.watch.events import latest_per_key
+from ingest.watch.heartbeat import Heartbeat
 from ingest.watch.queue import MAX_MESSAGES, Message
 from ingest.watch.sync import BatchOutcome
 
@@ -45,7 +49,10 @@ class Totals:
     events: int = 0
     batches: int = 0
     added: int = 0
-    deleted: int = 0
+    removed: int = 0  # keys the bucket no longer holds
+    deleted: int = 0  # their items, under the `deletions` policy
+    unlinked: int = 0
+    kept: int = 0
     failed_batches: int = 0
     undecodable: int = 0
     lag_seconds: float | None = None
@@ -57,7 +64,10 @@ class Totals:
             "batches": self.batches,
             "failedBatches": self.failed_batches,
             "added": self.added,
+            "removed": self.removed,
             "deleted": self.deleted,
+            "unlinked": self.unlinked,
+            "kept": self.kept,
             "undecodable": self.undecodable,
             "lagSeconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "deadLetters": self.dead_letters,
@@ -70,7 +80,8 @@ class Totals:
         )
         return (
             f"watch: {self.events} events, {self.batches} batches ({self.failed_batches} failed), "
-            f"{self.added} items added, {self.deleted} deleted, lag {lag}, "
+            f"{self.added} items added, {self.removed} keys removed (items deleted "
+            f"{self.deleted}, unlinked {self.unlinked}, kept {self.kept}), lag {lag}, "
             f"{self.undecodable} undecodable{dead}"
         )
 
@@ -81,6 +92,7 @@ class Watcher:
     bucket: str
     batch_size: int
     batch_seconds: float
+    visibility_timeout: int  # the queue's, seconds: a longer batch extends its messages'
     reconcile: Reconcile
     list_touched: ListTouched
     sync: SyncTouched
@@ -148,16 +160,24 @@ class Watcher:
             "retried": sum(1 for m in batch.messages if m.receive_count > 1),
         }
         outcome = None
+        heartbeat = Heartbeat(self.queue, self.visibility_timeout)
         try:
-            listing = self.list_touched(sorted(latest))
-            outcome = self.sync(listing)
+            with heartbeat.keeping(batch.messages):
+                listing = self.list_touched(sorted(latest))
+                outcome = self.sync(listing)
             record.update(outcome.to_json())
         except UserError as error:
             record["error"] = str(error)
         except Exception as error:  # a daemon reports and carries on; the messages come back
             record["error"] = f"{type(error).__name__}: {first_line(error)}"
+        record["visibilityExtended"] = heartbeat.extended
+        if heartbeat.failure:
+            record["visibilityError"] = heartbeat.failure
         committed = outcome is not None and outcome.committed
-        done = batch.acknowledgeable(self.bucket, committed)
+        settled = None
+        if outcome is not None:
+            settled = partial(outcome.settles, listing.scope)
+        done = batch.acknowledgeable(self.bucket, settled)
         record["acknowledged"] = len(done) - self.queue.delete(done) if done else 0
         times = [event.time for event in ours if event.time is not None]
         lag = (datetime.now(UTC) - min(times)).total_seconds() if times else None
@@ -168,7 +188,10 @@ class Watcher:
         totals.undecodable += len(batch.undecodable)
         if outcome is not None:
             totals.added += outcome.linked
-            totals.deleted += len(outcome.removed) if committed else 0
+            totals.removed += len(outcome.removed)
+            totals.deleted += outcome.deleted
+            totals.unlinked += outcome.unlinked
+            totals.kept += outcome.kept
         totals.lag_seconds = lag
         totals.dead_letters = self.queue.dead_letters()
         record.update(
@@ -193,7 +216,8 @@ class Watcher:
         elif not self.quiet:
             if record["event"] == "batch" and "error" in record:
                 self.status.write(
-                    f"watch: batch failed, its messages will come back: {record['error']}\n"
+                    f"watch: batch failed ({record['error']}): the messages of its unsettled"
+                    " keys will come back\n"
                 )
             self.status.write(self.totals.line() + "\n")
             self.status.flush()

@@ -1,8 +1,9 @@
-"""The thin SQS adapter `ingest watch` reads S3 events through: long polls, batch deletes, and
-the dead-letter queue's depth. Nothing here decides anything."""
+"""The thin SQS adapter `ingest watch` reads S3 events through: long polls, batch deletes,
+visibility extensions, and the dead-letter queue's depth. Nothing here decides anything."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class Message:
     receipt_handle: str
     body: str
     receive_count: int  # 1 the first time; the queue's redrive moves it on after maxReceiveCount
+    received_at: float = 0.0  # time.monotonic() when received: its visibility runs from then
 
 
 class EventQueue:
@@ -34,6 +36,7 @@ class EventQueue:
     def receive(self, wait_seconds: int, max_messages: int = MAX_MESSAGES) -> list[Message]:
         """Up to `max_messages` (≤ 10), waiting up to `wait_seconds` (≤ 20) for the first."""
         with _sqs_errors(self.url):
+            received_at = time.monotonic()  # before the call: the visibility may start earlier
             answer = self._sqs.receive_message(
                 QueueUrl=self.url,
                 MaxNumberOfMessages=max(1, min(MAX_MESSAGES, max_messages)),
@@ -46,9 +49,39 @@ class EventQueue:
                 message["ReceiptHandle"],
                 message.get("Body", ""),
                 int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                received_at,
             )
             for message in answer.get("Messages", [])
         ]
+
+    def visibility_timeout(self) -> int:
+        """The queue's VisibilityTimeout: how long a received message stays hidden."""
+        with _sqs_errors(self.url):
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+        return int(attributes["VisibilityTimeout"])
+
+    def extend(self, messages: Sequence[Message], seconds: int) -> int:
+        """Hide `messages` for `seconds` more from now; return how many SQS refused (one whose
+        receipt handle is no longer current: it was received again, and that delivery counts)."""
+        refused = 0
+        for start in range(0, len(messages), MAX_MESSAGES):
+            chunk = messages[start : start + MAX_MESSAGES]
+            with _sqs_errors(self.url):
+                answer = self._sqs.change_message_visibility_batch(
+                    QueueUrl=self.url,
+                    Entries=[
+                        {
+                            "Id": str(index),
+                            "ReceiptHandle": message.receipt_handle,
+                            "VisibilityTimeout": seconds,
+                        }
+                        for index, message in enumerate(chunk)
+                    ],
+                )
+            refused += len(answer.get("Failed", []))
+        return refused
 
     def delete(self, messages: Sequence[Message]) -> int:
         """Delete `messages` (their outcome is committed); return how many SQS refused. A
@@ -92,7 +125,7 @@ def _sqs_errors(url: str) -> Iterator[None]:
         if code in ("AccessDenied", "AccessDeniedException", "InvalidClientTokenId"):
             raise UserError(
                 f"SQS refused access to {url} ({code}): the credentials need sqs:ReceiveMessage, "
-                "sqs:DeleteMessage and sqs:GetQueueAttributes on it"
+                "sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on it"
             ) from None
         raise
     except BotoCoreError as error:

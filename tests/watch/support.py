@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.events import event_pattern
 from sandbox import KeyPair, Sandbox
 from standins.local_aws import LocalAws
 from tests.run.support import Bucket, run_arguments
@@ -40,10 +41,13 @@ class EventQueues:
         )
 
 
-def connect_events(bucket: Bucket, visibility_seconds: int = VISIBILITY_SECONDS) -> EventQueues:
+def connect_events(
+    bucket: Bucket, visibility_seconds: int = VISIBILITY_SECONDS, eventbridge: bool = False
+) -> EventQueues:
     """What the stack builds with `encord-s3:events.enabled`: a queue with a dead-letter
-    queue (maxReceiveCount 2, short visibility), the bucket's notifications to it, and the
-    stack outputs naming both."""
+    queue (maxReceiveCount 2, short visibility), the bucket's notifications to it (or, with
+    `eventbridge`, as for an adopted bucket: its EventBridge notifications and a rule
+    forwarding them), and the stack outputs naming both."""
     sqs = bucket.aws.client("sqs")
     dead = sqs.create_queue(QueueName=f"{bucket.name}-dlq")["QueueUrl"]
     dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
@@ -61,16 +65,28 @@ def connect_events(bucket: Bucket, visibility_seconds: int = VISIBILITY_SECONDS)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    bucket.aws.client("s3").put_bucket_notification_configuration(
-        Bucket=bucket.name,
-        NotificationConfiguration={
+    if eventbridge:
+        events = bucket.aws.client("events")
+        events.put_rule(
+            Name=f"{bucket.name}-objects", EventPattern=json.dumps(event_pattern(bucket.name, []))
+        )
+        events.put_targets(Rule=f"{bucket.name}-objects", Targets=[{"Id": "queue", "Arn": arn}])
+        configuration: dict[str, Any] = {"EventBridgeConfiguration": {}}
+    else:
+        configuration = {
             "QueueConfigurations": [
                 {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
             ]
-        },
+        }
+    bucket.aws.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket.name, NotificationConfiguration=configuration
     )
     outputs = json.loads(bucket.outputs.read_text())
-    outputs.update(eventsQueueUrl=url, eventsDeadLetterQueueUrl=dead)
+    outputs.update(
+        eventsQueueUrl=url,
+        eventsDeadLetterQueueUrl=dead,
+        eventsSource="eventbridge" if eventbridge else "s3",
+    )
     bucket.outputs.write_text(json.dumps(outputs))
     return EventQueues(url, dead)
 

@@ -73,17 +73,27 @@ def test_nothing_by_the_deadline_is_no_batch() -> None:
     assert all(wait <= 20 for wait, _ in queue.waits)
 
 
-def test_only_a_committed_batch_acknowledges_its_events_and_never_an_undecodable_one() -> None:
+def test_only_settled_keys_acknowledge_their_events_and_never_an_undecodable_one() -> None:
     test_event = json.dumps({"Event": "s3:TestEvent"})
     queue = FakeQueue({0.0: [put("a"), "{broken", test_event]})
     batch = collect(queue, size=10, seconds=1, wait_until=10, clock=queue.clock)
     assert batch is not None
-    assert [m.body for m in batch.acknowledgeable("b", committed=True)] == [put("a"), test_event]
-    assert [m.body for m in batch.acknowledgeable("b", committed=False)] == [test_event]
-    assert len(batch.acknowledgeable("other-bucket", committed=False)) == 2
+    assert [m.body for m in batch.acknowledgeable("b", lambda key: True)] == [put("a"), test_event]
+    assert [m.body for m in batch.acknowledgeable("b", None)] == [test_event]
+    assert len(batch.acknowledgeable("other-bucket", None)) == 2
     assert list(batch.undecodable.values()) == [
         "not JSON (Expecting property name enclosed in double quotes)"
     ]
+
+
+def test_a_message_goes_only_once_every_key_it_carries_is_settled() -> None:
+    two_keys = json.loads(put("good"))
+    two_keys["Records"] += json.loads(put("poison"))["Records"]
+    queue = FakeQueue({0.0: [put("good"), json.dumps(two_keys), put("poison")]})
+    batch = collect(queue, size=10, seconds=1, wait_until=10, clock=queue.clock)
+    assert batch is not None
+    kept = batch.acknowledgeable("b", lambda key: key != "poison")
+    assert [m.body for m in kept] == [put("good")]
 
 
 def test_a_message_received_twice_in_one_batch_counts_once_with_its_newest_receipt() -> None:

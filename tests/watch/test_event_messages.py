@@ -111,3 +111,90 @@ def test_without_sequencers_the_later_event_time_then_arrival_decides() -> None:
     assert latest_per_key(same_time)["k"].removed
     random.shuffle(same_time)
     assert latest_per_key(same_time)["k"].removed  # arrival index, not list position
+
+
+def eventbridge(detail_type: str, key: str, sequencer: str = "", bucket: str = "b") -> str:
+    """A body as an EventBridge rule delivers an S3 event to SQS (key not URL-encoded)."""
+    return json.dumps(
+        {
+            "version": "0",
+            "detail-type": detail_type,
+            "source": "aws.s3",
+            "time": "2026-12-01T10:00:00Z",
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket},
+                "object": {"key": key, "size": 3, "etag": "e", "sequencer": sequencer},
+                "reason": "PutObject" if detail_type == "Object Created" else "DeleteObject",
+            },
+        }
+    )
+
+
+@given(st.text(min_size=1))
+def test_an_eventbridge_key_is_taken_as_it_is_whatever_its_characters(key: str) -> None:
+    [event] = decode_message(eventbridge("Object Created", key), arrival=7)
+    assert (event.key, event.bucket, event.removed, event.arrival) == (key, "b", False, 7)
+
+
+def test_an_eventbridge_key_that_looks_encoded_is_not_decoded() -> None:
+    [event] = decode_message(eventbridge("Object Deleted", "a+b %2F c.png"))
+    assert event.key == "a+b %2F c.png" and event.removed
+    assert event.name == "ObjectRemoved:DeleteObject"
+
+
+def test_moto_s_eventbridge_time_in_epoch_seconds_decodes() -> None:
+    body = json.loads(eventbridge("Object Created", "k"))
+    body["time"] = 1796119200.5
+    [event] = decode_message(json.dumps(body))
+    assert event.time is not None and event.time.isoformat() == "2026-12-01T10:00:00.500000+00:00"
+
+
+def test_other_s3_eventbridge_kinds_carry_nothing() -> None:
+    assert decode_message(eventbridge("Object Tags Added", "k")) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"detail-type": "Object Created", "source": "aws.ec2", "detail": {}}),
+        json.dumps({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}),
+        json.dumps(
+            {
+                "detail-type": "Object Created",
+                "source": "aws.s3",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": 5}},
+            }
+        ),
+    ],
+)
+def test_a_malformed_eventbridge_event_is_undecodable(body: str) -> None:
+    with pytest.raises(UndecodableMessage):
+        decode_message(body)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=2**40), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda record: record[0],
+    ),
+    st.randoms(),
+)
+def test_both_shapes_order_by_sequencer_together(records, shuffle) -> None:
+    # (sequencer, removed, through EventBridge) for one key "a b": the greatest wins.
+    bodies = []
+    for n, removed, bridged in records:
+        if bridged:
+            bodies.append(
+                eventbridge("Object Deleted" if removed else "Object Created", "a b", f"{n:X}")
+            )
+        else:
+            name = "ObjectRemoved:Delete" if removed else "ObjectCreated:Put"
+            bodies.append(notification((name, "a b", f"{n:X}")))
+    shuffle.shuffle(bodies)
+    events = [e for i, body in enumerate(bodies) for e in decode_message(body, arrival=i)]
+    latest = latest_per_key(events)["a b"]
+    assert latest.removed == max(records)[1]
