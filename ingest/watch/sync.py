@@ -124,14 +124,10 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             context.settings.max_job_entries,
         )
         try:
-<<<<<<< HEAD
-            wait_for_jobs(state, upload.target, _NO_PROGRESS)
-=======
             try:
-                wait_for_jobs(state, upload.target, Progress(enabled=False))
+                wait_for_jobs(state, upload.target, _NO_PROGRESS)
             except UserError as failed_job:  # a job failed as a whole: the others still count
                 error = str(failed_job)
->>>>>>> watch2
             dataset = upload.client.dataset(upload.names.dataset)
             linked = link_uploaded(upload.client, state, dataset, folder, scan)
             state.record_mirrored(folder, scan)  # what the new items come from
