@@ -949,9 +949,11 @@ class RunState:
                 self._db.executemany(
                     "DELETE FROM mirror_items WHERE folder = ? AND item_uuid = ?", pairs
                 )
-                # No entry is imported as a deleted item (its object may come back).
+                # No entry is imported as a deleted item: if its object comes back, it is
+                # planned afresh and uploaded again.
                 self._db.executemany(
-                    "UPDATE entries SET item_uuid = NULL WHERE folder = ? AND item_uuid = ?",
+                    "UPDATE entries SET item_uuid = NULL, job_id = NULL, error = NULL"
+                    " WHERE folder = ? AND item_uuid = ?",
                     pairs,
                 )
             else:

@@ -230,6 +230,25 @@ def test_an_item_another_dataset_uses_is_unlinked_not_deleted(
     assert "used by another Dataset" in encord_ingest("run", "--deletions", "delete").stdout
 
 
+def test_a_deleted_object_put_back_is_imported_again(
+    encord_ingest: Ingest, bucket: Bucket, sandbox: Sandbox, key_pair: KeyPair
+) -> None:
+    synced(encord_ingest)
+    s3 = bucket.aws.client("s3")
+    key = "images/cats/cat-1.png"
+    body = s3.get_object(Bucket=bucket.name, Key=key)["Body"].read()
+    bucket.delete(key)
+    assert synced(encord_ingest, "--deletions", "delete")["mirror"]["deleted"] == 1
+    assert key not in folder_item_names(sandbox, key_pair)
+
+    s3.put_object(Bucket=bucket.name, Key=key, Body=body, ContentType="image/png")  # same ETag
+    summary = synced(encord_ingest, "--deletions", "delete")
+
+    assert len(summary["jobsStarted"]) == 1
+    assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
+    assert folder_item_names(sandbox, key_pair) == CORPUS_TITLES
+
+
 def test_the_plan_preview_matches_what_the_run_then_does(
     encord_ingest: Ingest, bucket: Bucket, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
