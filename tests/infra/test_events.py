@@ -182,8 +182,10 @@ def events_config(stack: str) -> dict:
 
 
 def test_prod_is_the_committed_example_and_events_are_off_by_default():
+    # prod: the committed example; demo: `make demo` shows an object arriving through events.
     assert events_config("prod")["enabled"] is True
-    assert not any(events_config(stack).get("enabled") for stack in set(STACKS) - {"prod"})
+    assert events_config("demo")["enabled"] is True
+    assert not any(events_config(stack).get("enabled") for stack in set(STACKS) - {"prod", "demo"})
 
 
 def test_events_resources_exist_only_when_enabled(stack_run):

@@ -148,7 +148,16 @@ def test_adopted_bucket_keeps_its_own_settings(aws):
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policies.tls_only_bucket_policy(bucket)))
     before = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    outputs = deploy_demo(aws, {"createBucket": False, "bucketName": bucket, "versioning": False})
+    outputs = deploy_demo(
+        aws,
+        {
+            "createBucket": False,
+            "bucketName": bucket,
+            "versioning": False,
+            "events": {"enabled": False},
+            "allowWrite": False,
+        },
+    )
     assert s3.get_bucket_policy(Bucket=bucket)["Policy"] == before
     assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == [
         policies.cors_rule(["https://app.encord.com"])
@@ -180,7 +189,12 @@ def inventoried(aws):
     bucket = unique("inventoried")
     aws.client("s3").create_bucket(Bucket=bucket)
     inventory = {"enabled": True, "frequency": "Weekly", "format": "CSV", "retentionDays": 21}
-    settings = {"createBucket": False, "bucketName": bucket, "versioning": False}
+    settings = {
+        "createBucket": False,
+        "bucketName": bucket,
+        "versioning": False,
+        "events": {"enabled": False},
+    }
     return deploy_demo(aws, settings | {"prefixes": ["images/"], "inventory": inventory})
 
 

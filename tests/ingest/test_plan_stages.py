@@ -147,7 +147,7 @@ def test_the_video_encord_writes_for_a_sequence_is_left_out_not_imported() -> No
             [Item(key, "e", classify(key)[0]) for key in keys],
             rules,
             "u:".__add__,
-            lambda key, reason: left_out.append((key, reason)),
+            left_out=lambda key, reason: left_out.append((key, reason)),
         )
     )
     assert [(g.entry.kind, g.entry.keys) for g in grouped] == [

@@ -64,8 +64,14 @@ def world():
         encord = aws.create_user("encord-sandbox", ASSUME_ANY_ROLE)
         stranger = aws.create_user("stranger", ASSUME_ANY_ROLE)
         aws.enable_iam_auth()
+        # The demo stack allows writes (for its image sequence): this one is read-only.
         read_only = deploy(
-            "demo", aws.endpoint_url, admin, {}, {"externalId": EXTERNAL_ID}, quiet=True
+            "demo",
+            aws.endpoint_url,
+            admin,
+            {"allowWrite": False},
+            {"externalId": EXTERNAL_ID},
+            quiet=True,
         )
         writable = deploy_variant(aws, admin, "writable", {"allowWrite": True})
         prefixed = deploy_variant(aws, admin, "prefixed", {"prefixes": ["images/"]})
