@@ -65,7 +65,7 @@ _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 class _Listed(NamedTuple):
     """A page a discovery already listed: passed on as it is."""
 
-    objects: list[ListedObject]
+    objects: list[Any]
 
 
 def _decode_key(text: str) -> str:
@@ -98,6 +98,27 @@ def parse_page(body: bytes) -> list[ListedObject]:
     ]
 
 
+def parse_records(body: bytes) -> list[tuple[str, int, str, str]]:
+    """`parse_page`'s records as plain tuples, LastModified left as its ISO text: what the
+    child lister sends (`ingest.listing.process`), with nothing parsed twice."""
+    text = body.decode("utf-8")
+    keys = _KEY.findall(text)
+    sizes = _SIZE.findall(text)
+    etags = _ETAG.findall(text)
+    times = _LAST_MODIFIED.findall(text)
+    if not len(keys) == len(sizes) == len(etags) == len(times) == text.count("<Contents>"):
+        return [
+            (key, size, etag, when.isoformat())
+            for key, size, etag, when in _parse_page_slowly(body)
+            if when is not None  # always: LastModified is parsed, not left out
+        ]
+    decode = _key_decoder(text)
+    return [
+        (decode(key), int(size), etag, when)
+        for key, size, etag, when in zip(keys, sizes, etags, times, strict=True)
+    ]
+
+
 def _parse_page_slowly(body: bytes) -> list[ListedObject]:
     root = ElementTree.fromstring(body)
     decode = _key_decoder(body.decode("utf-8"))
@@ -121,8 +142,16 @@ def sub_prefixes(body: bytes) -> list[str]:
 class FastLister:
     """Lists `bucket` through `s3`, a boto3 client (its credentials, endpoint and retries)."""
 
-    def __init__(self, s3: Any, bucket: str, workers: int = 16) -> None:
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        workers: int = 16,
+        decode: Callable[[bytes], list[Any]] = parse_page,
+    ) -> None:
+        """`decode`: how a page's body becomes records (`parse_records` for plain tuples)."""
         self._s3 = s3
+        self._decode = decode
         self._bucket = bucket
         self._workers = workers
         self._http = URLLib3Session(
@@ -174,11 +203,11 @@ class FastLister:
         after `prefix`) starts with it, so sorting both by their own string orders the
         units as their keys are ordered."""
         for body in self._pages(prefix, delimiter="/"):
-            objects = parse_page(body)
+            objects = self._decode(body)
             at = 0
             for sub in sorted(sub_prefixes(body)):
                 upto = at
-                while upto < len(objects) and objects[upto].key < sub:
+                while upto < len(objects) and objects[upto][0] < sub:
                     upto += 1
                 if upto > at:
                     yield _Listed(objects[at:upto])
@@ -190,7 +219,7 @@ class FastLister:
     def _start(self, unit: str | _Listed) -> Any:
         if isinstance(unit, _Listed):
             return [unit.objects]
-        return in_background(self._pages(unit), f"scan:{unit}", decode=parse_page)
+        return in_background(self._pages(unit), f"scan:{unit}", decode=self._decode)
 
     def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[bytes]:
         """Raw ListObjectsV2 bodies of `prefix`, page after page."""
