@@ -57,7 +57,7 @@ def write_synthetic_inventory(
     location = f"{DESTINATION_PREFIX}/{source_bucket}/{CONFIG_ID}/"
     now_ms = int(now.timestamp() * 1000)
     remaining = iter(keys)
-    files = []
+    files: list[dict[str, object]] = []
     row = 0
     while chunk := list(islice(remaining, min(_BATCH, rows_per_file))):
         key = f"{location}data/part-{len(files):05d}.parquet"

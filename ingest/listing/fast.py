@@ -56,6 +56,11 @@ _KEY = re.compile(r"<Key>([^<]*)</Key>")
 _SIZE = re.compile(r"<Size>(\d+)</Size>")
 _ETAG = re.compile(r"<ETag>(?:&quot;|\")?([^<&\"]*)(?:&quot;|\")?</ETag>")
 _LAST_MODIFIED = re.compile(r"<LastModified>([^<]*)</LastModified>")
+_CONTENTS = re.compile(
+    r"<Contents><Key>([^<]*)</Key><LastModified>([^<]*)</LastModified>"
+    r"<ETag>(?:&quot;|\")?([^<&\"]*)(?:&quot;|\")?</ETag>"
+    r"(?:<Checksum\w*>[^<]*</Checksum\w*>)*<Size>(\d+)</Size>"
+)
 _COMMON_PREFIX = re.compile(r"<CommonPrefixes><Prefix>([^<]*)</Prefix></CommonPrefixes>")
 _NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>true</IsTruncated>")
@@ -78,23 +83,43 @@ def _key_decoder(text: str) -> Callable[[str], str]:
     return _decode_key if "<EncodingType>url</EncodingType>" in text else str
 
 
-def parse_page(body: bytes) -> list[ListedObject]:
-    """The objects of one ListObjectsV2 response (encoding-type=url), in order.
+def _contents(text: str) -> list[tuple[str, str, str, str]] | None:
+    """(key, last modified, ETag, size) of each `<Contents>` of a page, in order; None for
+    a page in a shape this doesn't expect.
 
-    Each `<Contents>` holds exactly one Key, LastModified, ETag and Size, and those elements
-    appear nowhere else in the document, so four scans line up; a page where the counts
-    disagree (a format this doesn't expect) is parsed with ElementTree instead."""
-    text = body.decode("utf-8")
+    One scan when the elements come in S3's own order (checksums may sit between ETag and
+    Size); else four, one per element: each `<Contents>` holds exactly one Key,
+    LastModified, ETag and Size, and those elements appear nowhere else in the document,
+    so the four line up."""
+    expected = text.count("<Contents>")
+    rows = _CONTENTS.findall(text)
+    if len(rows) == expected:
+        return rows
     keys = _KEY.findall(text)
-    sizes = _SIZE.findall(text)
-    etags = _ETAG.findall(text)
     times = _LAST_MODIFIED.findall(text)
-    if not len(keys) == len(sizes) == len(etags) == len(times) == text.count("<Contents>"):
+    etags = _ETAG.findall(text)
+    sizes = _SIZE.findall(text)
+    if len(keys) == len(times) == len(etags) == len(sizes) == expected:
+        return list(zip(keys, times, etags, sizes, strict=True))
+    return None
+
+
+def parse_page(body: bytes) -> list[ListedObject]:
+    """The objects of one ListObjectsV2 response (encoding-type=url), in order; a page in
+    a shape `_contents` doesn't expect is parsed with ElementTree instead."""
+    text = body.decode("utf-8")
+    rows = _contents(text)
+    if rows is None:
         return _parse_page_slowly(body)
-    new, parse_time, decode = tuple.__new__, datetime.fromisoformat, _key_decoder(text)
+    new, parse_time = tuple.__new__, datetime.fromisoformat
+    if "<EncodingType>url</EncodingType>" in text:
+        return [
+            new(ListedObject, (_decode_key(key), int(size), etag, parse_time(when)))
+            for key, when, etag, size in rows
+        ]
     return [
-        new(ListedObject, (decode(key), int(size), etag, parse_time(when)))
-        for key, size, etag, when in zip(keys, sizes, etags, times, strict=True)
+        new(ListedObject, (key, int(size), etag, parse_time(when)))
+        for key, when, etag, size in rows
     ]
 
 
@@ -102,21 +127,19 @@ def parse_records(body: bytes) -> list[tuple[str, int, str, str]]:
     """`parse_page`'s records as plain tuples, LastModified left as its ISO text: what the
     child lister sends (`ingest.listing.process`), with nothing parsed twice."""
     text = body.decode("utf-8")
-    keys = _KEY.findall(text)
-    sizes = _SIZE.findall(text)
-    etags = _ETAG.findall(text)
-    times = _LAST_MODIFIED.findall(text)
-    if not len(keys) == len(sizes) == len(etags) == len(times) == text.count("<Contents>"):
+    rows = _contents(text)
+    if rows is None:
         return [
             (key, size, etag, when.isoformat())
             for key, size, etag, when in _parse_page_slowly(body)
             if when is not None  # always: LastModified is parsed, not left out
         ]
-    decode = _key_decoder(text)
-    return [
-        (decode(key), int(size), etag, when)
-        for key, size, etag, when in zip(keys, sizes, etags, times, strict=True)
-    ]
+    if "<EncodingType>url</EncodingType>" in text:
+        return [
+            (unquote_plus(key) if "%" in key or "+" in key else key, int(size), etag, when)
+            for key, when, etag, size in rows
+        ]
+    return [(key, int(size), etag, when) for key, when, etag, size in rows]
 
 
 def _parse_page_slowly(body: bytes) -> list[ListedObject]:
