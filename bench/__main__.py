@@ -203,16 +203,17 @@ def state_table(sizes: list[int]) -> list[str]:
     from bench import state
 
     print(
-        "| entries | first run µs/entry | written B/entry | on disk B/entry "
-        "| rerun µs/entry | rerun MB written | peak RSS (MB) |"
+        "| entries | first run µs/entry (CPU) | written B/entry | on disk B/entry "
+        "| rerun µs/entry (CPU) | rerun MB written | peak RSS (MB) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     failed = []
     for count in sizes:
         row = state.in_subprocess(count)
         print(
-            f"| {count:,} | {row['first_us_per_entry']} | {row['first_bytes_written_per_entry']:,} "
-            f"| {row['bytes_on_disk_per_entry']} | {row['rerun_us_per_entry']} "
+            f"| {count:,} | {row['first_us_per_entry']} ({row['first_cpu_us_per_entry']}) "
+            f"| {row['first_bytes_written_per_entry']:,} | {row['bytes_on_disk_per_entry']} "
+            f"| {row['rerun_us_per_entry']} ({row['rerun_cpu_us_per_entry']}) "
             f"| {row['rerun_mb_written']} | {row['peak_rss_mb']} |",
             flush=True,
         )

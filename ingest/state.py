@@ -511,7 +511,10 @@ class RunState:
         """How many of the scan's entries are in each state."""
         (total, submitted, uploaded, failed, linked) = self._db.execute(
             "SELECT count(*), count(job_id), count(item_uuid), count(error),"
-            " count(item_uuid IN (SELECT item_uuid FROM links WHERE dataset = ?) OR NULL)"
+            # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first
+            # copy every link of the Dataset into a temporary table.
+            " count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
+            " AND links.item_uuid = entries.item_uuid) OR NULL)"
             f" FROM entries WHERE {_IN_SCAN}",
             (dataset, folder, scan, scan),
         ).fetchone()
