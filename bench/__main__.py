@@ -1,4 +1,4 @@
-"""`python -m bench` (or `make bench`): five tables, each row in a fresh interpreter.
+"""`python -m bench` (or `make bench`): six tables, each row in a fresh interpreter.
 
 1. plan: `ingest plan` vs the naive baseline at 100k and 1M keys. The listing is the
    in-memory `InMemoryS3` (no network, no moto); everything after it is the real code path:
@@ -10,6 +10,8 @@
    per request), start-up included, next to the listing alone (`bench.end_to_end`).
 5. state: the run state's first run and unchanged rerun at 100k and 1M entries
    (`bench.state`).
+6. runpath: `ingest run` (first import, unchanged rerun) and `ingest plan` against moto and
+   the Encord sandbox (`bench.runpath`), at 10k objects by default.
 
     python -m bench                          # all three, with their targets
     python -m bench --only listing           # one table
@@ -47,6 +49,7 @@ TARGET_STATE_FIRST_US = 20  # per entry, at 1M entries
 TARGET_STATE_BYTES = 300  # on disk per entry
 TARGET_STATE_RERUN_US = 5
 TARGET_STATE_RERUN_MB = 10
+TARGET_RERUN_OVER_PLAN = 1.2
 
 
 def measure(implementation: str, keys: int) -> dict:
@@ -230,15 +233,50 @@ def state_table(sizes: list[int]) -> list[str]:
     return failed
 
 
+def runpath_table(sizes: list[int]) -> list[str]:
+    from bench import runpath
+
+    print(
+        "| objects | command | wall s | peak RSS (MB) | Encord requests per 10k items "
+        "(polls apart) | state B/entry |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    failed = []
+    for count in sizes:
+        row = runpath.measure(count)
+        for label in ("first run", "unchanged rerun", "plan"):
+            measured = row[label]
+            requests = (
+                f"{measured['requests'] * 10_000 / count:.1f} ({measured['polls']} polls)"
+                if "requests" in measured
+                else "–"
+            )
+            print(
+                f"| {count:,} | {label} | {measured['seconds']} | {measured['peak_rss_mb']} "
+                f"| {requests} | {measured.get('state_bytes_per_entry', '–')} |",
+                flush=True,
+            )
+        ratio = row["unchanged rerun"]["seconds"] / row["plan"]["seconds"]
+        print(f"unchanged rerun / plan at {count:,}: {ratio:.2f}×")
+        if ratio > TARGET_RERUN_OVER_PLAN:
+            failed.append(f"rerun at {count:,}: {ratio:.2f}× the plan > {TARGET_RERUN_OVER_PLAN}×")
+        for label, target in (("first run", 15), ("unchanged rerun", 5)):
+            per_10k = row[label]["requests"] * 10_000 / count
+            if per_10k > target:
+                failed.append(f"{label} at {count:,}: {per_10k:.1f} requests per 10k > {target}")
+    return failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("plan", "listing", "inventory", "endtoend", "state"))
+    parser.add_argument("--only", choices=("plan", "listing", "inventory", "endtoend", "state", "runpath"))
     parser.add_argument(
         "--keys", type=int, action="append", help="plan table; default: 100000 and 1000000"
     )
     parser.add_argument("--listing-keys", type=int, default=320_000)
     parser.add_argument("--inventory-keys", type=int, default=10_000_000)
     parser.add_argument("--end-to-end-keys", type=int, default=320_000)
+    parser.add_argument("--runpath-objects", type=int, action="append", help="default: 10000")
     parser.add_argument(
         "--state-entries", type=int, action="append", help="default: 100000 and 1000000"
     )
@@ -259,6 +297,8 @@ def main() -> int:
         failed += end_to_end_table(args.end_to_end_keys)
     if args.only in (None, "state"):
         failed += state_table(args.state_entries or [100_000, 1_000_000])
+    if args.only in (None, "runpath"):
+        failed += runpath_table(args.runpath_objects or [10_000])
     if failed:
         print("targets missed: " + "; ".join(failed))
         return 1
