@@ -269,7 +269,9 @@ def runpath_table(sizes: list[int]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("plan", "listing", "inventory", "endtoend", "state", "runpath"))
+    parser.add_argument(
+        "--only", choices=("plan", "listing", "inventory", "endtoend", "state", "runpath")
+    )
     parser.add_argument(
         "--keys", type=int, action="append", help="plan table; default: 100000 and 1000000"
     )

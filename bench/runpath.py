@@ -106,9 +106,7 @@ def measure(count: int) -> dict[str, Any]:
                 before = len(sandbox.exchanges())
                 rows[label] = _timed(run, env)
                 exchanges = sandbox.exchanges()[before:]
-                polls = sum(
-                    e.method == "GET" and "data-upload-jobs" in e.path for e in exchanges
-                )
+                polls = sum(e.method == "GET" and "data-upload-jobs" in e.path for e in exchanges)
                 rows[label]["requests"] = len(exchanges) - polls
                 rows[label]["polls"] = polls
                 if label == "first run":
