@@ -2,14 +2,13 @@
 metadata, upload, link, on just the batch's scope.
 
 The run state's latest finished scan is the mirror of the bucket (`ingest verify` and
-`retry` read it). A batch records its entries under a scan of its own, never finished, so
-its upload and link stages look at the batch alone; then it moves them into the mirror's
-scan, where the next full reconcile finds them.
+`retry` read it). A batch is a partial scan: its entries are recorded into the mirror's
+scan, where the next full reconcile finds them, while the batch's own scan, never finished,
+stands for them alone, so its upload and link stages look at the batch only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -19,7 +18,6 @@ from ingest.encord.link import link_uploaded
 from ingest.encord.upload import Progress, submit, wait_for_jobs
 from ingest.errors import UserError
 from ingest.listing.touched import TouchedListing
-from ingest.model import Entry
 from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
 from ingest.state import RunState
@@ -57,27 +55,13 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
     out = context.settings.output_dir
     report = PlanReport()
     with RunState.in_directory(out, exclusive=True) as state:
-        mirror = state.latest_scan(folder)
-        if mirror is None:
+        if state.latest_scan(folder) is None:
             raise UserError(f"no finished scan for folder {folder!r} in {out}: reconcile first")
-        scan = state.start_scan(folder)  # the batch's own, never finished
-        planned: list[Entry] = []
-        new = list(
-            state.record_scan(
-                folder,
-                scan,
-                _kept(
-                    iter_entries(
-                        context,
-                        report,
-                        state.cached_sidecars,
-                        state.cached_dicom_headers,
-                        objects=listing,
-                    ),
-                    planned,
-                ),
-            )
+        scan = state.start_scan(folder, partial=True)
+        planned = iter_entries(
+            context, report, state.cached_sidecars, state.cached_dicom_headers, objects=listing
         )
+        new = list(state.record_scan(folder, scan, planned))
         # Units of the scope that failed before (an earlier delivery of these events) go again.
         retried = state.failed_entries(folder, scan)
         submission = submit(
@@ -88,15 +72,10 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             context.settings.chunk_size,
             context.settings.max_job_entries,
         )
-        try:
-            wait_for_jobs(state, upload.target, Progress(enabled=False))
-            dataset = upload.client.dataset(upload.names.dataset)
-            linked = link_uploaded(upload.client, state, dataset, folder, scan)
-            counts = state.counts(folder, scan, dataset.dataset_hash)
-        finally:
-            # Into the mirror whatever happened: they are what the scope holds now.
-            for _ in state.record_scan(folder, mirror, planned):
-                pass
+        wait_for_jobs(state, upload.target, Progress(enabled=False))
+        dataset = upload.client.dataset(upload.names.dataset)
+        linked = link_uploaded(upload.client, state, dataset, folder, scan)
+        counts = state.counts(folder, scan, dataset.dataset_hash)
         # The lead's deletions policy hooks in here, limited to `listing.scope`.
         return BatchOutcome(
             entries=counts["entries"],
@@ -107,9 +86,3 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             removed=listing.absent,
             left_out=report.metadata_error_count,
         )
-
-
-def _kept(entries: Iterable[Entry], into: list[Entry]) -> Iterator[Entry]:
-    for entry in entries:
-        into.append(entry)
-        yield entry
