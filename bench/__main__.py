@@ -1,4 +1,4 @@
-"""`python -m bench` (or `make bench`): three tables, each row in a fresh interpreter.
+"""`python -m bench` (or `make bench`): eight tables (plan, listing, inventory, end to end, state, run path, continuous sync, startup), each row in a fresh interpreter.
 
 1. plan: `ingest plan` vs the naive baseline at 100k and 1M keys. The listing is the
    in-memory `InMemoryS3` (no network, no moto); everything after it is the real code path:
@@ -6,9 +6,15 @@
 2. listing: the listing sources (`bench.listers`) against the S3 stand-in's 16-prefix
    bucket, at 0 ms and 50 ms per request.
 3. inventory: `ingest plan` from a 10M-key S3 Inventory report (`bench.inventory_plan`).
-4. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
+4. endtoend: the `ingest plan` command against the stand-in (320k keys, 16 prefixes, 50 ms
+   per request), start-up included, next to the listing alone (`bench.end_to_end`).
+5. state: the run state's first run and unchanged rerun at 100k and 1M entries
+   (`bench.state`).
+6. runpath: `ingest run` (first import, unchanged rerun) and `ingest plan` against moto and
+   the Encord sandbox (`bench.runpath`), at 10k objects by default.
+7. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
 
-    python -m bench                          # all three, with their targets
+    python -m bench                          # all of them, with their targets
     python -m bench --only listing           # one table
     python -m bench --keys 200000            # other sizes for the plan table
 """
@@ -40,6 +46,12 @@ TARGET_LISTING_KEYS_PER_SECOND = 100_000  # fast lister, 50 ms per request, 16 p
 TARGET_LISTING_SPEEDUP = 15  # … over the paginator in the same run
 TARGET_INVENTORY_SECONDS = 120  # plan of 10M keys from an inventory report
 TARGET_INVENTORY_PEAK_MB = 500
+TARGET_END_TO_END_KEYS_PER_SECOND = 100_000  # `ingest plan`, 50 ms per request, 16 prefixes
+TARGET_STATE_FIRST_US = 20  # per entry, at 1M entries
+TARGET_STATE_BYTES = 300  # on disk per entry
+TARGET_STATE_RERUN_US = 5
+TARGET_STATE_RERUN_MB = 10
+TARGET_RERUN_OVER_PLAN = 1.2
 
 
 def measure(implementation: str, keys: int) -> dict:
@@ -170,14 +182,118 @@ def inventory_table(keys: int) -> list[str]:
     return failed
 
 
+def end_to_end_table(keys: int) -> list[str]:
+    from bench import end_to_end
+
+    row = end_to_end.measure(keys, delay_ms=50)
+    plan, listing = row["plan"], row["listing"]
+    print("| 50 ms per request, 16 prefixes | keys | wall s | keys/s | CPU s | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, measured in (("`ingest plan` (start-up included)", plan), ("listing alone", listing)):
+        print(
+            f"| {name} | {measured['keys']:,} | {measured['seconds']} "
+            f"| {measured['keys_per_second']:,} | {measured['cpu_seconds']} "
+            f"| {measured['peak_rss_mb']} |",
+            flush=True,
+        )
+    if plan["keys_per_second"] < TARGET_END_TO_END_KEYS_PER_SECOND:
+        return [
+            f"ingest plan at 50 ms: {plan['keys_per_second']:,} keys/s"
+            f" < {TARGET_END_TO_END_KEYS_PER_SECOND:,}"
+        ]
+    return []
+
+
+def state_table(sizes: list[int]) -> list[str]:
+    from bench import state
+
+    print(
+        "| entries | first run µs/entry (CPU) | written B/entry | on disk B/entry "
+        "| rerun µs/entry (CPU) | rerun MB written | peak RSS (MB) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    failed = []
+    for count in sizes:
+        row = state.in_subprocess(count)
+        print(
+            f"| {count:,} | {row['first_us_per_entry']} ({row['first_cpu_us_per_entry']}) "
+            f"| {row['first_bytes_written_per_entry']:,} | {row['bytes_on_disk_per_entry']} "
+            f"| {row['rerun_us_per_entry']} ({row['rerun_cpu_us_per_entry']}) "
+            f"| {row['rerun_mb_written']} | {row['peak_rss_mb']} |",
+            flush=True,
+        )
+        if count < 1_000_000:
+            continue
+        for measured, target, what in (
+            (row["first_us_per_entry"], TARGET_STATE_FIRST_US, "first run µs/entry"),
+            (row["bytes_on_disk_per_entry"], TARGET_STATE_BYTES, "bytes/entry on disk"),
+            (row["rerun_us_per_entry"], TARGET_STATE_RERUN_US, "rerun µs/entry"),
+            (row["rerun_mb_written"], TARGET_STATE_RERUN_MB, "rerun MB written"),
+        ):
+            if measured > target:
+                failed.append(f"state at {count:,}: {what} {measured} > {target}")
+    return failed
+
+
+def runpath_table(sizes: list[int]) -> list[str]:
+    from bench import runpath
+
+    print(
+        "| objects | command | wall s | peak RSS (MB) | Encord requests per 10k items "
+        "(polls apart) | state B/entry |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    failed = []
+    for count in sizes:
+        row = runpath.measure(count)
+        for label in ("first run", "unchanged rerun", "plan"):
+            measured = row[label]
+            requests = (
+                f"{measured['requests'] * 10_000 / count:.1f} ({measured['polls']} polls)"
+                if "requests" in measured
+                else "–"
+            )
+            print(
+                f"| {count:,} | {label} | {measured['seconds']} | {measured['peak_rss_mb']} "
+                f"| {requests} | {measured.get('state_bytes_per_entry', '–')} |",
+                flush=True,
+            )
+        ratio = row["unchanged rerun"]["seconds"] / row["plan"]["seconds"]
+        print(f"unchanged rerun / plan at {count:,}: {ratio:.2f}×")
+        if ratio > TARGET_RERUN_OVER_PLAN:
+            failed.append(f"rerun at {count:,}: {ratio:.2f}× the plan > {TARGET_RERUN_OVER_PLAN}×")
+        for label, target in (("first run", 15), ("unchanged rerun", 5)):
+            per_10k = row[label]["requests"] * 10_000 / count
+            if per_10k > target:
+                failed.append(f"{label} at {count:,}: {per_10k:.1f} requests per 10k > {target}")
+    return failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("plan", "listing", "inventory", "watch", "startup"))
+    parser.add_argument(
+        "--only",
+        choices=(
+            "plan",
+            "listing",
+            "inventory",
+            "endtoend",
+            "state",
+            "runpath",
+            "watch",
+            "startup",
+        ),
+    )
     parser.add_argument(
         "--keys", type=int, action="append", help="plan table; default: 100000 and 1000000"
     )
     parser.add_argument("--listing-keys", type=int, default=320_000)
     parser.add_argument("--inventory-keys", type=int, default=10_000_000)
+    parser.add_argument("--end-to-end-keys", type=int, default=320_000)
+    parser.add_argument("--runpath-objects", type=int, action="append", help="default: 10000")
+    parser.add_argument(
+        "--state-entries", type=int, action="append", help="default: 100000 and 1000000"
+    )
     parser.add_argument("--one", choices=("plan", "naive"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = args.keys or [100_000, 1_000_000]
@@ -191,6 +307,12 @@ def main() -> int:
         failed += listing_table(args.listing_keys)
     if args.only in (None, "inventory"):
         failed += inventory_table(args.inventory_keys)
+    if args.only in (None, "endtoend"):
+        failed += end_to_end_table(args.end_to_end_keys)
+    if args.only in (None, "state"):
+        failed += state_table(args.state_entries or [100_000, 1_000_000])
+    if args.only in (None, "runpath"):
+        failed += runpath_table(args.runpath_objects or [10_000])
     if args.only in (None, "watch"):
         from bench import watch  # moto and the sandbox: imported only for this table
 

@@ -9,6 +9,16 @@ is uploaded again, an unchanged one never is. Its progress is in its columns:
     failed     error set (JSON: url, error, subtask_uuid); `ingest retry` resubmits it
     linked     its item_uuid is in `links` for the Dataset
 
+A sync writes only what changed. Which scans saw an entry is one interval, `seen_from` (the
+scan since which it has been listed without a break) to `gone_at` (the first scan that no
+longer listed it, NULL while it is listed; marked once the scan's listing is complete, and
+undone by the next scan if that one never finished): an unchanged entry costs a lookup, not
+a write. The interval is exact for the latest scans, the only ones read (the running one,
+and the latest finished one for `retry`, `verify`, `status`). A partial scan (a batch of
+`ingest watch`) records what it lists into the latest finished scan, and stands for just
+that itself (`start_scan`). What `retry` needs to rebuild an entry beyond its title, kind
+and first URL is one compact `marshal` blob.
+
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
 
@@ -20,22 +30,34 @@ from __future__ import annotations
 
 import fcntl
 import json
+import marshal
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
+from ingest.encord_format import KINDS, SINGLE_FILE_KINDS
 from ingest.errors import UserError
 from ingest.mirror.diff import PRESENT, UNLINKED, Change, Held, Prior, entry_signature
 from ingest.model import Entry, ReadObject
 from ingest.plan.dicom import DicomHeader, ReadDicomHeader
 
 STATE_FILE = "state.sqlite"
-# Rows written per transaction while recording a scan: few fsyncs, little lost on a kill.
-SCAN_COMMIT_EVERY = 1000
+# Entries looked up per query while recording a scan: per-statement costs vanish.
+SCAN_LOOKUP_BATCH = 1000
+# Rows written per transaction while recording a scan: few commits, little lost on a kill
+# (the upload jobs commit whatever they cover anyway, see `record_job`).
+SCAN_COMMIT_EVERY = 50_000
+# Bumped when the tables change: an older file is rebuilt (losing the state is safe: the
+# rerun submits everything again and Encord skips what it already has).
+_SCHEMA_VERSION = 4
+# The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
+# dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
+_TABLES = ("scans", "entries", "mirror_held")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -44,20 +66,27 @@ CREATE TABLE IF NOT EXISTS scans (
     finished INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
     folder TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     title TEXT NOT NULL,
+    kind INTEGER NOT NULL,
     first_url TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    scan INTEGER NOT NULL,
+    rebuild BLOB NOT NULL,
+    seen_from INTEGER NOT NULL,
+    gone_at INTEGER,
     job_id TEXT,
     item_uuid TEXT,
-    error TEXT,
-    PRIMARY KEY (folder, fingerprint)
+    error TEXT
 );
-CREATE INDEX IF NOT EXISTS entries_by_scan_title ON entries (folder, scan, title);
-CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, title);
-CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_fingerprint ON entries (folder, fingerprint);
+-- Partial indexes hold only the rows their lookups can find: entries submitted (a job's
+-- result names them), not imported (a unit error names their URLs), failed (retry).
+CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, title) WHERE job_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url)
+    WHERE job_id IS NOT NULL AND item_uuid IS NULL;
+CREATE INDEX IF NOT EXISTS failed_entries ON entries (title) WHERE error IS NOT NULL;
+CREATE INDEX IF NOT EXISTS gone_entries ON entries (gone_at) WHERE gone_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -111,14 +140,14 @@ CREATE TABLE IF NOT EXISTS dicom_headers (
 );
 """
 # An entry Encord imports from one URL (matched to its item by URL); the others (image groups,
-# DICOM series) are matched by title.
-_SINGLE_FILE = "json_extract(entry, '$.kind') NOT IN ('image_groups', 'dicom_series')"
+# DICOM series) are matched by title. `kind` is the kind's position in `KINDS`.
+_SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_FILE_KINDS)})"
 # The folder index's item for entry `e` (parameter: the folder's uuid): by URL for a single
 # file, by title for a group, the newest of several (a changed group is a new item).
 _MATCHING_ITEM = (
     "SELECT f.item_uuid FROM folder_items f WHERE f.folder_uuid = :folder_uuid AND"
-    " CASE WHEN json_extract(e.entry, '$.kind') IN ('image_groups', 'dicom_series')"
-    " THEN f.url IS NULL AND f.name = e.title ELSE f.url = e.first_url END"
+    f" CASE WHEN e.{_SINGLE_FILE} THEN f.url = e.first_url"
+    " ELSE f.url IS NULL AND f.name = e.title END"
     " ORDER BY f.created_at DESC LIMIT 1"
 )
 # Encord's clock against ours, when telling a group's fresh duplicates from its old versions.
@@ -163,6 +192,11 @@ CREATE TABLE IF NOT EXISTS mirror_actions (
     PRIMARY KEY (folder, item_uuid, action)
 );
 """
+# The entries scan `?` saw (parameters: folder, scan, scan). `+folder`: not through the
+# fingerprint index, whose order is random; in the table's order, or another index's.
+_IN_SCAN = "+folder = ? AND seen_from <= ? AND (gone_at IS NULL OR gone_at > ?)"
+# The entries listed before scan `?` and still listed then (parameters: folder, scan).
+_LISTED_BEFORE = "+folder = ? AND seen_from < ? AND gone_at IS NULL"
 
 
 class RunState:
@@ -179,12 +213,17 @@ class RunState:
         # which a rerun redoes (resubmitting is harmless, see `ingest.encord.upload.submit`).
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.executescript(_MIRROR_SCHEMA)
+        self._create_tables()
         # Sidecars read from S3 by the metadata stage's threads, written by this connection
         # with the scan's own commits (`record_scan`).
         self._sidecars_read: deque[tuple[str, str, bytes]] = deque()
         self._lookups: list[sqlite3.Connection] = []
+        # The scans recorded to their end (their gone entries marked), not finished yet.
+        self._recorded: set[int] = set()
+        # Partial scan → the finished scan its entries are recorded into (`start_scan`).
+        self._partial: dict[int, int] = {}
+        # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
+        self._titles_of: tuple[str, int] | None = None
 
     @classmethod
     def in_directory(cls, directory: Path, exclusive: bool = False) -> RunState:
@@ -197,6 +236,15 @@ class RunState:
         if self._lock is not None:
             self._lock.close()  # releases the lock
 
+    def _create_tables(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version != _SCHEMA_VERSION:
+            with self._db:
+                for table in _TABLES:  # an older layout, or none: start afresh
+                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
+                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        self._db.executescript(_SCHEMA + _MIRROR_SCHEMA)
+
     def __enter__(self) -> RunState:
         return self
 
@@ -205,16 +253,41 @@ class RunState:
 
     # -- scans -------------------------------------------------------------------------
 
-    def start_scan(self, folder: str) -> int:
+    def start_scan(self, folder: str, partial: bool = False) -> int:
+        """A new scan of the folder. What an earlier scan that never finished (killed)
+        marked gone is listed again: only a finished scan's marks count.
+
+        `partial`: the scan lists a part of the bucket only (a batch of `ingest watch`).
+        What it lists is recorded into the latest finished scan (the mirror of the bucket,
+        where it marks nothing gone); the scan itself, never finished, stands for just what
+        it listed, in this connection (a temporary table)."""
+        mirror = self.latest_scan(folder) if partial else None
+        if partial and mirror is None:
+            raise ValueError(f"a partial scan of {folder!r} needs a finished scan to join")
         with self._db:
-            scan = self._db.execute("INSERT INTO scans (folder) VALUES (?)", (folder,)).lastrowid
-        if scan is None:  # an INSERT sets it: never
-            raise RuntimeError(f"SQLite gave the new scan of {folder!r} no row id")
-        return scan
+            self._db.execute(
+                "UPDATE entries SET gone_at = NULL WHERE gone_at IS NOT NULL AND gone_at IN"
+                " (SELECT id FROM scans WHERE folder = ? AND finished = 0)",
+                (folder,),
+            )
+            (scan,) = self._db.execute(
+                "INSERT INTO scans (folder) VALUES (?) RETURNING id", (folder,)
+            ).fetchone()
+        if mirror is not None:
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS partial_scans"
+                " (scan INTEGER, fingerprint TEXT, PRIMARY KEY (scan, fingerprint))"
+            )
+            self._partial[scan] = mirror
+        return int(scan)
 
     def finish_scan(self, scan: int) -> None:
+        """Mark the scan finished: from now on it is the mirror of the bucket."""
+        if scan not in self._recorded:
+            raise ValueError(f"scan {scan} was not recorded to its end (record_scan)")
         with self._db:
             self._db.execute("UPDATE scans SET finished = 1 WHERE id = ?", (scan,))
+        self._recorded.discard(scan)
 
     def latest_scan(self, folder: str) -> int | None:
         row = self._db.execute(
@@ -223,30 +296,139 @@ class RunState:
         return row[0]
 
     def record_scan(self, folder: str, scan: int, entries: Iterable[Entry]) -> Iterator[Entry]:
-        """Mark each scanned entry as seen by `scan`; yield those never submitted yet.
-        Sidecars read meanwhile (`cached_sidecars`) are stored with the same commits."""
-        pending = 0
+        """Record each scanned entry as seen by `scan`; yield those never submitted yet, in
+        order. An unchanged entry is only read, new ones are inserted (each before it is
+        yielded), so a rerun writes what changed. Sidecars read meanwhile
+        (`cached_sidecars`) are stored with the same commits.
+
+        A rerun lists the bucket in the order the entries were first recorded, so they are
+        read alongside in that order (`_EarlierEntries`), a page at a time; the entries that
+        don't line up are looked up by fingerprint, `SCAN_LOOKUP_BATCH` per query."""
+        into = self._partial.get(scan, scan)  # the scan whose interval records them
+        seen = _SeenRows()
+        earlier = _EarlierEntries(self._db, folder, into)
+        written = 0
+        entries = iter(entries)
         try:
-            for entry in entries:
-                progress = self._db.execute(
-                    "INSERT INTO entries (folder, fingerprint, title, first_url, entry, scan)"
-                    " VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (folder, fingerprint) DO UPDATE SET scan = excluded.scan"
-                    # The columns themselves: SQLite 3.40 evaluates `job_id IS NULL` in an
-                    # upsert's RETURNING clause wrongly (false for a freshly inserted NULL).
-                    " RETURNING job_id, item_uuid, error",
-                    (folder, entry.fingerprint, entry.title, entry.urls[0], _dump(entry), scan),
-                ).fetchone()
-                pending += 1
-                if pending >= SCAN_COMMIT_EVERY:
+            while batch := list(islice(entries, SCAN_LOOKUP_BATCH)):
+                unsubmitted, writes = self._record_batch(folder, into, batch, earlier, seen)
+                if into != scan:
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO temp.partial_scans VALUES (?, ?)",
+                        [(scan, entry.fingerprint) for entry in batch],
+                    )
+                written += writes
+                if written >= SCAN_COMMIT_EVERY:
                     self._store_sidecars()
                     self._db.commit()
-                    pending = 0
-                if progress == (None, None, None):  # never submitted
-                    yield entry
+                    written = 0
+                yield from unsubmitted
         finally:
             self._store_sidecars()
             self._db.commit()
+        if into == scan:
+            self._mark_gone(scan, seen, earlier)
+            self._recorded.add(scan)
+
+    def _mark_gone(self, scan: int, seen: _SeenRows, earlier: _EarlierEntries) -> None:
+        """Mark the entries listed before the scan but not by it as gone at `scan`, as soon
+        as its listing is complete, so the running scan's entries are exact too (the mirror
+        step reads them before the scan finishes).
+
+        Only what left the bucket is written: when the scan saw as many of the entries
+        listed before it as are still listed, none left and nothing is read either."""
+        if earlier.listed_before() == seen.count:
+            return
+        with self._db:
+            rows = self._db.execute(
+                f"SELECT id FROM entries WHERE {_LISTED_BEFORE}", (earlier.folder, scan)
+            )
+            gone = [(scan, row_id) for (row_id,) in rows if row_id not in seen]
+            self._db.executemany("UPDATE entries SET gone_at = ? WHERE id = ?", gone)
+
+    def _members(self, folder: str, scan: int) -> tuple[str, tuple[object, ...]]:
+        """The condition on `entries`, and its parameters, that selects the scan's entries."""
+        if scan in self._partial:
+            return (
+                "folder = ? AND fingerprint IN"
+                " (SELECT fingerprint FROM temp.partial_scans WHERE scan = ?)",
+                (folder, scan),
+            )
+        return _IN_SCAN, (folder, scan, scan)
+
+    def _record_batch(
+        self,
+        folder: str,
+        scan: int,
+        batch: list[Entry],
+        earlier: _EarlierEntries,
+        seen: _SeenRows,
+    ) -> tuple[list[Entry], int]:
+        """Record one batch; return its entries never submitted, and how many rows it wrote."""
+        progress: list[tuple[int, bool] | None] = []  # per entry: (row id, unsubmitted)
+        misses: list[str] = []
+        for entry in batch:
+            row = earlier.next_if(entry.fingerprint)
+            if row is None:
+                misses.append(entry.fingerprint)
+            progress.append(row)
+        found = self._look_up(folder, misses) if misses and not earlier.none_recorded else {}
+        returning: list[tuple[int, int]] = []
+        for row_id, _, gone_at in found.values():
+            if gone_at is not None:  # listed again after a scan without it
+                returning.append((scan, row_id))
+        if found:
+            earlier.skip_past(max(row_id for row_id, _, _ in found.values()))
+        unsubmitted: list[Entry] = []
+        new: list[tuple[str, str, str, int, str, bytes, int]] = []
+        for entry, row in zip(batch, progress, strict=True):
+            if row is None:
+                known = found.get(entry.fingerprint)
+                if known is None:
+                    new.append(
+                        (
+                            folder,
+                            entry.fingerprint,
+                            entry.title,
+                            _KIND_NUMBER[entry.kind],
+                            entry.urls[0],
+                            _compact(entry),
+                            scan,
+                        )
+                    )
+                    unsubmitted.append(entry)
+                    continue
+                row_id, never_submitted, gone_at = known
+                if gone_at is None:
+                    seen.add(row_id)
+            else:
+                row_id, never_submitted = row
+                seen.add(row_id)
+            if never_submitted:
+                unsubmitted.append(entry)
+        if new:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO entries (folder, fingerprint, title, kind, first_url,"
+                " rebuild, seen_from) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                new,
+            )
+        if returning:
+            self._db.executemany(
+                "UPDATE entries SET seen_from = ?, gone_at = NULL WHERE id = ?", returning
+            )
+        return unsubmitted, len(new) + len(returning)
+
+    def _look_up(self, folder: str, fingerprints: list[str]) -> dict[str, tuple[int, bool, Any]]:
+        """fingerprint → (row id, never submitted, gone_at), of those recorded, in one query."""
+        rows = self._db.execute(
+            "SELECT fingerprint, id, job_id IS NULL AND item_uuid IS NULL AND error IS NULL,"
+            " gone_at FROM entries WHERE folder = ?"
+            " AND fingerprint IN (SELECT value FROM json_each(?))",
+            (folder, json.dumps(fingerprints)),
+        )
+        return {
+            fingerprint: (row_id, bool(fresh), gone) for fingerprint, row_id, fresh, gone in rows
+        }
 
     # -- sidecars ----------------------------------------------------------------------
 
@@ -519,7 +701,7 @@ class RunState:
         else the one the entry already has, else the oldest."""
         rows = self._db.execute(
             "SELECT d.fingerprint, d.since, e.item_uuid, e.title, e.first_url,"
-            f" {_SINGLE_FILE.replace('entry', 'e.entry')}"
+            f" e.{_SINGLE_FILE}"
             " FROM dedupe_pending d JOIN entries e ON e.folder = d.folder"
             " AND e.fingerprint = d.fingerprint WHERE d.folder = ?",
             (folder,),
@@ -595,10 +777,11 @@ class RunState:
 
     def failed_units(self, folder: str, scan: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """(title, error record) of each failed entry the scan saw."""
+        members, scanned = self._members(folder, scan)
         rows = self._db.execute(
             "SELECT title, first_url, job_id, error FROM entries"
-            " WHERE folder = ? AND scan = ? AND error IS NOT NULL ORDER BY title",
-            (folder, scan),
+            f" WHERE {members} AND error IS NOT NULL ORDER BY title",
+            scanned,
         )
         for title, first_url, job_id, error in rows:
             yield title, {"url": first_url, "job_id": job_id, **json.loads(error)}
@@ -606,14 +789,15 @@ class RunState:
     def failed_entries(self, folder: str, scan: int, page_size: int = 1000) -> Iterator[Entry]:
         """The scan's failed entries, read a page at a time: the caller may resubmit (and so
         update) them while iterating, which an open SQLite cursor would not survive."""
+        members, scanned = self._members(folder, scan)
         after = ""
         while rows := self._db.execute(
-            "SELECT title, entry FROM entries WHERE folder = ? AND scan = ?"
-            " AND error IS NOT NULL AND title > ? ORDER BY title LIMIT ?",
-            (folder, scan, after, page_size),
+            "SELECT title, kind, first_url, rebuild FROM entries"
+            f" WHERE {members} AND error IS NOT NULL AND title > ? ORDER BY title LIMIT ?",
+            (*scanned, after, page_size),
         ).fetchall():
-            for _, entry in rows:
-                yield _load(entry)
+            for row in rows:
+                yield _rebuild(*row)
             after = rows[-1][0]
 
     # -- linking -----------------------------------------------------------------------
@@ -622,15 +806,17 @@ class RunState:
         self, folder: str, scan: int, dataset: str, batch_size: int
     ) -> Iterator[list[str]]:
         """The scan's uploaded items not linked to `dataset` yet, in batches. Read a page at
-        a time in title order, so the caller may record links between batches and each page
-        starts where the last one ended (no rescanning of what is already linked)."""
-        after = ""
+        a time in the order the entries were first recorded, so the caller may record links
+        between batches and each page starts where the last one ended (no rescanning of
+        what is already linked)."""
+        members, scanned = self._members(folder, scan)
+        after = 0
         while rows := self._db.execute(
-            "SELECT title, item_uuid FROM entries WHERE folder = ? AND scan = ? AND title > ?"
+            f"SELECT id, item_uuid FROM entries WHERE {members} AND id > ?"
             " AND item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM links"
             " WHERE links.dataset = ? AND links.item_uuid = entries.item_uuid)"
-            " ORDER BY title LIMIT ?",
-            (folder, scan, after, dataset, batch_size),
+            " ORDER BY id LIMIT ?",
+            (*scanned, after, dataset, batch_size),
         ).fetchall():
             yield [item_uuid for _, item_uuid in rows]
             after = rows[-1][0]
@@ -656,22 +842,37 @@ class RunState:
         self._db.execute("DELETE FROM dataset_rows")
         self._db.executemany("INSERT INTO dataset_rows VALUES (?, ?)", rows)
         self._db.execute("CREATE INDEX IF NOT EXISTS temp.rows_by_title ON dataset_rows (title)")
-        matches = (
-            "r.title = e.title AND (e.item_uuid IS NULL OR r.item_uuid IS NULL"
-            " OR r.item_uuid = e.item_uuid)"
+        for difference in ("missing", "extra"):
+            for title, ours, theirs in self._titles_side_by_side(folder, scan):
+                unmatched = ours if difference == "missing" else theirs
+                others = theirs if difference == "missing" else ours
+                for item_uuid in unmatched:
+                    if not any(_same_item(item_uuid, other) for other in others):
+                        yield difference, title
+
+    def _titles_side_by_side(
+        self, folder: str, scan: int
+    ) -> Iterator[tuple[str, list[str | None], list[str | None]]]:
+        """(title, the scan's item uuids, the Dataset's) per title, in title order: both
+        sides sorted and merged here, so the entries need no index by title. (SQLite
+        orders text by its UTF-8 bytes, which is the order of Python's `str` too.)"""
+        members, scanned = self._members(folder, scan)
+        ours = self._db.execute(
+            f"SELECT title, item_uuid FROM entries WHERE {members} ORDER BY title", scanned
         )
-        missing = self._db.execute(
-            "SELECT 'missing', e.title FROM entries e WHERE e.folder = ? AND e.scan = ?"
-            f" AND NOT EXISTS (SELECT 1 FROM dataset_rows r WHERE {matches}) ORDER BY e.title",
-            (folder, scan),
-        )
-        yield from missing
-        extra = self._db.execute(
-            "SELECT 'extra', r.title FROM dataset_rows r WHERE NOT EXISTS (SELECT 1 FROM"
-            f" entries e WHERE e.folder = ? AND e.scan = ? AND {matches}) ORDER BY r.title",
-            (folder, scan),
-        )
-        yield from extra
+        theirs = self._db.execute("SELECT title, item_uuid FROM dataset_rows ORDER BY title")
+        mine, other = next(ours, None), next(theirs, None)
+        while mine is not None or other is not None:
+            title = min(row[0] for row in (mine, other) if row is not None)
+            mine_here: list[str | None] = []
+            while mine is not None and mine[0] == title:
+                mine_here.append(mine[1])
+                mine = next(ours, None)
+            other_here: list[str | None] = []
+            while other is not None and other[0] == title:
+                other_here.append(other[1])
+                other = next(theirs, None)
+            yield title, mine_here, other_here
 
     def linked_rows(
         self, folder: str, dataset: str, page_size: int = 10_000
@@ -707,22 +908,23 @@ class RunState:
         for table in ("planned_items", "planned_units"):
             self._db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY)")
             self._db.execute(f"DELETE FROM {table}")
+        members, scanned = self._members(folder, scan)
         self._db.execute(
             "INSERT OR IGNORE INTO planned_items SELECT item_uuid FROM entries"
-            " WHERE folder = ? AND scan = ? AND item_uuid IS NOT NULL",
-            (folder, scan),
+            f" WHERE {members} AND item_uuid IS NOT NULL",
+            scanned,
         )
         self._db.execute(
             "INSERT OR IGNORE INTO planned_units SELECT CASE WHEN"
             f" {_SINGLE_FILE} THEN 'u:' || first_url ELSE 't:' || title END"
-            " FROM entries WHERE folder = ? AND scan = ?",
-            (folder, scan),
+            f" FROM entries WHERE {members}",
+            scanned,
         )
         yield from self._db.execute(
-            "SELECT 'not in folder', e.title FROM entries e WHERE e.folder = ? AND e.scan = ?"
+            f"SELECT 'not in folder', e.title FROM entries e WHERE {members}"
             " AND NOT EXISTS (SELECT 1 FROM folder_items f WHERE f.folder_uuid = ?"
             " AND f.item_uuid = e.item_uuid) ORDER BY e.title",
-            (folder, scan, folder_uuid),
+            (*scanned, folder_uuid),
         )
         yield from self._db.execute(
             "SELECT CASE WHEN (CASE WHEN url IS NULL THEN 't:' || name ELSE 'u:' || url END)"
@@ -738,11 +940,15 @@ class RunState:
 
     def counts(self, folder: str, scan: int, dataset: str | None) -> dict[str, int]:
         """How many of the scan's entries are in each state."""
+        members, scanned = self._members(folder, scan)
         (total, submitted, uploaded, failed, linked) = self._db.execute(
             "SELECT count(*), count(job_id), count(item_uuid), count(error),"
-            " count(item_uuid IN (SELECT item_uuid FROM links WHERE dataset = ?) OR NULL)"
-            " FROM entries WHERE folder = ? AND scan = ?",
-            (dataset, folder, scan),
+            # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first
+            # copy every link of the Dataset into a temporary table.
+            " count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
+            " AND links.item_uuid = entries.item_uuid) OR NULL)"
+            f" FROM entries WHERE {members}",
+            (dataset, *scanned),
         ).fetchone()
         return {
             "entries": total,
@@ -827,12 +1033,12 @@ class RunState:
         """The entries the mirror step releases to the upload, those never submitted only."""
         for fingerprint in fingerprints:
             row = self._db.execute(
-                "SELECT entry FROM entries WHERE folder = ? AND fingerprint = ?"
-                " AND job_id IS NULL AND item_uuid IS NULL AND error IS NULL",
+                "SELECT title, kind, first_url, rebuild FROM entries WHERE folder = ?"
+                " AND fingerprint = ? AND job_id IS NULL AND item_uuid IS NULL AND error IS NULL",
                 (folder, fingerprint),
             ).fetchone()
             if row:
-                yield _load(row[0])
+                yield _rebuild(*row)
 
     def gone(
         self,
@@ -844,12 +1050,10 @@ class RunState:
         """Items whose title the scan does not have, a page at a time in title order (the
         caller may act on them, and so change them, between pages); only those of the given
         signatures if any are given."""
-        seen = (
-            "SELECT 1 FROM temp.preview_seen s WHERE s.title = m.title"
-            if scan is None
-            else "SELECT 1 FROM entries e WHERE e.folder = m.folder AND e.scan = :scan"
-            " AND e.title = m.title"
-        )
+        if scan is not None:
+            self._list_scan_titles(folder, scan)
+        titles = "temp.preview_seen" if scan is None else "temp.scan_titles"
+        seen = f"SELECT 1 FROM {titles} s WHERE s.title = m.title"
         chosen = ""
         if signatures is not None:
             self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature TEXT)")
@@ -865,7 +1069,6 @@ class RunState:
             " ORDER BY m.title, m.item_uuid LIMIT :limit",
             {
                 "folder": folder,
-                "scan": scan,
                 "title": after[0],
                 "uuid": after[1],
                 "limit": page_size,
@@ -875,11 +1078,29 @@ class RunState:
                 yield _prior(row)
             after = (rows[-1][1], rows[-1][0])
 
+    def _list_scan_titles(self, folder: str, scan: int) -> None:
+        """The scan's titles into `temp.scan_titles`, once per scan: the entries have no
+        index by title (it would cost every entry recorded a write), and `gone` looks up
+        every item's title."""
+        if self._titles_of == (folder, scan):
+            return
+        members, scanned = self._members(folder, scan)
+        self._db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS scan_titles (title TEXT PRIMARY KEY) WITHOUT ROWID"
+        )
+        self._db.execute("DELETE FROM temp.scan_titles")
+        self._db.execute(
+            f"INSERT OR IGNORE INTO temp.scan_titles SELECT title FROM entries WHERE {members}",
+            scanned,
+        )
+        self._titles_of = (folder, scan)
+
     def scanned_count(self, folder: str, scan: int | None) -> int:
         if scan is None:
             return self._db.execute("SELECT count(*) FROM temp.preview_seen").fetchone()[0]
+        members, scanned = self._members(folder, scan)
         return self._db.execute(
-            "SELECT count(*) FROM entries WHERE folder = ? AND scan = ?", (folder, scan)
+            f"SELECT count(*) FROM entries WHERE {members}", scanned
         ).fetchone()[0]
 
     def start_preview(self) -> None:
@@ -967,16 +1188,20 @@ class RunState:
     def record_mirrored(self, folder: str, scan: int, page_size: int = 1000) -> None:
         """Provenance of every item the scan's entries are in Encord as, where it changed
         (on a sync with nothing new this reads the scan's entries once and writes nothing)."""
+        members, scanned = self._members(folder, scan)
+        after = 0
         while rows := self._db.execute(
-            "SELECT e.item_uuid, e.entry FROM entries e WHERE e.folder = ? AND e.scan = ?"
-            " AND e.item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mirror_items m"
-            " WHERE m.folder = e.folder AND m.item_uuid = e.item_uuid"
-            " AND m.fingerprint = e.fingerprint AND m.status = 'present') LIMIT ?",
-            (folder, scan, page_size),
+            "SELECT e.id, e.item_uuid, e.title, e.kind, e.first_url, e.rebuild FROM entries e"
+            f" WHERE {members} AND e.id > ? AND e.item_uuid IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM mirror_items m WHERE m.folder = e.folder"
+            " AND m.item_uuid = e.item_uuid AND m.fingerprint = e.fingerprint"
+            " AND m.status = 'present') ORDER BY e.id LIMIT ?",
+            (*scanned, after, page_size),
         ).fetchall():
             with self._db:
-                for item_uuid, text in rows:
-                    self._upsert_mirrored(folder, item_uuid, _load(text))
+                for _, item_uuid, *entry in rows:
+                    self._upsert_mirrored(folder, item_uuid, _rebuild(*entry))
+            after = rows[-1][0]
 
     def seed_mirrored(self, folder: str, items: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
         """Provenance recovered from a Folder listing (item uuid, name, URLs), for a state
@@ -1019,6 +1244,19 @@ class RunState:
             (folder, item_uuid, action),
         )
 
+    def leave_mirror(self, folder: str, fingerprints: Iterable[str]) -> None:
+        """Take entries out of the latest finished scan, as a full listing without them
+        would (`ingest watch`: objects a batch found removed), before Encord is changed."""
+        mirror = self.latest_scan(folder)
+        if mirror is None:
+            return
+        with self._db:
+            self._db.executemany(
+                "UPDATE entries SET gone_at = ? WHERE folder = ? AND fingerprint = ?"
+                " AND gone_at IS NULL",
+                [(mirror, folder, fingerprint) for fingerprint in fingerprints],
+            )
+
     def items_from_keys(
         self, folder: str, keys: Iterable[str], titles: Iterable[str], under: Iterable[str] = ()
     ) -> list[tuple[Prior, Entry | None]]:
@@ -1050,11 +1288,12 @@ class RunState:
                 if prior.title in wanted:
                     found.append((prior, None))
                 continue
-            text = self._db.execute(
-                "SELECT entry FROM entries WHERE folder = ? AND fingerprint = ?",
+            stored = self._db.execute(
+                "SELECT title, kind, first_url, rebuild FROM entries"
+                " WHERE folder = ? AND fingerprint = ?",
                 (folder, fingerprint),
             ).fetchone()
-            entry = _load(text[0]) if text else None
+            entry = _rebuild(*stored) if stored else None
             if entry is not None and wanted.intersection(entry.keys):
                 found.append((prior, entry))
         return sorted(found, key=lambda pair: (pair[0].title, pair[0].item_uuid))
@@ -1073,29 +1312,133 @@ def _lock(path: Path) -> IO[bytes]:
     return lock
 
 
-# An entry's constructor arguments, stored so `ingest retry` can rebuild its manifest.
-_ENTRY_FIELDS = (
-    "kind",
-    "title",
-    "keys",
-    "urls",
-    "etags",
-    "client_metadata",
-    "create_video",
-    "sizes",
-)
+def _same_item(ours: str | None, theirs: str | None) -> bool:
+    """A Dataset row matches an entry of its title backed by the item uploaded for it, or
+    when either side does not know the item."""
+    return ours is None or theirs is None or ours == theirs
 
 
-def _dump(entry: Entry) -> str:
-    return json.dumps({name: getattr(entry, name) for name in _ENTRY_FIELDS}, sort_keys=True)
+class _EarlierEntries:
+    """The entries listed before a scan (and still listed by the one before it), in the order
+    they were first recorded: a page at a time, in one query each (no cursor kept open
+    across the scan's commits)."""
+
+    PAGE = 2000
+
+    def __init__(self, db: sqlite3.Connection, folder: str, scan: int) -> None:
+        self._db = db
+        self.folder = folder
+        self._scan = scan
+        self._rows: deque[tuple[int, str, int]] = deque()  # (id, fingerprint, unsubmitted)
+        self._after = 0  # the last id read
+        self._read = 0  # rows read
+        # A folder never scanned has nothing to look up (the first sync's fast path).
+        self.none_recorded = (
+            db.execute("SELECT 1 FROM entries WHERE folder = ? LIMIT 1", (folder,)).fetchone()
+            is None
+        )
+        self._exhausted = self.none_recorded
+
+    def listed_before(self) -> int:
+        """How many entries were listed before the scan and still listed then: those read,
+        and those after them (none once the scan has read them all)."""
+        if self._exhausted:
+            return self._read
+        (rest,) = self._db.execute(
+            f"SELECT count(*) FROM entries WHERE id > ? AND {_LISTED_BEFORE}",
+            (self._after, self.folder, self._scan),
+        ).fetchone()
+        return self._read + rest
+
+    def next_if(self, fingerprint: str) -> tuple[int, bool] | None:
+        """(row id, never submitted) if the next earlier entry has this fingerprint; it is
+        then consumed. Otherwise None, and nothing moves."""
+        rows = self._rows
+        if not rows and not self._fill():
+            return None
+        row_id, expected, unsubmitted = rows[0]
+        if expected != fingerprint:
+            return None
+        rows.popleft()
+        return row_id, bool(unsubmitted)
+
+    def skip_past(self, row_id: int) -> None:
+        """Drop the rows up to `row_id` if it is among those read: the entries between were
+        not listed where they stood (gone, or found later by fingerprint). A row further on
+        was appended by a later sync: it says nothing about where the listing is."""
+        rows = self._rows
+        if rows and rows[0][0] <= row_id <= rows[-1][0]:
+            while rows and rows[0][0] <= row_id:
+                rows.popleft()
+
+    def _fill(self) -> bool:
+        if self._exhausted:
+            return False
+        page = self._db.execute(
+            "SELECT id, fingerprint, job_id IS NULL AND item_uuid IS NULL AND error IS NULL"
+            f" FROM entries WHERE id > ? AND {_LISTED_BEFORE} ORDER BY id LIMIT ?",
+            (self._after, self.folder, self._scan, self.PAGE),
+        ).fetchall()
+        if not page:
+            self._exhausted = True
+            return False
+        self._rows.extend(page)
+        self._after = page[-1][0]
+        self._read += len(page)
+        return True
 
 
-def _load(text: str) -> Entry:
-    fields = json.loads(text)
-    for name in ("keys", "urls", "etags", "sizes"):
-        if name in fields:  # `sizes`: absent from the entries of states older than mirroring
-            fields[name] = tuple(fields[name])
-    return Entry(**fields)
+class _SeenRows:
+    """A set of entry row ids as a bitmap: an eighth of a byte per row, whatever the scan."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self.count = 0
+
+    def add(self, row_id: int) -> None:
+        byte, bit = row_id >> 3, 1 << (row_id & 7)
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(byte + 1 - len(self._bits) + len(self._bits) // 2))
+        if not self._bits[byte] & bit:
+            self._bits[byte] |= bit
+            self.count += 1
+
+    def __contains__(self, row_id: int) -> bool:
+        byte = row_id >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (row_id & 7)))
+
+
+_KIND_NUMBER = {kind: number for number, kind in enumerate(KINDS)}
+
+
+def _compact(entry: Entry) -> bytes:
+    """What rebuilds the entry with its title, kind and first URL (stored beside it): the
+    keys only when they are not the title alone, the URLs only when they are not the first
+    one's base followed by each key, as they usually are, the sizes only when known."""
+    first_url, keys = entry.urls[0], entry.keys
+    base = first_url[: len(first_url) - len(keys[0])] if first_url.endswith(keys[0]) else None
+    derived = base is not None and all(
+        url == base + key for url, key in zip(entry.urls, keys, strict=True)
+    )
+    fields = (
+        None if keys == (entry.title,) else keys,
+        entry.etags,
+        None if derived else entry.urls,
+        entry.client_metadata,
+        entry.create_video,
+        entry.sizes or None,
+    )
+    return marshal.dumps(fields, 4)
+
+
+def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
+    keys, etags, urls, client_metadata, create_video, sizes = marshal.loads(rebuild)
+    if keys is None:
+        keys = (title,)
+    if urls is None:
+        base = first_url[: len(first_url) - len(keys[0])]
+        urls = tuple(base + key for key in keys)
+    return Entry(KINDS[kind], title, keys, urls, etags, client_metadata, create_video, sizes or ())
 
 
 # Mirroring: the columns of mirror_items that make a `Prior`, in `_prior`'s order.

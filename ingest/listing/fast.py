@@ -57,6 +57,11 @@ _KEY = re.compile(r"<Key>([^<]*)</Key>")
 _SIZE = re.compile(r"<Size>(\d+)</Size>")
 _ETAG = re.compile(r"<ETag>(?:&quot;|\")?([^<&\"]*)(?:&quot;|\")?</ETag>")
 _LAST_MODIFIED = re.compile(r"<LastModified>([^<]*)</LastModified>")
+_CONTENTS = re.compile(
+    r"<Contents><Key>([^<]*)</Key><LastModified>([^<]*)</LastModified>"
+    r"<ETag>(?:&quot;|\")?([^<&\"]*)(?:&quot;|\")?</ETag>"
+    r"(?:<Checksum\w*>[^<]*</Checksum\w*>)*<Size>(\d+)</Size>"
+)
 _COMMON_PREFIX = re.compile(r"<CommonPrefixes><Prefix>([^<]*)</Prefix></CommonPrefixes>")
 _NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>true</IsTruncated>")
@@ -66,7 +71,7 @@ _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 class _Listed(NamedTuple):
     """A page a discovery already listed: passed on as it is."""
 
-    objects: list[ListedObject]
+    objects: list[Any]
 
 
 def _decode_key(text: str) -> str:
@@ -79,24 +84,63 @@ def _key_decoder(text: str) -> Callable[[str], str]:
     return _decode_key if "<EncodingType>url</EncodingType>" in text else str
 
 
-def parse_page(body: bytes) -> list[ListedObject]:
-    """The objects of one ListObjectsV2 response (encoding-type=url), in order.
+def _contents(text: str) -> list[tuple[str, str, str, str]] | None:
+    """(key, last modified, ETag, size) of each `<Contents>` of a page, in order; None for
+    a page in a shape this doesn't expect.
 
-    Each `<Contents>` holds exactly one Key, LastModified, ETag and Size, and those elements
-    appear nowhere else in the document, so four scans line up; a page where the counts
-    disagree (a format this doesn't expect) is parsed with ElementTree instead."""
-    text = body.decode("utf-8")
+    One scan when the elements come in S3's own order (checksums may sit between ETag and
+    Size); else four, one per element: each `<Contents>` holds exactly one Key,
+    LastModified, ETag and Size, and those elements appear nowhere else in the document,
+    so the four line up."""
+    expected = text.count("<Contents>")
+    rows = _CONTENTS.findall(text)
+    if len(rows) == expected:
+        return rows
     keys = _KEY.findall(text)
-    sizes = _SIZE.findall(text)
-    etags = _ETAG.findall(text)
     times = _LAST_MODIFIED.findall(text)
-    if not len(keys) == len(sizes) == len(etags) == len(times) == text.count("<Contents>"):
+    etags = _ETAG.findall(text)
+    sizes = _SIZE.findall(text)
+    if len(keys) == len(times) == len(etags) == len(sizes) == expected:
+        return list(zip(keys, times, etags, sizes, strict=True))
+    return None
+
+
+def parse_page(body: bytes) -> list[ListedObject]:
+    """The objects of one ListObjectsV2 response (encoding-type=url), in order; a page in
+    a shape `_contents` doesn't expect is parsed with ElementTree instead."""
+    text = body.decode("utf-8")
+    rows = _contents(text)
+    if rows is None:
         return _parse_page_slowly(body)
-    new, parse_time, decode = tuple.__new__, datetime.fromisoformat, _key_decoder(text)
+    new, parse_time = tuple.__new__, datetime.fromisoformat
+    if "<EncodingType>url</EncodingType>" in text:
+        return [
+            new(ListedObject, (_decode_key(key), int(size), etag, parse_time(when)))
+            for key, when, etag, size in rows
+        ]
     return [
-        new(ListedObject, (decode(key), int(size), etag, parse_time(when)))
-        for key, size, etag, when in zip(keys, sizes, etags, times, strict=True)
+        new(ListedObject, (key, int(size), etag, parse_time(when)))
+        for key, when, etag, size in rows
     ]
+
+
+def parse_records(body: bytes) -> list[tuple[str, int, str, str]]:
+    """`parse_page`'s records as plain tuples, LastModified left as its ISO text: what the
+    child lister sends (`ingest.listing.process`), with nothing parsed twice."""
+    text = body.decode("utf-8")
+    rows = _contents(text)
+    if rows is None:
+        return [
+            (key, size, etag, when.isoformat())
+            for key, size, etag, when in _parse_page_slowly(body)
+            if when is not None  # always: LastModified is parsed, not left out
+        ]
+    if "<EncodingType>url</EncodingType>" in text:
+        return [
+            (unquote_plus(key) if "%" in key or "+" in key else key, int(size), etag, when)
+            for key, when, etag, size in rows
+        ]
+    return [(key, int(size), etag, when) for key, when, etag, size in rows]
 
 
 def _parse_page_slowly(body: bytes) -> list[ListedObject]:
@@ -122,8 +166,16 @@ def sub_prefixes(body: bytes) -> list[str]:
 class FastLister:
     """Lists `bucket` through `s3`, a boto3 client (its credentials, endpoint and retries)."""
 
-    def __init__(self, s3: Any, bucket: str, workers: int = 16) -> None:
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        workers: int = 16,
+        decode: Callable[[bytes], list[Any]] = parse_page,
+    ) -> None:
+        """`decode`: how a page's body becomes records (`parse_records` for plain tuples)."""
         self._s3 = s3
+        self._decode = decode
         self._bucket = bucket
         self._workers = workers
         self._http = URLLib3Session(
@@ -175,11 +227,11 @@ class FastLister:
         after `prefix`) starts with it, so sorting both by their own string orders the
         units as their keys are ordered."""
         for body in self._pages(prefix, delimiter="/"):
-            objects = parse_page(body)
+            objects = self._decode(body)
             at = 0
             for sub in sorted(sub_prefixes(body)):
                 upto = at
-                while upto < len(objects) and objects[upto].key < sub:
+                while upto < len(objects) and objects[upto][0] < sub:
                     upto += 1
                 if upto > at:
                     yield _Listed(objects[at:upto])
@@ -191,7 +243,7 @@ class FastLister:
     def _start(self, unit: str | _Listed) -> Any:
         if isinstance(unit, _Listed):
             return [unit.objects]
-        return in_background(self._pages(unit), f"scan:{unit}", decode=parse_page)
+        return in_background(self._pages(unit), f"scan:{unit}", decode=self._decode)
 
     def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[bytes]:
         """Raw ListObjectsV2 bodies of `prefix`, page after page."""

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from ingest.context import PlanContext
 from ingest.errors import UserError
-from ingest.listing.fast import FastLister
 from ingest.listing.paginator import S3Lister
+from ingest.listing.process import listed_in_child
 from ingest.listing.scan import ListedObject, scan
 
 
@@ -36,4 +36,5 @@ def listed_objects(context: PlanContext, warn: Callable[[str], None]) -> Iterato
         )
     if settings.listing == "paginator":
         return scan(S3Lister(context.s3, bucket), context.prefixes, settings.scan_workers)
-    return FastLister(context.s3, bucket, settings.scan_workers).objects(context.prefixes)
+    # In a child process: its requests and parsing run on a core of their own.
+    return listed_in_child(context.s3, bucket, list(context.prefixes), settings.scan_workers)

@@ -2,11 +2,12 @@
 metadata, upload, link, on just the batch's scope.
 
 The run state's latest finished scan is the mirror of the bucket (`ingest verify` and
-`retry` read it). A batch records its entries under a scan of its own, never finished, so
-its upload and link stages look at the batch alone; then it moves them into the mirror's
-scan, where the next full reconcile finds them. The items of removed keys are found by
-their provenance and kept, unlinked or deleted under the `deletions` policy and its limits,
-as `ingest run` does; their entries leave the mirror's scan first.
+`retry` read it). A batch is a partial scan: its entries are recorded into the mirror's
+scan, where the next full reconcile finds them, while the batch's own scan, never finished,
+stands for them alone, so its upload and link stages look at the batch only. The items of
+removed keys are found by their provenance and kept, unlinked or deleted under the
+`deletions` policy and its limits, as `ingest run` does; their entries leave the mirror's
+scan first.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
         mirror = state.latest_scan(folder)
         if mirror is None:
             raise UserError(f"no finished scan for folder {folder!r} in {out}: reconcile first")
-        scan = state.start_scan(folder)  # the batch's own, never finished
+        scan = state.start_scan(folder, partial=True)  # recorded into the mirror's scan
         planned: list[Entry] = []
         new = list(
             state.record_scan(
@@ -109,10 +110,7 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             error, gone = str(refused), []
             unsettled.update(listing.scope.unit_of(key) for key in listing.absent)
         # Out of the mirror before Encord is changed: a rerun finds them by provenance again.
-        if gone:
-            exiled = state.start_scan(folder)  # never finished
-            for _ in state.record_scan(folder, exiled, [entry for _, entry in gone if entry]):
-                pass
+        state.leave_mirror(folder, [entry.fingerprint for _, entry in gone if entry])
         # Units of the scope that failed before (an earlier delivery of these events) go again.
         retried = state.failed_entries(folder, scan)
         submission = submit(
@@ -124,33 +122,28 @@ def sync_touched(upload: PreparedUpload, listing: TouchedListing) -> BatchOutcom
             context.settings.max_job_entries,
         )
         try:
-            try:
-                wait_for_jobs(state, upload.target, _NO_PROGRESS)
-            except UserError as failed_job:  # a job failed as a whole: the others still count
-                error = str(failed_job)
-            dataset = upload.client.dataset(upload.names.dataset)
-            linked = link_uploaded(upload.client, state, dataset, folder, scan)
-            state.record_mirrored(folder, scan)  # what the new items come from
-            counts = state.counts(folder, scan, dataset.dataset_hash)
-            # Every imported entry of the scan is linked now: the rest is what stays unsettled.
-            unsettled.update(
-                listing.scope.unit_of(key)
-                for entry in planned
-                if not state.is_imported(folder, entry.fingerprint)
-                for key in entry.keys
-            )
-            remove_items(
-                upload.client,
-                state,
-                upload.target.folder,
-                dataset,
-                [prior for prior, _ in gone],
-                removals,
-            )
-        finally:
-            # Into the mirror whatever happened: they are what the scope holds now.
-            for _ in state.record_scan(folder, mirror, planned):
-                pass
+            wait_for_jobs(state, upload.target, _NO_PROGRESS)
+        except UserError as failed_job:  # a job failed as a whole: the others still count
+            error = str(failed_job)
+        dataset = upload.client.dataset(upload.names.dataset)
+        linked = link_uploaded(upload.client, state, dataset, folder, scan)
+        state.record_mirrored(folder, scan)  # what the new items come from
+        counts = state.counts(folder, scan, dataset.dataset_hash)
+        # Every imported entry of the scan is linked now: the rest is what stays unsettled.
+        unsettled.update(
+            listing.scope.unit_of(key)
+            for entry in planned
+            if not state.is_imported(folder, entry.fingerprint)
+            for key in entry.keys
+        )
+        remove_items(
+            upload.client,
+            state,
+            upload.target.folder,
+            dataset,
+            [prior for prior, _ in gone],
+            removals,
+        )
         return BatchOutcome(
             entries=counts["entries"],
             jobs=[job_id for job_id, _ in submission.jobs],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from ingest.files import write_jsonl
 from ingest.model import Entry
-from ingest.state import RunState
+from ingest.state import STATE_FILE, RunState
 
 FOLDER = "imports"
 PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
@@ -258,3 +259,142 @@ def test_sidecars_are_read_again_only_when_their_etag_changes(tmp_path: Path) ->
         b"c.json@None",
     ]
     assert gets == [("a.json", "1"), ("b.json", "1"), ("b.json", "2"), ("c.json", None)]
+
+
+def test_an_entry_that_left_the_bucket_leaves_the_scan_and_returns_with_it(
+    state: RunState,
+) -> None:
+    a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
+    first, _ = scan(state, [a, b, c])
+    second, new = scan(state, [a, c])
+    assert new == [a, c]  # never submitted: still offered
+    assert state.counts(FOLDER, second, None)["entries"] == 2
+    assert state.counts(FOLDER, first, None)["entries"] == 3  # history of the latest scans
+    third, new = scan(state, [a, b, c])
+    assert new == [a, b, c]
+    assert state.counts(FOLDER, third, None)["entries"] == 3
+    assert state.counts(FOLDER, second, None)["entries"] == 2
+
+
+def test_an_unchanged_rescan_writes_no_entry(tmp_path: Path) -> None:
+    entries = [entry(f"{i:04d}.png") for i in range(2500)] + [group("ward", 3)]
+    with RunState.in_directory(tmp_path) as state:
+        scan(state, entries)
+        state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints(entries))
+    # A trigger of the file's own counts every row written to `entries` from now on.
+    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
+        watcher.executescript(
+            "CREATE TABLE writes (n INTEGER);"
+            "CREATE TRIGGER inserted AFTER INSERT ON entries BEGIN INSERT INTO writes VALUES (1); END;"
+            "CREATE TRIGGER updated AFTER UPDATE ON entries BEGIN INSERT INTO writes VALUES (1); END;"
+        )
+    with RunState.in_directory(tmp_path) as state:
+        number, new = scan(state, entries)
+        assert new == []
+        assert state.counts(FOLDER, number, None) == {
+            "entries": 2501,
+            "submitted": 2501,
+            "uploaded": 0,
+            "failed": 0,
+            "linked": 0,
+        }
+        _, new = scan(state, [*entries[1:], entry("new.png")])
+        assert new == [entry("new.png")]
+    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
+        # The second rescan: one entry inserted, one marked gone.
+        assert watcher.execute("SELECT count(*) FROM writes").fetchone() == (2,)
+
+
+def test_retry_rebuilds_entries_whatever_their_urls(state: RunState, tmp_path: Path) -> None:
+    quoted = Entry(
+        kind="images",
+        title="a b.png",
+        keys=("a b.png",),
+        urls=(PREFIX + "a%20b.png",),
+        etags=("e",),
+    )
+    entries = [quoted, group("ward", 3), entry("c.png")]
+    number, _ = scan(state, entries)
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints(entries))
+    state.record_job_result(
+        "job-1",
+        [],
+        [{"object_urls": [e.urls[0]], "error": "x", "subtask_uuid": "s"} for e in entries],
+    )
+    rebuilt = list(state.failed_entries(FOLDER, number))
+    assert rebuilt == sorted(entries, key=lambda e: e.title)
+    assert [e.fingerprint for e in rebuilt] == fingerprints(rebuilt)
+
+
+def test_a_state_file_of_an_older_layout_is_rebuilt(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.execute(
+            "CREATE TABLE entries (folder TEXT, fingerprint TEXT, entry TEXT, scan INTEGER)"
+        )
+        old.execute("INSERT INTO entries VALUES ('imports', 'f', '{}', 1)")
+    with RunState.in_directory(tmp_path) as state:
+        _, new = scan(state, [entry("a.png")])
+        assert new == [entry("a.png")]
+
+
+def test_a_scan_not_recorded_to_its_end_cannot_finish(state: RunState) -> None:
+    number = state.start_scan(FOLDER)
+    recording = state.record_scan(FOLDER, number, [entry("a.png"), entry("b.png")])
+    next(recording)
+    with pytest.raises(ValueError, match="not recorded to its end"):
+        state.finish_scan(number)
+
+
+def test_entries_rebuilt_from_the_state_keep_their_sizes(state: RunState) -> None:
+    sized = Entry(
+        kind="images",
+        title="s.png",
+        keys=("s.png",),
+        urls=(PREFIX + "s.png",),
+        etags=("e",),
+        sizes=(1234,),
+    )
+    scan(state, [sized, entry("u.png")])
+    rebuilt = state.held_entries(FOLDER, fingerprints([sized, entry("u.png")]))
+    assert [(e.title, e.sizes) for e in rebuilt] == [("s.png", (1234,)), ("u.png", ())]
+
+
+def test_what_a_killed_scan_marked_gone_is_still_in_the_latest_finished_scan(
+    state: RunState,
+) -> None:
+    a, b = entry("a.png"), entry("b.png")
+    first, _ = scan(state, [a, b])
+    killed = state.start_scan(FOLDER)
+    assert list(state.record_scan(FOLDER, killed, [a])) == [a]  # never finished
+    assert state.counts(FOLDER, killed, None)["entries"] == 1  # exact before it finishes
+    assert state.counts(FOLDER, first, None)["entries"] == 2
+    killed_too = state.start_scan(FOLDER)
+    assert list(state.record_scan(FOLDER, killed_too, [a, b])) == [a, b]
+    assert state.latest_scan(FOLDER) == first
+    assert state.counts(FOLDER, first, None)["entries"] == 2
+
+
+def test_a_partial_scan_joins_the_latest_finished_one_and_stands_for_its_entries_alone(
+    state: RunState, tmp_path: Path
+) -> None:
+    a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
+    with pytest.raises(ValueError, match="needs a finished scan"):
+        state.start_scan(FOLDER, partial=True)
+    first, _ = scan(state, [a, b])
+    state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a, b]))
+    batch = state.start_scan(FOLDER, partial=True)
+    assert list(state.record_scan(FOLDER, batch, [b, c])) == [c]
+    assert state.counts(FOLDER, batch, None) == {
+        "entries": 2,
+        "submitted": 1,
+        "uploaded": 0,
+        "failed": 0,
+        "linked": 0,
+    }
+    assert state.latest_scan(FOLDER) == first
+    assert state.counts(FOLDER, first, None)["entries"] == 3  # c joined it, a is not gone
+    with pytest.raises(ValueError, match="not recorded to its end"):
+        state.finish_scan(batch)
+    full, new = scan(state, [a, b, c])
+    assert new == [c]
+    assert state.counts(FOLDER, full, None)["entries"] == 3

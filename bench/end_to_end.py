@@ -1,0 +1,79 @@
+"""`ingest plan` end to end against the S3 stand-in, next to the listing alone.
+
+One stand-in (`standins.s3_listing`, 16 prefixes, `delay_ms` per request) serves both rows:
+
+- plan: `python -m ingest plan --outputs FILE --out DIR`, the command as a user runs it,
+  timed from the outside: interpreter start-up and imports included, the listing in its
+  child process (`ingest.listing.process`), the rendering in another
+  (`ingest.plan.rendering`).
+- listing alone: `bench.listers`' fast row (the fast lister in one process, counting).
+
+Peak RSS is the command's process tree (its own plus its finished children's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import listers
+from standins.s3_listing import BUCKET, start_standin
+
+
+def plan_command(endpoint_url: str, workdir: Path) -> dict[str, Any]:
+    outputs = workdir / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {
+                "source": "benchmark",
+                "bucketName": BUCKET,
+                "region": listers.REGION,
+                "objectUrlPrefix": f"https://{BUCKET}.s3.{listers.REGION}.amazonaws.com/",
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+    }
+    command = [
+        *(sys.executable, "-m", "ingest", "plan", "--quiet", "--no-sidecars"),
+        *("--outputs", str(outputs), "--out", str(workdir / "out")),
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, capture_output=True)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = json.loads((workdir / "out" / "report.json").read_text())
+    return {
+        "keys": report["objects"],
+        "seconds": round(seconds, 2),
+        "keys_per_second": round(report["objects"] / seconds),
+        "cpu_seconds": round(
+            after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
+        ),
+        # The largest child's peak: the command and its children each below it.
+        "peak_rss_mb": round(after.ru_maxrss / 1024),
+    }
+
+
+def measure(keys: int, delay_ms: int) -> dict[str, Any]:
+    with start_standin(keys, prefixes=16, delay_ms=delay_ms) as standin:
+        with tempfile.TemporaryDirectory(prefix="bench-e2e-") as name:
+            plan = plan_command(standin.endpoint_url, Path(name))
+        listing = listers.in_subprocess("fast", standin.endpoint_url)
+    return {"plan": plan, "listing": listing}
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]))))

@@ -1,0 +1,162 @@
+"""The fast lister in a child process: listing and planning on two cores.
+
+In one interpreter the listing threads (botocore's request handling, the pages' parsing) and
+the planner take turns holding one interpreter lock. `listed_in_child` runs `FastLister`
+in a child interpreter (`python -m ingest.listing.process`) with the same bucket, endpoint,
+region, credentials and retry settings as the caller's boto3 client, and reads its records
+back: compact tuples in batches, `marshal`led through a pipe, which costs the planner a
+fraction of parsing the pages itself. The pipe's capacity is the backpressure: the child's
+consumer waits when the planner lags, while its listing threads keep spooling pages to disk
+(`ingest.listing.spool`), so memory stays flat in both processes.
+
+Protocol on the child's stdin: one JSON request (bucket, prefixes, workers, client
+settings); credentials, when the caller's client has its own, come in the child's
+environment, never on its command line. On its stdout: frames of a 4-byte little-endian
+length then `marshal` bytes, either a list of (key, size, etag, last-modified ISO text)
+tuples or, for a `UserError`, its message as a string; a zero length ends the stream. Any
+other failure ends the child with its error on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import ingest
+from ingest.errors import UserError
+from ingest.listing.scan import ListedObject
+
+BATCH = 2000  # records per frame: ~150 KB
+
+
+def listed_in_child(
+    s3: Any, bucket: str, prefixes: list[str], workers: int
+) -> Iterator[ListedObject]:
+    """`FastLister(s3, bucket, workers).objects(prefixes)`, listed by a child process."""
+    request = {
+        "bucket": bucket,
+        "prefixes": prefixes,
+        "workers": workers,
+        "region": s3.meta.region_name,
+        "endpoint_url": s3.meta.endpoint_url,
+        "max_pool_connections": s3.meta.config.max_pool_connections,
+        "retries": s3.meta.config.retries,
+        "s3": s3.meta.config.s3,
+        "proxies": s3.meta.config.proxies,
+    }
+    root = str(Path(ingest.__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        **_credentials_of(s3),
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "ingest.listing.process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+        requests, records = child.stdin, child.stdout
+        assert requests is not None and records is not None  # both are pipes
+        try:
+            requests.write(json.dumps(request).encode())
+            requests.close()
+            yield from _records(records, lambda: _failure(child, stderr))
+        finally:
+            if child.poll() is None:  # the consumer stopped early, or failed
+                child.kill()
+            child.wait()
+            records.close()
+
+
+def _records(stream: Any, failure: Any) -> Iterator[ListedObject]:
+    read, new, parse_time = stream.read, tuple.__new__, datetime.fromisoformat
+    while True:
+        head = read(4)
+        if len(head) < 4:
+            raise failure()
+        size = int.from_bytes(head, "little")
+        if not size:
+            return
+        batch = marshal.loads(read(size))
+        if isinstance(batch, str):
+            raise UserError(batch)
+        yield from [
+            new(ListedObject, (key, size, etag, parse_time(when)))
+            for key, size, etag, when in batch
+        ]
+
+
+def _failure(child: subprocess.Popen[bytes], stderr: Any) -> OSError:
+    child.wait()
+    stderr.seek(0)
+    error = stderr.read().decode(errors="replace").strip()
+    last = error.splitlines()[-1] if error else f"exit code {child.returncode}"
+    return OSError(f"listing the bucket failed: {last}")
+
+
+def _credentials_of(s3: Any) -> dict[str, str]:
+    """The client's own credentials, for the child's environment; none when the client
+    found them the default way (the child, with the same environment, finds the same)."""
+    credentials = s3._request_signer._credentials
+    if credentials is None or credentials.method != "explicit":
+        return {}
+    frozen = credentials.get_frozen_credentials()
+    env = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        env["AWS_SESSION_TOKEN"] = frozen.token
+    return env
+
+
+def serve(request: dict[str, Any]) -> int:
+    """The child: list, and write the records as frames to stdout."""
+    import boto3
+    from botocore.config import Config
+
+    from ingest.listing.fast import FastLister, parse_records
+
+    config = Config(
+        max_pool_connections=request["max_pool_connections"],
+        retries=request["retries"],
+        s3=request["s3"],
+        proxies=request["proxies"],
+    )
+    s3 = boto3.session.Session().client(
+        "s3",
+        region_name=request["region"],
+        endpoint_url=request["endpoint_url"],
+        config=config,
+    )
+    out = sys.stdout.buffer
+    lister = FastLister(s3, request["bucket"], request["workers"], decode=parse_records)
+    objects = lister.objects(request["prefixes"])
+    try:
+        while batch := list(islice(objects, BATCH)):
+            _send(out, marshal.dumps(batch))
+    except UserError as error:
+        _send(out, marshal.dumps(str(error)))
+    _send(out, b"")
+    out.flush()
+    return 0
+
+
+def _send(out: Any, frame: bytes) -> None:
+    out.write(len(frame).to_bytes(4, "little") + frame)
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(serve(json.loads(sys.stdin.buffer.read())))
+    except BrokenPipeError:  # the parent stopped reading: nothing left to do
+        os._exit(0)

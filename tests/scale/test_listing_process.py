@@ -1,0 +1,73 @@
+"""The fast lister in a child process lists exactly what it lists in this one."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+
+import boto3
+import pytest
+
+from ingest.errors import UserError
+from ingest.listing.fast import FastLister
+from ingest.listing.process import listed_in_child
+from standins.local_aws import LocalAws
+from standins.s3_listing import BUCKET, start_standin
+
+KEYS = [
+    "dir/",
+    "a//b.jpg",
+    "t/tab\there.jpg",
+    "x y/ü é.png",
+    "%41.jpg",
+    "p+q r.jpg",
+    'e/<&>".jpg',
+    "a.jpg",
+    "a/x.jpg",
+    "a0.jpg",
+    *(f"big/{i:04d} café.png" for i in range(2100)),  # pages, and frames, of their own
+]
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def bucket(aws: LocalAws) -> tuple[object, str]:
+    s3 = aws.client("s3")
+    name = f"child-listing-{next(_numbers)}"
+    s3.create_bucket(Bucket=name)
+    for key in KEYS:
+        s3.put_object(Bucket=name, Key=key, Body=b"x")
+    return s3, name
+
+
+@pytest.mark.parametrize("prefixes", [[""], ["big/", "a"]])
+def test_the_child_lists_the_same_records_in_the_same_order(bucket, prefixes) -> None:
+    s3, name = bucket
+    here = list(FastLister(s3, name, 4).objects(prefixes))
+    assert list(listed_in_child(s3, name, prefixes, 4)) == here
+    assert len(here) > 2000
+
+
+def test_a_listing_error_in_the_child_is_the_same_one_line_error(aws: LocalAws) -> None:
+    with pytest.raises(UserError, match=r"bucket of s3://no-such-bucket-here/ does not exist"):
+        list(listed_in_child(aws.client("s3"), "no-such-bucket-here", [""], 4))
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="child-listing-empty")
+    with pytest.raises(UserError, match=r"s3://child-listing-empty/ holds no objects"):
+        list(listed_in_child(s3, "child-listing-empty", [""], 4))
+
+
+def test_a_consumer_that_stops_early_ends_the_child() -> None:
+    with start_standin(2_000_000, prefixes=16) as standin:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=standin.endpoint_url,
+            region_name="eu-west-2",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        listing = listed_in_child(s3, BUCKET, [""], 4)
+        assert next(listing).key == "README.txt"
+        child = listing.gi_frame.f_locals["child"]
+        listing.close()  # long before 2M keys are listed
+        assert child.returncode == -signal.SIGKILL
