@@ -1,4 +1,4 @@
-"""`python -m bench` (or `make bench`): eight tables (plan, listing, inventory, end to end, state, run path, continuous sync, startup), each row in a fresh interpreter.
+"""`python -m bench` (or `make bench`): the tables below, each row in a fresh interpreter.
 
 1. plan: `ingest plan` vs the naive baseline at 100k and 1M keys. The listing is the
    in-memory `InMemoryS3` (no network, no moto); everything after it is the real code path:
@@ -13,6 +13,8 @@
 6. runpath: `ingest run` (first import, unchanged rerun) and `ingest plan` against moto and
    the Encord sandbox (`bench.runpath`), at 10k objects by default.
 7. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
+8. watch: `ingest watch` latency and throughput, moto's S3 events → SQS → the sandbox
+   (`bench.watch`).
 
     python -m bench                          # all of them, with their targets
     python -m bench --only listing           # one table
