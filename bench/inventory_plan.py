@@ -48,6 +48,7 @@ def measure(endpoint_url: str, location: str, out: Path) -> dict[str, Any]:
             "outputDir": str(out),
             "listing": "inventory",
             "inventoryLocation": location,
+            "dicomGrouping": "folder",  # the stand-in serves no DICOM headers
         }
     )
     s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=REGION)
