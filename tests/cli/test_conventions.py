@@ -14,7 +14,7 @@ import yaml
 from ingest.cli.main import ERROR_LOG, main
 from ingest.errors import UserError
 from ingest.settings import PROJECT_ROOT, load_settings, stack_file
-from sandbox import KeyPair, Sandbox
+from sandbox import KeyPair, Sandbox, generate_key_pair
 from tests.run.support import Bucket, Ingest, Outcome, sdk_client
 
 
@@ -98,9 +98,8 @@ def test_an_excel_csv_with_a_bom_is_read_and_unmatched_rows_are_counted(
 def test_an_internal_error_exits_3_with_one_line_and_a_redacted_log(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret = (
-        "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0IGtleQ==\n-----END OPENSSH PRIVATE KEY-----"
-    )
+    secret = generate_key_pair(tmp_path / "keys").private_key_path.read_text().strip()
+    body = secret.splitlines()[1]  # a line of the key itself
 
     def broken(args: object) -> int:
         raise RuntimeError(f"a bug near {secret}")
@@ -117,7 +116,7 @@ def test_an_internal_error_exits_3_with_one_line_and_a_redacted_log(
     assert json.loads(outcome.stdout)["exit"] == 3
     log = (out / ERROR_LOG).read_text()
     assert "Traceback" in log and "RuntimeError: a bug near [private key removed]" in log
-    assert "c2VjcmV0IGtleQ" not in log + outcome.stderr + outcome.stdout
+    assert body not in log + outcome.stderr + outcome.stdout
 
 
 def test_sigterm_during_a_plan_exits_130_and_leaves_no_staging(
