@@ -340,9 +340,13 @@ class _Actions:
             self._report.moves.append(_move(prior, held))
 
     def remove_gone(self, scan: int) -> None:
+        self.remove(self._state.gone(self._folder.name, scan))
+
+    def remove(self, gone: Iterable[Prior]) -> None:
+        """Unlink or delete, in batches, the items the policy removes."""
         policy = self._report.policy
         batch: list[tuple[str, str, str]] = []
-        for prior in self._state.gone(self._folder.name, scan):
+        for prior in gone:
             action = removal(prior, policy)
             if action in ("unlink", "delete"):
                 batch.append((prior.item_uuid, prior.title, action))
@@ -416,15 +420,11 @@ def remove_items(
     """Keep, unlink or delete items gone from the bucket under the report's policy, as
     `mirror` does with a scan's (`ingest watch`: the items of a batch's removed keys), each
     counted in the report. The caller checks the limits first."""
-    actions = _Actions(client, state, folder, dataset, report)
-    batch: list[tuple[str, str, str]] = []
-    for prior in gone:
-        action = removal(prior, report.policy)
-        report.gone += 1
-        report.kept += action == "keep"
-        if action in ("unlink", "delete"):
-            batch.append((prior.item_uuid, prior.title, action))
-        if len(batch) >= REMOVE_BATCH_SIZE:
-            actions._remove(batch)
-            batch = []
-    actions._remove(batch)
+
+    def counted(priors: Iterable[Prior]) -> Iterator[Prior]:
+        for prior in priors:
+            report.gone += 1
+            report.kept += removal(prior, report.policy) == "keep"
+            yield prior
+
+    _Actions(client, state, folder, dataset, report).remove(counted(gone))
