@@ -146,8 +146,12 @@ def test_a_kill_inside_the_job_start_window_leaves_one_item_per_entry(
     only_added: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The orphaned job is slower than its resubmission.
-    sandbox.inject_faults({"job": {"unitDelaySeconds": 0.3}, "count": 1})
+    # Both jobs take 2 s a unit, so the orphan is still importing when it is resubmitted
+    # (each job's duplicate check finds nothing yet) and, started first, it has finished
+    # when the rerun lists the folder after its own job: the rerun finds and deletes the
+    # doubles. (An orphan slower than its resubmission outlives ORPHAN_WAIT_SECONDS, which
+    # this test sets to 0: that is left to the next run's check.)
+    sandbox.inject_faults({"job": {"unitDelaySeconds": 2.0}, "count": 2})
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # Encord created the job; its id never reaches the state
@@ -166,6 +170,7 @@ def test_a_kill_inside_the_job_start_window_leaves_one_item_per_entry(
     assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
     assert folder_item_names(sandbox, key_pair) == CORPUS_TITLES  # one item per entry
     assert rerun.json()["verify"]["folder"]["duplicate"] == 0
+    assert rerun.json()["duplicatesDeleted"] > 0  # the doubles were made, and removed
 
 
 def test_a_rerun_waits_for_the_orphaned_job_instead_of_resubmitting(
