@@ -47,6 +47,8 @@ def plan_command(endpoint_url: str, workdir: Path) -> dict[str, Any]:
     }
     command = [
         *(sys.executable, "-m", "ingest", "plan", "--quiet", "--no-sidecars"),
+        # The stand-in's objects are listed only: `uid` (the default) would GET each .dcm.
+        *("--dicom-grouping", "folder"),
         *("--outputs", str(outputs), "--out", str(workdir / "out")),
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
