@@ -17,12 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from encord.dataset import Dataset
-from encord.storage import StorageFolder
-
-from ingest.encord.client import EncordClient, FolderItem
 from ingest.mirror.diff import (
     Change,
     Held,
@@ -40,6 +36,12 @@ from ingest.mirror.diff import (
 from ingest.model import Entry
 from ingest.settings import IngestSettings
 from ingest.state import STATE_FILE, RunState
+
+if TYPE_CHECKING:  # `ingest plan` previews the mirror without importing the encord SDK
+    from encord.dataset import Dataset
+    from encord.storage import StorageFolder
+
+    from ingest.encord.client import EncordClient, FolderItem
 
 REMOVE_BATCH_SIZE = 100
 SHOWN_MOVES = 10

@@ -18,15 +18,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
-from pydicom.tag import Tag
-
 from ingest.listing.s3_errors import s3_errors
 
 # Bytes read first, then once more if the tags were not in them (large private elements).
 HEADER_BYTES = (64 * 1024, 1024 * 1024)
-_TAGS = [Tag(0x0020, 0x000E), Tag(0x0020, 0x0013)]  # SeriesInstanceUID, InstanceNumber
+_TAGS = ["SeriesInstanceUID", "InstanceNumber"]
 
 
 class DicomHeader(NamedTuple):
@@ -41,6 +37,10 @@ ReadDicomHeader = Callable[[str, str], DicomHeader]
 def parse_header(data: bytes) -> DicomHeader:
     """SeriesInstanceUID and InstanceNumber from a file's first bytes; (None, None) for
     what is not DICOM or holds neither tag in `data` (truncation is expected)."""
+    # Imported here: a plan without DICOM files (or grouping them by folder) never needs it.
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
     try:
         dataset = dcmread(
             io.BytesIO(data), stop_before_pixels=True, specific_tags=_TAGS, force=True

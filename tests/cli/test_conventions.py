@@ -229,3 +229,29 @@ def test_plan_validates_what_it_writes(
     assert "entry 'images/dogs/dog 1.jpg' would be an invalid manifest entry" in outcome.stderr
     assert "contains whitespace" in outcome.stderr
     assert list(out.iterdir()) == []  # nothing published, no staging left
+
+
+@pytest.mark.parametrize(
+    ("command_module", "left_out"),
+    [
+        ("ingest.cli.validate", ("boto3", "encord", "pyarrow", "rich", "pydicom")),
+        ("ingest.cli.schema", ("boto3", "encord", "pyarrow", "rich", "pydicom")),
+        # A plan talks to S3 only: the Encord SDK and pydicom (a folder without .dcm files
+        # never needs it) stay out of its start-up.
+        ("ingest.cli.plan", ("encord", "pydicom", "pyarrow")),
+    ],
+)
+def test_a_command_imports_only_what_it_uses(
+    command_module: str, left_out: tuple[str, ...]
+) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        f"import sys, {command_module}; "
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert [package for package in left_out if package in loaded] == []
