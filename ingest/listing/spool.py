@@ -4,7 +4,8 @@ Listings run ahead of the planner: the scan lists up to `workers` prefixes at on
 planner takes them one after another, in key order. Blocking a producer until the planner
 reaches its prefix would serialise the listing (one prefix at a time), and buffering every
 page would hold the bucket in memory. So the first few waiting pages stay in memory and the
-rest are pickled, compressed and appended to an unlinked temporary file, read back in turn:
+rest are pickled, compressed (zstd, through pyarrow: several times cheaper than zlib,
+and smaller) and appended to an unlinked temporary file, read back in turn:
 a listing that runs ahead costs a little disk (see `bench/README.md`), not memory. The listing the
 planner is reading does not spill: it waits for the planner, as a bounded queue would.
 """
@@ -15,7 +16,6 @@ import os
 import pickle
 import tempfile
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -66,7 +66,7 @@ class PageSpool:
                 return
         # Serialised outside the lock (one producer per spool, so order is kept), then the
         # write and its hand-over under it: `close` cannot pull the file away meanwhile.
-        data = zlib.compress(pickle.dumps(page, pickle.HIGHEST_PROTOCOL), 1)
+        data = _compress(pickle.dumps(page, pickle.HIGHEST_PROTOCOL))
         with self._ready:
             if self._closed:
                 raise SpoolClosed
@@ -105,7 +105,7 @@ class PageSpool:
                         self._in_memory -= 1
                         self._ready.notify_all()  # a producer may be waiting for room
                 if page is _SPILLED:
-                    page = pickle.loads(zlib.decompress(data))
+                    page = pickle.loads(_decompress(data))
                 yield page if self._decode is None else self._decode(page)
         finally:
             self.close()
@@ -118,6 +118,20 @@ class PageSpool:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _compress(data: bytes) -> bytes:
+    """`data` compressed, prefixed with its length (which decompressing needs)."""
+    import pyarrow  # only once a listing runs ahead far enough to spill
+
+    return len(data).to_bytes(8, "little") + pyarrow.compress(data, "zstd", asbytes=True)
+
+
+def _decompress(data: bytes) -> bytes:
+    import pyarrow
+
+    size = int.from_bytes(data[:8], "little")
+    return pyarrow.decompress(data[8:], size, "zstd", asbytes=True)
 
 
 def in_background(
