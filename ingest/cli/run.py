@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +166,12 @@ def run_command(args: argparse.Namespace) -> int:
         new_entries = Classifier(state, names.folder, scan, mirrored)(
             state.record_scan(names.folder, scan, planned)
         )
-        submission = _submit(
-            feedback.counted(new_entries, "uploading", "new entries"), state, upload
-        )
         if state.has_mirrored(names.folder):  # items from earlier syncs: gone, changed, moved?
-            dataset = upload.client.dataset(names.dataset)
-            released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
-            more = _submit(released, state, upload)
-            submission.jobs += more.jobs
-            submission.notes += more.notes
+            submission = _sync(upload, state, scan, new_entries, mirrored)
+        else:  # a first sync: nothing to remove, so each job starts as soon as it is full
+            submission = _submit(
+                feedback.counted(new_entries, "uploading", "new entries"), state, upload
+            )
         state.finish_scan(scan)
         upload.apply_schema()  # a rerun with nothing new still brings the schema up to date
         report.manifests = [manifest for _, manifest in submission.jobs]
@@ -183,6 +182,31 @@ def run_command(args: argparse.Namespace) -> int:
             f"report: {out / REPORT_FILE}"
         )
         return _finish(args, upload, state, scan, submission, report, mirrored)
+
+
+def _sync(
+    upload: PreparedUpload,
+    state: RunState,
+    scan: int,
+    new_entries: Iterable[Entry],
+    mirrored: MirrorReport,
+) -> Submission:
+    """A sync of a folder mirrored before: the new entries wait (their fingerprints in a
+    temporary file; the entries themselves are in the run state) until the listing is
+    complete and the mirror step has checked its safety limits, so a refused sync changes
+    nothing in Encord; then the removals and moves, then the uploads."""
+    names = upload.names
+    with tempfile.TemporaryFile("w+", prefix="ingest-new-") as waiting:
+        waiting.writelines(f"{entry.fingerprint}\n" for entry in new_entries)
+        waiting.seek(0)
+        dataset = upload.client.dataset(names.dataset)
+        released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
+        new = state.held_entries(names.folder, (line.rstrip("\n") for line in waiting))
+        return _submit(
+            upload.feedback.counted(chain(new, released), "uploading", "new entries"),
+            state,
+            upload,
+        )
 
 
 def retry_command(args: argparse.Namespace) -> int:

@@ -199,17 +199,21 @@ def test_mass_deletion_is_refused_until_allowed(
     gone = ["images/cats/cat-1.png", "images/cats/cat-2.png", "images/cats/cat-3.png"]
     for key in gone:
         bucket.delete(key)
+    bucket.put([SampleObject("images/cats/cat-9.png", png(3, 3), "image/png")])  # and one new object
+    jobs = len(jobs_started(sandbox))
 
     refused = encord_ingest("run", "--deletions", "delete")
 
     assert refused.code == 2
     assert "remove 3 item(s)" in refused.stderr and "--allow-mass-delete" in refused.stderr
-    assert "18% of the 17" in refused.stderr
+    assert "18% of the 17" in refused.stderr and "Nothing was changed" in refused.stderr
+    assert len(jobs_started(sandbox)) == jobs  # the new object was not uploaded either
     assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
     assert folder_item_names(sandbox, key_pair) == CORPUS_TITLES
 
     synced(encord_ingest, "--deletions", "delete", "--allow-mass-delete")
-    assert dataset_titles(sandbox, key_pair) == sorted(set(CORPUS_TITLES) - set(gone))
+    expected = sorted({*CORPUS_TITLES, "images/cats/cat-9.png"} - set(gone))
+    assert dataset_titles(sandbox, key_pair) == expected
 
 
 def test_an_item_another_dataset_uses_is_unlinked_not_deleted(
