@@ -130,6 +130,8 @@ def measure(count: int) -> dict[str, Any]:
                         path.stat().st_size for path in (work / "out").glob("state.sqlite*")
                     )
                     rows[label]["state_bytes_per_entry"] = round(state / count)
+            for label, row in rows.items():  # the breakdown behind the table's figures
+                print(f"runpath {count:,} {label}: {json.dumps(row)}", file=sys.stderr)
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]
             rows["plan"] = _timed([*plan, "--quiet"], env)
     return {"objects": count, **rows}
