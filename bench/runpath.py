@@ -1,36 +1,38 @@
 """The whole run path: `ingest run` twice (a first import, an unchanged rerun) and `ingest
-plan`, as a user runs them, against moto (S3, STS; `standins.local_aws`) and the Encord
-sandbox (`sandbox`), which reads the objects from moto as Encord would from S3.
+plan`, as a user runs them, against the S3 stand-in (`standins.s3_listing`, an `ImageBucket`:
+listing, GET and HEAD of tiny PNGs computed, not stored), moto for STS alone (the sandbox
+assumes the integration's role there) and the Encord sandbox (`sandbox`), which reads each
+object from the stand-in with the role's credentials as Encord would from S3.
 
 Each command is a child process: wall time from the outside (start-up included), peak RSS
 its own (`RUSAGE_CHILDREN` of a fresh interpreter around it). Encord requests are the
-sandbox's exchange log; polls of upload jobs are counted apart. State bytes per entry: the
-run state's file and WAL after the first run.
-
-Moto holds every object in memory and lists ~1,500 keys/s, so the sizes it can serve in a
-benchmark are small (see bench/README.md).
+sandbox's exchange log, broken down by route; polls of upload jobs are counted apart. State
+bytes per entry: the run state's file and WAL after the first run. The sandbox runs on
+threads of this process: its CPU time during a command is this process's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from demo.samples import png
 from sandbox import generate_key_pair, running_sandbox
 from standins.local_aws import ANONYMOUS, REGION, local_aws
+from standins.s3_listing import start_standin
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/encord-access"
 INTEGRATION = "bench imports"
 EXTERNAL_ID = "bench-external-id"
 BUCKET = "bench-runpath"
+_ID = re.compile(r"[0-9a-fA-F-]{32,36}")
 
 
 def _timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -49,21 +51,26 @@ def _timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     return {"exit": code, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024)}
 
 
+def _route(method: str, path: str, query_type: str | None) -> str:
+    """An exchange's route with its ids left out, e.g. `POST storage/folders/{}/data-upload-jobs`."""
+    parts = [
+        "{}" if _ID.fullmatch(part) else part
+        for part in path.split("?")[0].removeprefix("/v2/public/").strip("/").split("/")
+    ]
+    return f"{method} {'/'.join(parts)}" + (f" {query_type}" if query_type else "")
+
+
+def _is_poll(method: str, path: str) -> bool:
+    return method == "GET" and "data-upload-jobs/" in path
+
+
 def measure(count: int) -> dict[str, Any]:
-    with local_aws() as aws, tempfile.TemporaryDirectory(prefix="bench-runpath-") as name:
+    with (
+        local_aws() as aws,
+        start_standin(3, images=count, images_bucket=BUCKET, region=REGION) as standin,
+        tempfile.TemporaryDirectory(prefix="bench-runpath-") as name,
+    ):
         work = Path(name)
-        s3 = aws.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        body = png(4, 4)
-        with ThreadPoolExecutor(16) as pool:
-            list(
-                pool.map(
-                    lambda i: s3.put_object(
-                        Bucket=BUCKET, Key=f"p{i % 16:02d}/img-{i:07d}.png", Body=body
-                    ),
-                    range(count),
-                )
-            )
         outputs = work / "outputs.json"
         outputs.write_text(
             json.dumps(
@@ -83,12 +90,14 @@ def measure(count: int) -> dict[str, Any]:
             **os.environ,
             **ANONYMOUS.env(),
             "AWS_ENDPOINT_URL": aws.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": standin.endpoint_url,
             "AWS_DEFAULT_REGION": REGION,
             "NO_PROXY": "127.0.0.1,localhost",
         }
         env.pop("AWS_PROFILE", None)
         with running_sandbox(
             aws_endpoint_url=aws.endpoint_url,
+            aws_s3_endpoint_url=standin.endpoint_url,
             aws_credentials=ANONYMOUS,
             authorized_keys_path=keys.write_authorized_keys(work / "authorized_keys"),
             long_poll_cap_seconds=1,
@@ -104,16 +113,25 @@ def measure(count: int) -> dict[str, Any]:
             rows: dict[str, Any] = {}
             for label in ("first run", "unchanged rerun"):
                 before = len(sandbox.exchanges())
+                cpu = time.process_time()
                 rows[label] = _timed(run, env)
-                exchanges = sandbox.exchanges()[before:]
-                polls = sum(e.method == "GET" and "data-upload-jobs" in e.path for e in exchanges)
-                rows[label]["requests"] = len(exchanges) - polls
+                rows[label]["sandbox_cpu_s"] = round(time.process_time() - cpu, 1)
+                routes = Counter(
+                    _route(e.method, e.path, e.query_type)
+                    for e in sandbox.exchanges()[before:]
+                    if not _is_poll(e.method, e.path)
+                )
+                polls = sum(_is_poll(e.method, e.path) for e in sandbox.exchanges()[before:])
+                rows[label]["requests"] = sum(routes.values())
                 rows[label]["polls"] = polls
+                rows[label]["routes"] = dict(routes.most_common())
                 if label == "first run":
                     state = sum(
                         path.stat().st_size for path in (work / "out").glob("state.sqlite*")
                     )
                     rows[label]["state_bytes_per_entry"] = round(state / count)
+            for label, row in rows.items():  # the breakdown behind the table's figures
+                print(f"runpath {count:,} {label}: {json.dumps(row)}", file=sys.stderr)
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]
             rows["plan"] = _timed([*plan, "--quiet"], env)
     return {"objects": count, **rows}

@@ -245,7 +245,7 @@ def _fault_response(family: str, injection: Injection, status: int) -> Response:
     headers = (
         (("Retry-After", str(injection.retry_after)),) if injection.retry_after is not None else ()
     )
-    if family == "v2" or status == 429:
+    if family == "v2" or status in (413, 429):  # v1 reads these from the HTTP status
         return Response(status, {"message": message}, headers)
     envelope = {"status": status, "response": ["UNKNOWN_ERROR"], "payload": message}
     return Response(status, envelope, headers)

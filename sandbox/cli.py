@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where STS and S3 are (moto in tests); default AWS_ENDPOINT_URL or AWS itself",
     )
     serve.add_argument(
+        "--aws-s3-endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL_S3"),
+        help="S3 elsewhere than STS (e.g. standins.s3_listing); default AWS_ENDPOINT_URL_S3",
+    )
+    serve.add_argument(
         "--aws-access-key-id", help="the sandbox's own AWS identity (default: boto3's chain)"
     )
     serve.add_argument("--aws-secret-access-key")
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 def _create(args: argparse.Namespace, credentials: tuple[str, str] | None) -> Sandbox:
     return create_sandbox(
         aws_endpoint_url=args.aws_endpoint_url,
+        aws_s3_endpoint_url=args.aws_s3_endpoint_url,
         aws_credentials=credentials,
         authorized_keys_path=args.authorized_keys,
         state_path=args.state,

@@ -6,7 +6,7 @@ them. A route rule:
     {"route": "/v2/public/cloud-integrations",   # glob on the path ("*" matches "/" too)
      "method": "GET",                             # optional
      "queryType": "datasetlinkitems",             # optional, v1 only
-     "status": 503,                               # 500, 503 or 429; omit for "slow only"
+     "status": 503,                               # 500, 503, 429 or 413; omit for "slow only"
      "retryAfter": 1,                             # seconds, sent with 429
      "delaySeconds": 0.5,                         # answer late (before failing, if status)
      "count": 2,                                  # the next N matching calls; or
@@ -28,7 +28,7 @@ from typing import Any
 from sandbox.errors import invalid
 from sandbox.jobs import JobFault, Status
 
-FAULT_STATUSES = (429, 500, 503)
+FAULT_STATUSES = (413, 429, 500, 503)
 
 
 @dataclass

@@ -139,8 +139,15 @@ class AwsCredentials:
 
 
 class S3Gateway:
-    def __init__(self, endpoint_url: str | None, credentials: AwsCredentials | None = None):
+    def __init__(
+        self,
+        endpoint_url: str | None,
+        credentials: AwsCredentials | None = None,
+        s3_endpoint_url: str | None = None,
+    ):
+        """`endpoint_url` for STS and S3 Control; S3 itself at `s3_endpoint_url` if given."""
         self._endpoint_url = endpoint_url
+        self._s3_endpoint_url = s3_endpoint_url or endpoint_url
         self._own = credentials.client_kwargs() if credentials else {}
         botocore_session = botocore.session.get_session()
         botocore_session.register_component("data_loader", _SHARED_LOADER)
@@ -278,7 +285,7 @@ class S3Gateway:
                 session.register_component("data_loader", _SHARED_LOADER)
                 session._credentials = self._role_credentials  # no public setter exists
                 self._s3_by_region[region] = boto3.session.Session(botocore_session=session).client(
-                    "s3", endpoint_url=self._endpoint_url, region_name=region, config=_CONFIG
+                    "s3", endpoint_url=self._s3_endpoint_url, region_name=region, config=_CONFIG
                 )
             return self._s3_by_region[region]
 

@@ -173,6 +173,7 @@ def create_sandbox(
     aws_endpoint_url: str | None,
     authorized_keys_path: str | os.PathLike,
     aws_credentials: Any = None,
+    aws_s3_endpoint_url: str | None = None,
     state_path: str | os.PathLike | None = None,
     integrations: Iterable[IntegrationSeed | tuple[str, str, str]] = (),
     long_poll_cap_seconds: float = DEFAULT_LONG_POLL_CAP_SECONDS,
@@ -183,6 +184,8 @@ def create_sandbox(
 ) -> Sandbox:
     """Build and bind a sandbox (not yet serving); unfinished jobs from `state_path` resume.
 
+    `aws_endpoint_url` serves STS (AssumeRole) and S3 Control, and S3 too unless
+    `aws_s3_endpoint_url` is given (e.g. a computed bucket beside moto's STS).
     `record_exchanges` keeps every response for `Sandbox.exchanges()` (tests); a long-running
     server (the CLI) turns it off. `readings` are `sandbox.readings.Readings` fields
     (`report_skipped_duplicates=True`, `max_job_entries=5`, ...).
@@ -201,7 +204,7 @@ def create_sandbox(
         seed = seed if isinstance(seed, IntegrationSeed) else IntegrationSeed(*seed)
         _seed_integration(catalog, seed, default_owner)
     faults = Faults()
-    gateway = S3Gateway(aws_endpoint_url, _credentials(aws_credentials))
+    gateway = S3Gateway(aws_endpoint_url, _credentials(aws_credentials), aws_s3_endpoint_url)
     holder = ReadingsHolder(chosen)
     jobs = Jobs(
         catalog,
@@ -224,6 +227,7 @@ def running_sandbox(
     aws_endpoint_url: str | None,
     authorized_keys_path: str | os.PathLike,
     aws_credentials: Any = None,
+    aws_s3_endpoint_url: str | None = None,
     state_path: str | os.PathLike | None = None,
     integrations: Iterable[IntegrationSeed | tuple[str, str, str]] = (),
     long_poll_cap_seconds: float = DEFAULT_LONG_POLL_CAP_SECONDS,
@@ -237,6 +241,7 @@ def running_sandbox(
         aws_endpoint_url=aws_endpoint_url,
         authorized_keys_path=authorized_keys_path,
         aws_credentials=aws_credentials,
+        aws_s3_endpoint_url=aws_s3_endpoint_url,
         state_path=state_path,
         integrations=integrations,
         long_poll_cap_seconds=long_poll_cap_seconds,

@@ -13,6 +13,10 @@ buckets a lister is measured against (figures in `bench/README.md`; `../shared/n
   character). Zero-padded numbers make generation order the key order, so key `i` costs O(1)
   and the index of any string's position costs a binary search over the index (O(log n) key
   constructions); nothing but the O(prefixes) segment table is kept, whatever the count.
+- The image bucket (`ImageBucket`, default name `bench-images`, with `images=`): `count` tiny
+  PNGs (`p<i % prefixes>/img-<i>.png`, one shared body and MD5 ETag) served by GET and HEAD
+  with ranges — what the run-path bench imports through the Encord sandbox, which reads each
+  object as Encord would.
 - The directory-backed bucket (`DirectoryBucket`, default name `bench-files`): the files
   under a local directory, listed (walked on each LIST) and served by GET and HEAD with
   Content-Length, an MD5 ETag and ranges — so a benchmark can read e.g. an S3 Inventory report
@@ -65,6 +69,7 @@ from xml.sax.saxutils import escape
 
 BUCKET = "bench-bucket"
 FILES_BUCKET = "bench-files"
+IMAGES_BUCKET = "bench-images"
 MAX_KEYS = 1000
 FOLDER_SIZE = 100
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -75,6 +80,8 @@ _MIX = 0x9E3779B97F4A7C15F39CC0605CEDC835
 _MASK = (1 << 128) - 1
 _ROOT_MODIFIED = "2026-11-01T12:00:00.000Z"
 _ESCAPE_QUOTES = {'"': "&quot;"}
+# The image bucket's LastModified, as listed (ISO) and as served (seconds since the epoch).
+_IMAGES_MODIFIED = 1793534400.0  # 2026-11-01T12:00:00Z
 
 
 def url_encode(value: str) -> str:
@@ -291,6 +298,47 @@ class _FileListing:
                 "<StorageClass>STANDARD</StorageClass></Contents>"
             )
         return out
+
+
+class ImageBucket:
+    """`count` PNG images, key `i` being `p<i % prefixes>/img-<i, 7 digits>.png`, each one tiny
+    valid image (`demo.samples.png(4, 4)`) with the same MD5 ETag: what an import reads."""
+
+    def __init__(self, count: int, prefixes: int = 16) -> None:
+        from demo.samples import png
+
+        if prefixes < 1 or count < 0 or count > 10**_FOLDER_DIGITS:
+            raise ValueError("images: 0..10,000,000 keys over at least one prefix")
+        self.count, self.prefixes = count, prefixes
+        self.width = max(2, len(str(prefixes - 1)))
+        self.body = png(4, 4)
+        self.etag = hashlib.md5(self.body).hexdigest()
+        # Prefix p holds the keys i ≡ p (mod prefixes), so its block starts after the smaller ones.
+        per_prefix, extra = divmod(count, prefixes)
+        self._starts = [p * per_prefix + min(p, extra) for p in range(prefixes + 1)]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def key(self, index: int) -> str:
+        p = bisect_right(self._starts, index) - 1
+        number = p + (index - self._starts[p]) * self.prefixes
+        return f"p{p:0{self.width}d}/img-{number:0{_FOLDER_DIGITS}d}.png"
+
+    def number(self, key: str) -> int | None:
+        """The image number behind `key`; None if the bucket has no such key."""
+        match = re.fullmatch(rf"p(\d{{{self.width}}})/img-(\d{{{_FOLDER_DIGITS}}})\.png", key)
+        if match is None:
+            return None
+        p, number = int(match[1]), int(match[2])
+        return number if number < self.count and number % self.prefixes == p else None
+
+    def contents(self, start: int, stop: int, url: bool) -> list[str]:
+        tail = (
+            f"</Key><LastModified>{_ROOT_MODIFIED}</LastModified><ETag>&quot;{self.etag}&quot;"
+            f"</ETag><Size>{len(self.body)}</Size><StorageClass>STANDARD</StorageClass></Contents>"
+        )
+        return [f"<Contents><Key>{self.key(i)}{tail}" for i in range(start, stop)]
 
 
 def _iso(seconds: float) -> str:
@@ -512,15 +560,22 @@ class _Handler(BaseHTTPRequestHandler):
         return unquote(name), unquote(key)
 
     def _object(self, bucket, key: str, head: bool, request_id: str) -> None:
-        if not isinstance(bucket, DirectoryBucket):
+        path: Path | None = None
+        if isinstance(bucket, ImageBucket):
+            if bucket.number(key) is None:
+                raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+            size, modified, etag = len(bucket.body), _IMAGES_MODIFIED, bucket.etag
+        elif isinstance(bucket, DirectoryBucket):
+            found = bucket.object(key)
+            if found is None:
+                raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+            path, stat, etag = found
+            size, modified = stat.st_size, stat.st_mtime
+        else:
             raise S3Error(501, "NotImplemented", "The synthetic bucket's objects are listed only")
-        found = bucket.object(key)
-        if found is None:
-            raise S3Error(404, "NoSuchKey", "The specified key does not exist.", Key=key)
-        path, stat, etag = found
-        size, offset, length, status = stat.st_size, 0, stat.st_size, 200
+        offset, length, status = 0, size, 200
         headers = {
-            "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+            "Last-Modified": email.utils.formatdate(modified, usegmt=True),
             "ETag": f'"{etag}"',
             "Accept-Ranges": "bytes",
         }
@@ -540,7 +595,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {offset}-{end}/{size}"
         content_type = mimetypes.guess_type(key)[0] or "binary/octet-stream"
         self._start(status, request_id, content_type, length, headers)
-        if not head and length:
+        if head or not length:
+            return
+        if path is None:
+            self.wfile.write(bucket.body[offset : offset + length])
+        else:
             with path.open("rb") as file:
                 self.connection.sendfile(file, offset, length)
 
@@ -588,15 +647,19 @@ class StandinServer(ThreadingHTTPServer):
         directory: str | os.PathLike[str] | None = None,
         bucket: str = BUCKET,
         files_bucket: str = FILES_BUCKET,
+        images: int | None = None,
+        images_bucket: str = IMAGES_BUCKET,
         host: str = "127.0.0.1",
         port: int = 0,
         region: str = "eu-west-2",
     ) -> None:
-        self.buckets: dict[str, SyntheticBucket | DirectoryBucket] = {
+        self.buckets: dict[str, SyntheticBucket | DirectoryBucket | ImageBucket] = {
             bucket: SyntheticBucket(keys, prefixes)
         }
         if directory is not None:
             self.buckets[files_bucket] = DirectoryBucket(directory)
+        if images is not None:
+            self.buckets[images_bucket] = ImageBucket(images, prefixes)
         self.delay = delay_ms / 1000
         self.region = region
         self.request_ids = itertools.count(1)
@@ -641,6 +704,8 @@ def start_standin(
     directory: str | os.PathLike[str] | None = None,
     bucket: str = BUCKET,
     files_bucket: str = FILES_BUCKET,
+    images: int | None = None,
+    images_bucket: str = IMAGES_BUCKET,
     region: str = "eu-west-2",
 ) -> Standin:
     """Start a stand-in in a child process on 127.0.0.1; returns once it listens.
@@ -655,6 +720,9 @@ def start_standin(
     command += ["--bucket", bucket, "--files-bucket", files_bucket, "--quiet"]
     if directory is not None:
         command += ["--dir", os.fspath(directory)]
+    if images is not None:
+        ImageBucket(images, prefixes)  # as above: bad arguments fail here
+        command += ["--images", str(images), "--images-bucket", images_bucket]
     environment = dict(os.environ)
     package_root = str(Path(__file__).resolve().parent.parent)
     environment["PYTHONPATH"] = os.pathsep.join(
@@ -719,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help="serve this directory's files as the second bucket")
     parser.add_argument("--bucket", default=BUCKET)
     parser.add_argument("--files-bucket", default=FILES_BUCKET)
+    parser.add_argument("--images", type=int, help="serve this many PNG images as a third bucket")
+    parser.add_argument("--images-bucket", default=IMAGES_BUCKET)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--region", default="eu-west-2", help="sent as x-amz-bucket-region")
@@ -737,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
         directory=args.dir,
         bucket=args.bucket,
         files_bucket=args.files_bucket,
+        images=args.images,
+        images_bucket=args.images_bucket,
         host=args.host,
         port=args.port,
         region=args.region,

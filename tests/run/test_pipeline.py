@@ -74,6 +74,28 @@ def test_links_go_in_batches(
     assert linked == [4] * (total // 4) + [total % 4]
 
 
+def test_a_link_batch_refused_as_too_large_is_linked_in_halves(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair
+) -> None:
+    sandbox.inject_faults({"route": "/public", "queryType": LINK_ITEMS, "status": 413, "count": 2})
+
+    outcome = encord_ingest("run", "--json")
+
+    assert outcome.code == 0, outcome.stderr
+    calls = [e for e in sandbox.exchanges() if e.query_type == LINK_ITEMS]
+    total = len(CORPUS_TITLES)
+    # The whole batch, then its first half are refused; the quarter halves and the second
+    # half link, first part first.
+    assert [e.status for e in calls] == [413, 413, 200, 200, 200]
+    assert [len(e.body["response"]) for e in calls[2:]] == [
+        total // 4,
+        total // 2 - total // 4,
+        total - total // 2,
+    ]
+    assert outcome.json()["linked"] == total
+    assert len(dataset_titles(sandbox, key_pair)) == total
+
+
 def test_a_job_started_but_not_recorded_is_resubmitted_without_duplicates(
     encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:

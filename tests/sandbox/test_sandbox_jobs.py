@@ -7,9 +7,10 @@ import time
 
 from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import DataUploadImage, DataUploadItems, DataUploadVideo
-from sandbox_support import TEST_LONG_POLL_CAP_SECONDS, object_url
+from sandbox_support import EXTERNAL_ID, ROLE_ARN, TEST_LONG_POLL_CAP_SECONDS, object_url
 
 from demo import samples
+from standins.s3_listing import start_standin
 
 
 def _images(name, keys, **extra):
@@ -175,3 +176,27 @@ def test_a_spec_file_name_is_reported_back(sandbox, encord, integration_id, buck
         folder.add_private_data_to_folder_start(integration_id, manifest)
     )
     assert result.file_name == "manifest-001.json"
+
+
+def test_objects_are_read_from_their_own_s3_endpoint_with_the_role_assumed_through_sts(
+    aws, start_sandbox, connect
+):
+    """S3 at the stand-in's computed bucket, STS at moto: each unit reads its object there."""
+    with start_standin(3, images=40, images_bucket="computed-images") as standin:
+        sandbox = start_sandbox(aws_s3_endpoint_url=standin.endpoint_url)
+        integration = sandbox.add_integration("computed", ROLE_ARN, EXTERNAL_ID)
+        folder = connect(sandbox, max_retries=0).create_storage_folder("f")
+        keys = ["p00/img-0000000.png", "p01/img-0000017.png", "p01/img-0000000.png"]
+        job = folder.add_private_data_to_folder_start(
+            integration, _images("computed-images", keys), ignore_errors=True
+        )
+        result = folder.add_private_data_to_folder_get_result(job)
+
+    assert result.status == LongPollingStatus.DONE
+    assert sorted(item.name for item in result.items_with_names) == [
+        "img-0000000.png",
+        "img-0000017.png",
+    ]
+    # The third key is not in the computed bucket: image 0 lives under p00/.
+    assert len(result.unit_errors) == 1 and "does not exist" in result.unit_errors[0].error
+    assert all(item.width == 4 for item in folder.list_items())

@@ -26,7 +26,9 @@ from botocore.exceptions import ClientError
 from standins.s3_listing import (
     BUCKET,
     FILES_BUCKET,
+    IMAGES_BUCKET,
     NAMESPACE,
+    ImageBucket,
     SyntheticBucket,
     list_objects_v2,
     start_standin,
@@ -34,6 +36,7 @@ from standins.s3_listing import (
 )
 
 KEYS = 25_000
+IMAGES = 2_003  # not a multiple of the 16 prefixes: the first three hold one more
 ROOT_KEYS = ["README.txt", "p08_index.csv", "zz-notes.txt"]
 NS = f"{{{NAMESPACE}}}"
 
@@ -59,7 +62,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def standin(files: Path):
-    with start_standin(KEYS, directory=files) as server:
+    with start_standin(KEYS, directory=files, images=IMAGES) as server:
         yield server
 
 
@@ -345,6 +348,43 @@ def test_directory_bucket_get_head_download(s3, files, tmp_path):
     with pytest.raises(ClientError) as missing_head:
         s3.head_object(Bucket=FILES_BUCKET, Key="../big.bin")
     assert missing_head.value.response["Error"]["Code"] == "404"
+
+
+def test_image_bucket_lists_every_image_once_in_order_and_serves_each():
+    bucket = ImageBucket(IMAGES)
+    keys = [bucket.key(i) for i in range(IMAGES)]
+
+    assert keys == sorted(keys)
+    assert sorted(keys) == sorted(f"p{i % 16:02d}/img-{i:07d}.png" for i in range(IMAGES))
+    assert all(bucket.number(key) is not None for key in keys)
+    for absent in ("p01/img-0000000.png", f"p00/img-{IMAGES + 13:07d}.png", "p00/x.png"):
+        assert bucket.number(absent) is None
+
+
+def test_image_bucket_get_head_and_ranges(s3):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=IMAGES_BUCKET)
+    listed = [item for page in pages for item in page.get("Contents", [])]
+    assert len(listed) == IMAGES
+    body = ImageBucket(1).body
+    assert body.startswith(b"\x89PNG\r\n\x1a\n")
+    etag = f'"{hashlib.md5(body).hexdigest()}"'
+    assert {(item["Size"], item["ETag"]) for item in listed} == {(len(body), etag)}
+
+    key = listed[777]["Key"]
+    whole = s3.get_object(Bucket=IMAGES_BUCKET, Key=key)
+    assert whole["Body"].read() == body and whole["ETag"] == etag
+    assert whole["LastModified"] == listed[777]["LastModified"]
+    # What the sandbox sends: a range past the end is cut to the object.
+    head = s3.get_object(Bucket=IMAGES_BUCKET, Key=key, Range="bytes=0-262143")
+    assert head["Body"].read() == body
+    assert head["ContentRange"] == f"bytes 0-{len(body) - 1}/{len(body)}"
+    part = s3.get_object(Bucket=IMAGES_BUCKET, Key=key, Range="bytes=8-15")
+    assert part["Body"].read() == body[8:16]
+    assert s3.head_object(Bucket=IMAGES_BUCKET, Key=key)["ContentLength"] == len(body)
+
+    with pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket=IMAGES_BUCKET, Key="p01/img-0000000.png")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
 
 
 def test_signatures_are_ignored_and_virtual_hosts_served(standin, s3, files):
