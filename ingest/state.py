@@ -87,6 +87,8 @@ CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url)
     WHERE job_id IS NOT NULL AND item_uuid IS NULL;
 CREATE INDEX IF NOT EXISTS failed_entries ON entries (title) WHERE error IS NOT NULL;
 CREATE INDEX IF NOT EXISTS gone_entries ON entries (gone_at) WHERE gone_at IS NOT NULL;
+-- Verification joins the links with their entries by item (`linked_rows`).
+CREATE INDEX IF NOT EXISTS entries_by_item ON entries (item_uuid) WHERE item_uuid IS NOT NULL;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -121,6 +123,12 @@ CREATE TABLE IF NOT EXISTS dedupe_pending (
     fingerprint TEXT NOT NULL,
     since REAL NOT NULL,
     PRIMARY KEY (folder, fingerprint)
+);
+-- Folders whose index (`folder_items`) matched the entries at the last verification, with
+-- no change to the folder since (an upload's intent or a mirror action removes the mark).
+CREATE TABLE IF NOT EXISTS folder_index_current (
+    folder TEXT PRIMARY KEY,
+    folder_uuid TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS folder_items (
     folder_uuid TEXT NOT NULL,
@@ -504,6 +512,7 @@ class RunState:
         """An upload job about to be started with these entries, committed before the request
         is sent: if the process dies before `record_job`, the rerun knows a job may exist."""
         with self._db:
+            self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
             intent = self._db.execute(
                 "INSERT INTO job_intents (folder, folder_uuid, manifest, started_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -666,6 +675,9 @@ class RunState:
         epoch seconds) — written in batches, so a folder of millions stays on disk."""
         count = 0
         with self._db:
+            self._db.execute(
+                "DELETE FROM folder_index_current WHERE folder_uuid = ?", (folder_uuid,)
+            )
             self._db.execute("DELETE FROM folder_items WHERE folder_uuid = ?", (folder_uuid,))
         batch: list[tuple[str, str, str, str | None, float]] = []
         for item_uuid, name, url, created_at in items:
@@ -673,6 +685,26 @@ class RunState:
             if len(batch) >= SCAN_COMMIT_EVERY:
                 count += self._index_batch(batch)
         return count + self._index_batch(batch)
+
+    def folder_index_current(self, folder: str, folder_uuid: str) -> int | None:
+        """How many items the folder's index holds, if it matched the entries at the last
+        verification and nothing has changed the folder since (else None)."""
+        if not self._db.execute(
+            "SELECT 1 FROM folder_index_current WHERE folder = ? AND folder_uuid = ?",
+            (folder, folder_uuid),
+        ).fetchone():
+            return None
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM folder_items WHERE folder_uuid = ?", (folder_uuid,)
+        ).fetchone()
+        return int(count)
+
+    def mark_folder_index_current(self, folder: str, folder_uuid: str) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO folder_index_current (folder, folder_uuid) VALUES (?, ?)",
+                (folder, folder_uuid),
+            )
 
     def _index_batch(self, batch: list[tuple[str, str, str, str | None, float]]) -> int:
         with self._db:
@@ -1122,6 +1154,7 @@ class RunState:
         intended by a run that did not record it done (interrupted), so the caller checks
         what Encord has before acting again."""
         with self._db:
+            self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
             row = self._db.execute(
                 "SELECT status, detail FROM mirror_actions"
                 " WHERE folder = ? AND item_uuid = ? AND action = ?",

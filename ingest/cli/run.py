@@ -297,6 +297,7 @@ def _finish(
                 scan,
                 out,
                 lambda rows: feedback.counted(rows, "verifying", "rows"),
+                reuse_folder_index=True,
             )
     finally:
         feedback.close()

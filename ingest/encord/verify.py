@@ -4,7 +4,8 @@ Nothing here depends on one unpaged response (`Dataset.list_data_rows()` returns
 Dataset at once, which a million rows would not survive):
 - the Folder through its paged item listing (1,000 a page, indexed in the run state): an
   entry whose item is not there is missing, a second item for one entry's URL or title is a
-  duplicate, any other item is one nothing planned;
+  duplicate, any other item is one nothing planned. `ingest run` reuses the index instead
+  when the last verification found it exact and nothing has changed the folder since;
 - the Dataset through the link records: every item `link_items` accepted for the Dataset
   (recorded per batch), checked against the scan's entries by title and item: an entry not
   linked is missing, a linked item no entry of the scan has (its object left the bucket, or
@@ -81,18 +82,24 @@ def verify(
     scan: int,
     directory: Path,
     progress: Callable[[Iterable], Iterable] | None = None,
+    reuse_folder_index: bool = False,
 ) -> Verification:
     """Read-only: the folder is looked up, never created (a missing one: every entry is
     missing from it). `progress`, if given, wraps the linked rows as they are compared (to
-    count them)."""
+    count them). `reuse_folder_index`: compare with the folder's index kept in the state
+    instead of listing the folder again, if it matched at the last verification and no
+    upload or mirror action has touched the folder since (`ingest run`); `ingest verify`
+    always lists it."""
     counts: Counter = Counter()
     storage_folder = client.find_folder(folder)
-    items = 0
+    items: int | None = 0
     folder_uuid = str(storage_folder.uuid) if storage_folder is not None else ""
     if storage_folder is not None:
-        items = client.index_folder(
-            storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
-        )
+        items = state.folder_index_current(folder, folder_uuid) if reuse_folder_index else None
+        if items is None:
+            items = client.index_folder(
+                storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
+            )
     rows = 0
 
     def linked() -> Iterator[tuple[str, str | None]]:
@@ -112,12 +119,14 @@ def verify(
 
     report = directory / DIFFERENCES_FILE
     sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
+    if storage_folder is not None and not counts:
+        state.mark_folder_index_current(folder, folder_uuid)
     return Verification(
         dataset=dataset.title,
         dataset_hash=dataset.dataset_hash,
         folder=folder,
         rows=rows,
-        items=items,
+        items=items or 0,
         missing=counts["missing"],
         extra=counts["extra"],
         folder_differences={kind: counts[kind] for kind in FOLDER_DIFFERENCES},

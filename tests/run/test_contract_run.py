@@ -15,7 +15,7 @@ import pytest
 from encord.exceptions import PayloadTooLargeError
 from encord.orm.storage import UploadLongPollingState
 
-from demo.samples import SampleObject, dicom
+from demo.samples import SampleObject, dicom, png
 from ingest.encord import client as client_module
 from ingest.encord import upload
 from sandbox import KeyPair, Sandbox
@@ -216,6 +216,34 @@ def test_verify_reports_a_duplicate_item_in_the_folder(
 
     assert verify.code == 1
     assert verify.json()["folder"]["duplicate"] == 1
+
+
+def test_an_unchanged_rerun_reuses_the_exact_folder_index_and_verify_lists_the_folder(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket
+) -> None:
+    from tests.run.support import sdk_client
+
+    assert encord_ingest("run").code == 0
+    pages = _listing_pages(sandbox)
+    rerun = encord_ingest("run", "--json")
+    assert rerun.code == 0 and rerun.json()["verify"]["folder"]["items"] == len(CORPUS_TITLES)
+    assert _listing_pages(sandbox) == pages  # nothing touched the folder: its index holds
+    assert encord_ingest("verify").code == 0
+    assert _listing_pages(sandbox) > pages  # `ingest verify` always lists the folder
+
+    # A change made in Encord behind the state's back, then a run that uploads: it lists
+    # the folder again before it compares, and finds the change.
+    client = sdk_client(sandbox, key_pair)
+    [folder] = [f for f in client.list_storage_folders() if f.name == "imports"]
+    [integration] = client.get_cloud_integrations()
+    url = bucket.url("images/cats/cat-1.png")
+    job = folder.add_private_data_to_folder_start(
+        integration.id, {"images": [{"objectUrl": url, "title": "images/cats/cat-1.png"}]}
+    )
+    folder.add_private_data_to_folder_get_result(job)
+    bucket.put([SampleObject("images/cats/cat-9.png", png(3, 3), "image/png")])
+    synced = encord_ingest("run", "--json")
+    assert synced.code == 1 and synced.json()["verify"]["folder"]["duplicate"] == 1
 
 
 def _sequence_outputs(bucket: Bucket, allow_write: bool | None) -> None:
