@@ -349,7 +349,7 @@ def _nothing_to_verify(title: str, out: Path) -> Verification:
         folder_differences={},
         sample=[],
         report=report,
-        file_links=[],
+        folder_uuid="",
     )
 
 

@@ -40,10 +40,11 @@ def verify_command(args: argparse.Namespace) -> int:
             )
         finally:
             feedback.close()
+        links = list(state.file_links(verification.folder_uuid)) if args.links else []
     summary = verification.to_json()
     lines = [verification.summary()]
     if args.links:
-        summary["fileLinks"] = verification.file_links
-        lines = [*verification.file_links, *lines]
+        summary["fileLinks"] = links
+        lines = [*links, *lines]
     print_result(args, summary, lambda: "\n".join(lines))
     return EXIT_EXACT if verification.exact else EXIT_DIFFERENCES

@@ -42,7 +42,7 @@ class Verification:
     folder_differences: dict[str, int]
     sample: list[dict[str, str]]  # the first differences, for the summary
     report: Path
-    file_links: list[str]
+    folder_uuid: str  # "" when the folder does not exist
 
     @property
     def exact(self) -> bool:
@@ -132,5 +132,5 @@ def verify(
         folder_differences={kind: counts[kind] for kind in FOLDER_DIFFERENCES},
         sample=sample,
         report=report,
-        file_links=list(state.file_links(folder_uuid)),
+        folder_uuid=folder_uuid,
     )
