@@ -11,7 +11,7 @@
 5. state: the run state's first run and unchanged rerun at 100k and 1M entries
    (`bench.state`).
 6. runpath: `ingest run` (first import, unchanged rerun) and `ingest plan` against moto and
-   the Encord sandbox (`bench.runpath`), at 10k objects by default.
+   the Encord sandbox (`bench.runpath`), at 10k and 100k objects by default.
 7. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
 8. watch: `ingest watch` latency and throughput, moto's S3 events → SQS → the sandbox
    (`bench.watch`).
@@ -295,7 +295,7 @@ def main() -> int:
     parser.add_argument("--listing-keys", type=int, default=320_000)
     parser.add_argument("--inventory-keys", type=int, default=10_000_000)
     parser.add_argument("--end-to-end-keys", type=int, default=320_000)
-    parser.add_argument("--runpath-objects", type=int, action="append", help="default: 10000")
+    parser.add_argument("--runpath-objects", type=int, action="append", help="default: 10000 and 100000")
     parser.add_argument(
         "--state-entries", type=int, action="append", help="default: 100000 and 1000000"
     )
@@ -317,7 +317,7 @@ def main() -> int:
     if args.only in (None, "state"):
         failed += state_table(args.state_entries or [100_000, 1_000_000])
     if args.only in (None, "runpath"):
-        failed += runpath_table(args.runpath_objects or [10_000])
+        failed += runpath_table(args.runpath_objects or [10_000, 100_000])
     if args.only in (None, "watch"):
         from bench import watch  # moto and the sandbox: imported only for this table
 
