@@ -29,6 +29,7 @@ Nothing here holds a secret: no key, no external ID.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import marshal
 import sqlite3
@@ -54,7 +55,7 @@ SCAN_LOOKUP_BATCH = 1000
 SCAN_COMMIT_EVERY = 50_000
 # Bumped when the tables change: an older file is rebuilt (losing the state is safe: the
 # rerun submits everything again and Encord skips what it already has).
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 # The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
 # dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
 _TABLES = ("scans", "entries", "mirror_held")
@@ -77,7 +78,8 @@ CREATE TABLE IF NOT EXISTS entries (
     gone_at INTEGER,
     job_id TEXT,
     item_uuid TEXT,
-    error TEXT
+    error TEXT,
+    mirrored INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_fingerprint ON entries (folder, fingerprint);
 -- Partial indexes hold only the rows their lookups can find: entries submitted (a job's
@@ -87,6 +89,14 @@ CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url)
     WHERE job_id IS NOT NULL AND item_uuid IS NULL;
 CREATE INDEX IF NOT EXISTS failed_entries ON entries (title) WHERE error IS NOT NULL;
 CREATE INDEX IF NOT EXISTS gone_entries ON entries (gone_at) WHERE gone_at IS NOT NULL;
+-- Imported entries whose item's provenance is not recorded as theirs (`record_mirrored`):
+-- every one after the uploads, none once recorded, so an unchanged sync reads nothing.
+CREATE INDEX IF NOT EXISTS entries_to_mirror ON entries (id)
+    WHERE item_uuid IS NOT NULL AND mirrored = 0;
+-- `mirrored`: the entry's item has its provenance as the entry's; not once the item changes.
+CREATE TRIGGER IF NOT EXISTS entries_item_changed AFTER UPDATE OF item_uuid ON entries
+    WHEN old.mirrored = 1 AND old.item_uuid IS NOT new.item_uuid
+    BEGIN UPDATE entries SET mirrored = 0 WHERE id = new.id; END;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -155,7 +165,11 @@ GROUP_CLOCK_SKEW_SECONDS = 600
 
 # Mirroring (ingest/mirror). `mirror_items`: what each storage item a sync left in the folder
 # came from (its provenance), so a later sync decides deletions and moves without asking
-# Encord; status 'present' (in the Dataset) or 'unlinked' (left in the folder only).
+# Encord; status 'present' (in the Dataset) or 'unlinked' (left in the folder only). An
+# item recorded from an entry (`record_mirrored`) has NULL urls and etags: they are the
+# entry's (by fingerprint); one recovered from a Folder listing, or kept from an older
+# layout, has them as JSON (and its signature as `signature_text`). `signature`: the digest
+# of the item's (`_signature_digest`), for lookups.
 # `mirror_held`: entries of a scan kept out of the upload stream until the mirror step has
 # decided them (a move to re-point, a changed item to replace). `mirror_actions`: each
 # change to Encord, recorded as an intent before it is made and done after.
@@ -165,12 +179,13 @@ CREATE TABLE IF NOT EXISTS mirror_items (
     item_uuid TEXT NOT NULL,
     fingerprint TEXT,
     title TEXT NOT NULL,
-    urls TEXT NOT NULL,
-    etags TEXT NOT NULL,
-    signature TEXT,
+    urls TEXT,
+    etags TEXT,
+    signature BLOB,
+    signature_text TEXT,
     status TEXT NOT NULL DEFAULT 'present',
     PRIMARY KEY (folder, item_uuid)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mirror_items_by_title ON mirror_items (folder, title);
 CREATE INDEX IF NOT EXISTS mirror_items_by_signature ON mirror_items (folder, signature);
 CREATE TABLE IF NOT EXISTS mirror_held (
@@ -239,11 +254,45 @@ class RunState:
     def _create_tables(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version != _SCHEMA_VERSION:
+            self._db.execute("BEGIN IMMEDIATE")  # DDL too: the rebuild is one transaction
             with self._db:
                 for table in _TABLES:  # an older layout, or none: start afresh
                     self._db.execute(f"DROP TABLE IF EXISTS {table}")
+                if version < 5:
+                    self._migrate_mirror_items()
+                # Provenance read from entries is lost with them: the folder's is dropped
+                # whole, so the next run recovers it from the Folder (`seed_mirrored`).
+                if self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'mirror_items'"
+                ).fetchone():
+                    self._db.execute(
+                        "DELETE FROM mirror_items WHERE folder IN"
+                        " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
+                    )
                 self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA + _MIRROR_SCHEMA)
+
+    def _migrate_mirror_items(self) -> None:
+        """Layout 4's provenance (a signature as text, a rowid table) into today's, in the
+        caller's transaction."""
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mirror_items'"
+        ).fetchone()
+        if exists is None:
+            return
+        self._db.execute("ALTER TABLE mirror_items RENAME TO mirror_items_old")
+        for index in ("mirror_items_by_title", "mirror_items_by_signature"):
+            self._db.execute(f"DROP INDEX IF EXISTS {index}")
+        for statement in _MIRROR_SCHEMA.split(";"):
+            if "mirror_items" in statement and statement.strip():
+                self._db.execute(statement)
+        self._db.create_function("signature_digest", 1, _signature_digest, deterministic=True)
+        self._db.execute(
+            "INSERT INTO mirror_items (folder, item_uuid, fingerprint, title, urls, etags,"
+            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title, urls, etags,"
+            " signature_digest(signature), signature, status FROM mirror_items_old"
+        )
+        self._db.execute("DROP TABLE mirror_items_old")
 
     def __enter__(self) -> RunState:
         return self
@@ -978,8 +1027,8 @@ class RunState:
 
     def prior_by_title(self, folder: str, title: str) -> Prior | None:
         row = self._db.execute(
-            f"SELECT {_PRIOR_COLUMNS} FROM mirror_items WHERE folder = ? AND title = ?"
-            " ORDER BY status = 'present' DESC LIMIT 1",
+            f"{_PRIOR_SELECT} WHERE m.folder = ? AND m.title = ?"
+            " ORDER BY m.status = 'present' DESC LIMIT 1",
             (folder, title),
         ).fetchone()
         return _prior(row) if row else None
@@ -989,7 +1038,7 @@ class RunState:
             return False
         row = self._db.execute(
             "SELECT 1 FROM mirror_items WHERE folder = ? AND signature = ? AND title != ? LIMIT 1",
-            (folder, signature, title),
+            (folder, _signature_digest(signature), title),
         ).fetchone()
         return row is not None
 
@@ -1056,15 +1105,16 @@ class RunState:
         seen = f"SELECT 1 FROM {titles} s WHERE s.title = m.title"
         chosen = ""
         if signatures is not None:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature TEXT)")
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature BLOB)")
             self._db.execute("DELETE FROM wanted_signatures")
             self._db.executemany(
-                "INSERT INTO wanted_signatures VALUES (?)", [(sig,) for sig in signatures]
+                "INSERT INTO wanted_signatures VALUES (?)",
+                [(_signature_digest(sig),) for sig in signatures],
             )
             chosen = " AND m.signature IN (SELECT signature FROM temp.wanted_signatures)"
         after = ("", "")
         while rows := self._db.execute(
-            f"SELECT {_PRIOR_COLUMNS} FROM mirror_items m WHERE m.folder = :folder"
+            f"{_PRIOR_SELECT} WHERE m.folder = :folder"
             f" AND (m.title, m.item_uuid) > (:title, :uuid) AND NOT EXISTS ({seen}){chosen}"
             " ORDER BY m.title, m.item_uuid LIMIT :limit",
             {
@@ -1149,11 +1199,12 @@ class RunState:
                 "UPDATE entries SET item_uuid = NULL WHERE folder = ? AND item_uuid = ?",
                 (folder, item_uuid),
             )
-            self._db.execute(
-                "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+            (row_id,) = self._db.execute(
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?"
+                " RETURNING id",
                 (item_uuid, folder, entry.fingerprint),
-            )
-            self._upsert_mirrored(folder, item_uuid, entry)
+            ).fetchone()
+            self._upsert_mirrored(folder, [(row_id, item_uuid, entry.fingerprint, entry)])
             self._done(folder, item_uuid, "repoint")
 
     def finish_removal(
@@ -1182,26 +1233,36 @@ class RunState:
                     "UPDATE mirror_items SET status = ? WHERE folder = ? AND item_uuid = ?",
                     [(UNLINKED, folder, item_uuid) for item_uuid in item_uuids],
                 )
+                # Its entry, should its object come back, makes it present again.
+                self._db.executemany(
+                    "UPDATE entries SET mirrored = 0 WHERE folder = ? AND fingerprint ="
+                    " (SELECT fingerprint FROM mirror_items WHERE folder = ? AND item_uuid = ?)",
+                    [(folder, folder, item_uuid) for item_uuid in item_uuids],
+                )
             for item_uuid in item_uuids:
                 self._done(folder, item_uuid, action)
 
     def record_mirrored(self, folder: str, scan: int, page_size: int = 1000) -> None:
-        """Provenance of every item the scan's entries are in Encord as, where it changed
-        (on a sync with nothing new this reads the scan's entries once and writes nothing)."""
+        """Provenance of every item the scan's entries are in Encord as, where it changed:
+        read through `entries_to_mirror`, which holds just those (none on an unchanged
+        sync), a page per query, committed every `SCAN_COMMIT_EVERY` rows (the provenance's
+        pages are written in random order: a large transaction writes each of them once)."""
         members, scanned = self._members(folder, scan)
-        after = 0
+        after = written = 0
         while rows := self._db.execute(
-            "SELECT e.id, e.item_uuid, e.title, e.kind, e.first_url, e.rebuild FROM entries e"
-            f" WHERE {members} AND e.id > ? AND e.item_uuid IS NOT NULL"
-            " AND NOT EXISTS (SELECT 1 FROM mirror_items m WHERE m.folder = e.folder"
-            " AND m.item_uuid = e.item_uuid AND m.fingerprint = e.fingerprint"
-            " AND m.status = 'present') ORDER BY e.id LIMIT ?",
-            (*scanned, after, page_size),
+            "SELECT e.id, e.item_uuid, e.fingerprint, e.title, e.kind, e.first_url, e.rebuild"
+            " FROM entries e INDEXED BY entries_to_mirror WHERE e.item_uuid IS NOT NULL"
+            f" AND e.mirrored = 0 AND e.id > ? AND {members} ORDER BY e.id LIMIT ?",
+            (after, *scanned, page_size),
         ).fetchall():
-            with self._db:
-                for _, item_uuid, *entry in rows:
-                    self._upsert_mirrored(folder, item_uuid, _rebuild(*entry))
-            after = rows[-1][0]
+            self._upsert_mirrored(
+                folder, [(row_id, item, fp, _rebuild(*rest)) for row_id, item, fp, *rest in rows]
+            )
+            after, written = rows[-1][0], written + len(rows)
+            if written >= SCAN_COMMIT_EVERY:
+                self._db.commit()
+                written = 0
+        self._db.commit()
 
     def seed_mirrored(self, folder: str, items: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
         """Provenance recovered from a Folder listing (item uuid, name, URLs), for a state
@@ -1213,23 +1274,31 @@ class RunState:
                 [(folder, uuid, title, json.dumps(urls)) for uuid, title, urls in items],
             )
 
-    def _upsert_mirrored(self, folder: str, item_uuid: str, entry: Entry) -> None:
-        self._db.execute(
+    def _upsert_mirrored(self, folder: str, imported: list[tuple[int, str, str, Entry]]) -> None:
+        """Each (entry row id, item uuid, fingerprint, entry) as its item's provenance, in the
+        caller's transaction: the entry is marked `mirrored`, the one the item stood for
+        before (if another) no longer."""
+        self._db.executemany(
+            "UPDATE entries SET mirrored = 0 WHERE mirrored = 1 AND folder = ? AND fingerprint ="
+            " (SELECT fingerprint FROM mirror_items WHERE folder = ? AND item_uuid = ?"
+            " AND fingerprint IS NOT ?)",
+            [(folder, folder, item, fingerprint) for _, item, fingerprint, _ in imported],
+        )
+        self._db.executemany(
             "INSERT INTO mirror_items"
-            " (folder, item_uuid, fingerprint, title, urls, etags, signature, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (folder, item_uuid) DO UPDATE SET"
-            " fingerprint = excluded.fingerprint, title = excluded.title, urls = excluded.urls,"
-            " etags = excluded.etags, signature = excluded.signature, status = excluded.status",
-            (
-                folder,
-                item_uuid,
-                entry.fingerprint,
-                entry.title,
-                json.dumps(entry.urls),
-                json.dumps(entry.etags),
-                entry_signature(entry),
-                PRESENT,
-            ),
+            " (folder, item_uuid, fingerprint, title, urls, etags, signature, signature_text,"
+            " status) VALUES (?, ?, ?, ?, NULL, NULL, ?, NULL, ?)"
+            " ON CONFLICT (folder, item_uuid) DO UPDATE SET fingerprint = excluded.fingerprint,"
+            " title = excluded.title, urls = NULL, etags = NULL, signature = excluded.signature,"
+            " signature_text = NULL, status = excluded.status",
+            [
+                (folder, item, fp, entry.title, _signature_digest(entry_signature(entry)), PRESENT)
+                for _, item, fp, entry in imported
+            ],
+        )
+        self._db.executemany(
+            "UPDATE entries SET mirrored = 1 WHERE id = ?",
+            [(row_id,) for row_id, *_ in imported],
         )
 
     def finish_action(self, folder: str, item_uuid: str, action: str) -> None:
@@ -1269,15 +1338,15 @@ class RunState:
         rows: dict[str, tuple] = {}
         for title in titles:
             for row in self._db.execute(
-                f"SELECT {_PRIOR_COLUMNS}, fingerprint FROM mirror_items"
-                " WHERE folder = ? AND title = ?",
+                f"{_PRIOR_SELECT.replace(' FROM', ', m.fingerprint FROM', 1)}"
+                " WHERE m.folder = ? AND m.title = ?",
                 (folder, title),
             ):
                 rows[row[0]] = row
         for prefix in under:
             for row in self._db.execute(
-                f"SELECT {_PRIOR_COLUMNS}, fingerprint FROM mirror_items"
-                " WHERE folder = ? AND title >= ? AND title < ?",
+                f"{_PRIOR_SELECT.replace(' FROM', ', m.fingerprint FROM', 1)}"
+                " WHERE m.folder = ? AND m.title >= ? AND m.title < ?",
                 (folder, prefix, prefix + "\U0010ffff"),
             ):
                 rows[row[0]] = row
@@ -1441,12 +1510,29 @@ def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
     return Entry(KINDS[kind], title, keys, urls, etags, client_metadata, create_video, sizes or ())
 
 
-# Mirroring: the columns of mirror_items that make a `Prior`, in `_prior`'s order.
-_PRIOR_COLUMNS = "item_uuid, title, urls, etags, signature, status"
+# Mirroring: what makes a `Prior` (`_prior`): the item's provenance, and the entry it was
+# recorded from (whose URLs and ETags it has, when it has none of its own).
+_PRIOR_SELECT = (
+    "SELECT m.item_uuid, m.title, m.urls, m.etags, m.signature_text, m.status,"
+    " e.title, e.kind, e.first_url, e.rebuild FROM mirror_items m LEFT JOIN entries e"
+    " ON m.urls IS NULL AND e.folder = m.folder AND e.fingerprint = m.fingerprint"
+)
 
 
 def _prior(row: tuple) -> Prior:
-    item_uuid, title, urls, etags, signature, status = row
+    item_uuid, title, urls, etags, signature, status, *entry = row
+    if urls is None:
+        recorded = _rebuild(*entry)
+        return Prior(
+            item_uuid, title, recorded.urls, recorded.etags, entry_signature(recorded), status
+        )
     return Prior(
         item_uuid, title, tuple(json.loads(urls)), tuple(json.loads(etags)), signature, status
     )
+
+
+def _signature_digest(signature: str | None) -> bytes | None:
+    """What `mirror_items.signature` holds of a signature: 16 bytes, whatever its length."""
+    if signature is None:
+        return None
+    return hashlib.blake2b(signature.encode(), digest_size=16).digest()
