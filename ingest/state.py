@@ -3,8 +3,8 @@
 Each entry is keyed by (Files folder, fingerprint): a changed object has a new fingerprint and
 is uploaded again, an unchanged one never is. Its progress is in its columns:
 
-    planned    job_id, item_uuid and error all NULL
-    submitted  job_id set: it is in that upload job's manifest
+    planned    job, item_uuid and error all NULL
+    submitted  job set (its number in `entry_jobs`): it is in that upload job's manifest
     uploaded   item_uuid set: the job imported it as that storage item
     failed     error set (JSON: url, error, subtask_uuid); `ingest retry` resubmits it
     linked     its item_uuid is in `links` for the Dataset
@@ -58,7 +58,7 @@ SCAN_COMMIT_EVERY = 50_000
 _SCHEMA_VERSION = 5
 # The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
 # dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
-_TABLES = ("scans", "entries", "mirror_held")
+_TABLES = ("scans", "entries", "entry_jobs", "mirror_held")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -76,17 +76,21 @@ CREATE TABLE IF NOT EXISTS entries (
     rebuild BLOB NOT NULL,
     seen_from INTEGER NOT NULL,
     gone_at INTEGER,
-    job_id TEXT,
+    job INTEGER,
     item_uuid TEXT,
     error TEXT,
     mirrored INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_fingerprint ON entries (folder, fingerprint);
 -- Partial indexes hold only the rows their lookups can find: entries submitted (a job's
--- result names them), not imported (a unit error names their URLs), failed (retry).
-CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, title) WHERE job_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url)
-    WHERE job_id IS NOT NULL AND item_uuid IS NULL;
+-- result names them), failed (retry).
+-- A job's entries, matched to its result's names and URLs in Python (a job is bounded).
+CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job) WHERE job IS NOT NULL;
+-- The upload jobs' ids as the small numbers `entries.job` holds.
+CREATE TABLE IF NOT EXISTS entry_jobs (
+    number INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE
+);
 CREATE INDEX IF NOT EXISTS failed_entries ON entries (title) WHERE error IS NOT NULL;
 CREATE INDEX IF NOT EXISTS gone_entries ON entries (gone_at) WHERE gone_at IS NOT NULL;
 -- Imported entries whose item's provenance is not recorded as theirs (`record_mirrored`):
@@ -113,7 +117,7 @@ CREATE TABLE IF NOT EXISTS links (
     dataset TEXT NOT NULL,
     item_uuid TEXT NOT NULL,
     PRIMARY KEY (dataset, item_uuid)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_intents (
     intent INTEGER PRIMARY KEY AUTOINCREMENT,
     folder TEXT NOT NULL,
@@ -259,12 +263,11 @@ class RunState:
                 for table in _TABLES:  # an older layout, or none: start afresh
                     self._db.execute(f"DROP TABLE IF EXISTS {table}")
                 if version < 5:
+                    self._migrate_links()
                     self._migrate_mirror_items()
                 # Provenance read from entries is lost with them: the folder's is dropped
                 # whole, so the next run recovers it from the Folder (`seed_mirrored`).
-                if self._db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE name = 'mirror_items'"
-                ).fetchone():
+                if self._exists("mirror_items"):
                     self._db.execute(
                         "DELETE FROM mirror_items WHERE folder IN"
                         " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
@@ -272,13 +275,28 @@ class RunState:
                 self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA + _MIRROR_SCHEMA)
 
+    def _migrate_links(self) -> None:
+        """Layout 4's links (a rowid table and its key's index: each link twice) into
+        today's, in the caller's transaction."""
+        if self._exists("links"):
+            self._db.execute("ALTER TABLE links RENAME TO links_old")
+            self._db.execute(
+                "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+                " PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID"
+            )
+            self._db.execute("INSERT INTO links SELECT dataset, item_uuid FROM links_old")
+            self._db.execute("DROP TABLE links_old")
+
+    def _exists(self, table: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+
     def _migrate_mirror_items(self) -> None:
         """Layout 4's provenance (a signature as text, a rowid table) into today's, in the
         caller's transaction."""
-        exists = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mirror_items'"
-        ).fetchone()
-        if exists is None:
+        if not self._exists("mirror_items"):
             return
         self._db.execute("ALTER TABLE mirror_items RENAME TO mirror_items_old")
         for index in ("mirror_items_by_title", "mirror_items_by_signature"):
@@ -470,7 +488,7 @@ class RunState:
     def _look_up(self, folder: str, fingerprints: list[str]) -> dict[str, tuple[int, bool, Any]]:
         """fingerprint → (row id, never submitted, gone_at), of those recorded, in one query."""
         rows = self._db.execute(
-            "SELECT fingerprint, id, job_id IS NULL AND item_uuid IS NULL AND error IS NULL,"
+            "SELECT fingerprint, id, job IS NULL AND item_uuid IS NULL AND error IS NULL,"
             " gone_at FROM entries WHERE folder = ?"
             " AND fingerprint IN (SELECT value FROM json_each(?))",
             (folder, json.dumps(fingerprints)),
@@ -604,11 +622,16 @@ class RunState:
                 (job_id, folder, folder_uuid, manifest),
             )
             found = self._db.execute(
-                f"UPDATE entries AS e SET job_id = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
+                f"UPDATE entries AS e SET job = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
                 " WHERE e.folder = :folder AND e.item_uuid IS NULL AND e.fingerprint IN"
                 " (SELECT fingerprint FROM intent_entries WHERE intent = :intent)"
                 f" AND EXISTS ({_MATCHING_ITEM})",
-                {"job": job_id, "folder_uuid": folder_uuid, "folder": folder, "intent": intent},
+                {
+                    "job": self._job_number(job_id),
+                    "folder_uuid": folder_uuid,
+                    "folder": folder,
+                    "intent": intent,
+                },
             ).rowcount
             self._db.execute(
                 "INSERT OR IGNORE INTO dedupe_pending (folder, fingerprint, since)"
@@ -638,9 +661,10 @@ class RunState:
                 " VALUES (?, ?, ?, ?)",
                 (job_id, folder, folder_uuid, str(manifest)),
             )
+            number = self._job_number(job_id)
             self._db.executemany(
-                "UPDATE entries SET job_id = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
-                [(job_id, folder, fingerprint) for fingerprint in fingerprints],
+                "UPDATE entries SET job = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+                [(number, folder, fingerprint) for fingerprint in fingerprints],
             )
             if intent is not None:
                 self._delete_intent(intent)
@@ -671,38 +695,63 @@ class RunState:
     ) -> list[str]:
         """Store a settled job's items (name, uuid) and failed units; return the titles of
         its entries that the result accounts for neither way (e.g. skipped as duplicates).
-        The job stays pending until `finish_job`, so a kill before that settles it again."""
+        The job stays pending until `finish_job`, so a kill before that settles it again.
+
+        The job's rows are read once (through the job index) and written by row id."""
+        number = self._job_number(job_id)
+        rows = self._db.execute(
+            "SELECT id, title, first_url, item_uuid IS NULL FROM entries WHERE job = ?", (number,)
+        ).fetchall()
+        by_title: dict[str, list[int]] = {}
+        for row_id, title, _, _ in rows:
+            by_title.setdefault(title, []).append(row_id)
+        imported = [
+            (item_uuid, row_id) for name, item_uuid in items for row_id in by_title.get(name, ())
+        ]
+        settled = {row_id for _, row_id in imported}
+        by_url: dict[str, list[int]] = {}
+        for row_id, _, first_url, not_imported in rows:
+            if not_imported and row_id not in settled:
+                by_url.setdefault(first_url, []).append(row_id)
+        failed = [
+            (json.dumps(unit), row_id)
+            for unit in unit_errors
+            for url in unit["object_urls"]
+            for row_id in by_url.get(url, ())
+        ]
         with self._db:
             self._db.executemany(
-                "UPDATE entries SET item_uuid = ?, error = NULL WHERE job_id = ? AND title = ?",
-                [(item_uuid, job_id, name) for name, item_uuid in items],
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE id = ?", imported
             )
-            for unit in unit_errors:
-                for url in unit["object_urls"]:
-                    self._db.execute(
-                        "UPDATE entries SET error = ? WHERE job_id = ? AND first_url = ?"
-                        " AND item_uuid IS NULL",
-                        (json.dumps(unit), job_id, url),
-                    )
-        rows = self._db.execute(
-            "SELECT title FROM entries WHERE job_id = ? AND item_uuid IS NULL AND error IS NULL",
-            (job_id,),
+            self._db.executemany("UPDATE entries SET error = ? WHERE id = ?", failed)
+        unaccounted = self._db.execute(
+            "SELECT title FROM entries WHERE job = ? AND item_uuid IS NULL AND error IS NULL",
+            (number,),
         )
-        return [title for (title,) in rows]
+        return [title for (title,) in unaccounted]
 
     def resolve_item(self, job_id: str, title: str, item_uuid: str | None) -> None:
         """Settle an entry the job's result left out: found in the folder, or failed."""
         error = None if item_uuid else json.dumps({"error": "not in the upload job's result"})
         with self._db:
             self._db.execute(
-                "UPDATE entries SET item_uuid = ?, error = ? WHERE job_id = ? AND title = ?",
-                (item_uuid, error, job_id, title),
+                "UPDATE entries SET item_uuid = ?, error = ? WHERE job = ? AND title = ?",
+                (item_uuid, error, self._job_number(job_id), title),
             )
+
+    def _job_number(self, job_id: str) -> int:
+        """The job's number in `entry_jobs`, given one on first use (in the caller's
+        transaction, or its own)."""
+        self._db.execute("INSERT OR IGNORE INTO entry_jobs (job_id) VALUES (?)", (job_id,))
+        (number,) = self._db.execute(
+            "SELECT number FROM entry_jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        return int(number)
 
     def unmatched_entries(self, folder: str) -> int:
         """Entries of the folder's settled-or-settling jobs not yet given an item or error."""
         (count,) = self._db.execute(
-            "SELECT count(*) FROM entries WHERE folder = ? AND job_id IS NOT NULL"
+            "SELECT count(*) FROM entries WHERE folder = ? AND job IS NOT NULL"
             " AND item_uuid IS NULL AND error IS NULL",
             (folder,),
         ).fetchone()
@@ -740,8 +789,8 @@ class RunState:
         with self._db:
             self._db.execute(
                 f"UPDATE entries AS e SET item_uuid = ({_MATCHING_ITEM})"
-                " WHERE e.job_id = :job AND e.item_uuid IS NULL AND e.error IS NULL",
-                {"folder_uuid": folder_uuid, "job": job_id},
+                " WHERE e.job = :job AND e.item_uuid IS NULL AND e.error IS NULL",
+                {"folder_uuid": folder_uuid, "job": self._job_number(job_id)},
             )
 
     def duplicates(self, folder: str, folder_uuid: str) -> Iterator[tuple[str, str, list[str]]]:
@@ -816,9 +865,9 @@ class RunState:
                 # The job failed or was cancelled as a whole: what it did not import counts
                 # as never submitted, so a rerun (after the cause is fixed) submits it again.
                 self._db.execute(
-                    "UPDATE entries SET job_id = NULL WHERE job_id = ?"
+                    "UPDATE entries SET job = NULL WHERE job = ?"
                     " AND item_uuid IS NULL AND error IS NULL",
-                    (job_id,),
+                    (self._job_number(job_id),),
                 )
             self._db.execute("UPDATE jobs SET status = ? WHERE job_id = ?", (status, job_id))
 
@@ -828,8 +877,8 @@ class RunState:
         """(title, error record) of each failed entry the scan saw."""
         members, scanned = self._members(folder, scan)
         rows = self._db.execute(
-            "SELECT title, first_url, job_id, error FROM entries"
-            f" WHERE {members} AND error IS NOT NULL ORDER BY title",
+            "SELECT title, first_url, (SELECT job_id FROM entry_jobs WHERE number = job), error"
+            f" FROM entries WHERE {members} AND error IS NOT NULL ORDER BY title",
             scanned,
         )
         for title, first_url, job_id, error in rows:
@@ -991,7 +1040,7 @@ class RunState:
         """How many of the scan's entries are in each state."""
         members, scanned = self._members(folder, scan)
         (total, submitted, uploaded, failed, linked) = self._db.execute(
-            "SELECT count(*), count(job_id), count(item_uuid), count(error),"
+            "SELECT count(*), count(job), count(item_uuid), count(error),"
             # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first
             # copy every link of the Dataset into a temporary table.
             " count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
@@ -1083,7 +1132,7 @@ class RunState:
         for fingerprint in fingerprints:
             row = self._db.execute(
                 "SELECT title, kind, first_url, rebuild FROM entries WHERE folder = ?"
-                " AND fingerprint = ? AND job_id IS NULL AND item_uuid IS NULL AND error IS NULL",
+                " AND fingerprint = ? AND job IS NULL AND item_uuid IS NULL AND error IS NULL",
                 (folder, fingerprint),
             ).fetchone()
             if row:
@@ -1224,7 +1273,7 @@ class RunState:
                 # No entry is imported as a deleted item: if its object comes back, it is
                 # planned afresh and uploaded again.
                 self._db.executemany(
-                    "UPDATE entries SET item_uuid = NULL, job_id = NULL, error = NULL"
+                    "UPDATE entries SET item_uuid = NULL, job = NULL, error = NULL"
                     " WHERE folder = ? AND item_uuid = ?",
                     pairs,
                 )
@@ -1444,7 +1493,7 @@ class _EarlierEntries:
         if self._exhausted:
             return False
         page = self._db.execute(
-            "SELECT id, fingerprint, job_id IS NULL AND item_uuid IS NULL AND error IS NULL"
+            "SELECT id, fingerprint, job IS NULL AND item_uuid IS NULL AND error IS NULL"
             f" FROM entries WHERE id > ? AND {_LISTED_BEFORE} ORDER BY id LIMIT ?",
             (self._after, self.folder, self._scan, self.PAGE),
         ).fetchall()

@@ -398,3 +398,97 @@ def test_a_partial_scan_joins_the_latest_finished_one_and_stands_for_its_entries
     full, new = scan(state, [a, b, c])
     assert new == [c]
     assert state.counts(FOLDER, full, None)["entries"] == 3
+
+
+def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> None:
+    signature = json.dumps([["e1"], [5]], separators=(",", ":"))
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.executescript(
+            "CREATE TABLE entries (id INTEGER PRIMARY KEY, folder TEXT, job_id TEXT);"
+            "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, folder TEXT NOT NULL,"
+            " folder_uuid TEXT NOT NULL, manifest TEXT NOT NULL, status TEXT NOT NULL"
+            " DEFAULT 'PENDING');"
+            "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " PRIMARY KEY (dataset, item_uuid));"
+            "CREATE TABLE mirror_items (folder TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " fingerprint TEXT, title TEXT NOT NULL, urls TEXT NOT NULL, etags TEXT NOT NULL,"
+            " signature TEXT, status TEXT NOT NULL DEFAULT 'present',"
+            " PRIMARY KEY (folder, item_uuid));"
+            "CREATE INDEX mirror_items_by_title ON mirror_items (folder, title);"
+            "CREATE INDEX mirror_items_by_signature ON mirror_items (folder, signature);"
+            "INSERT INTO jobs VALUES ('job-1', 'imports', 'fu', 'm.json', 'PENDING');"
+            "INSERT INTO links VALUES ('dataset', 'item-a');"
+            "PRAGMA user_version = 4;"
+        )
+        old.execute(
+            "INSERT INTO mirror_items VALUES (?, 'item-a', 'fp', 'a.png', ?, '[\"e1\"]', ?,"
+            " 'present')",
+            (FOLDER, json.dumps([PREFIX + "a.png"]), signature),
+        )
+    with RunState.in_directory(tmp_path) as state:
+        assert state.pending_jobs(FOLDER) == ["job-1"]
+        prior = state.prior_by_title(FOLDER, "a.png")
+        assert prior is not None
+        assert (prior.item_uuid, prior.urls, prior.etags, prior.signature) == (
+            "item-a",
+            (PREFIX + "a.png",),
+            ("e1",),
+            signature,
+        )
+        assert state.signature_elsewhere(FOLDER, signature, "b.png")
+        assert not state.signature_elsewhere(FOLDER, signature, "a.png")
+        _, new = scan(state, [entry("a.png")])
+        assert new == [entry("a.png")]  # entries are rebuilt: submitted again
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("SELECT * FROM links").fetchall() == [("dataset", "item-a")]
+        (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'links'").fetchone()
+        assert "WITHOUT ROWID" in layout  # each link stored once
+
+
+def mirrored_rows(path: Path) -> list[tuple]:
+    with sqlite3.connect(path / STATE_FILE) as db:
+        return db.execute(
+            "SELECT item_uuid, title, urls, etags, status FROM mirror_items ORDER BY title"
+        ).fetchall()
+
+
+def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> None:
+    sized = Entry("images", "a.png", ("a.png",), (PREFIX + "a.png",), ("e1",), sizes=(5,))
+    entries = [sized, group("ward", 2)]
+    with RunState.in_directory(tmp_path) as state:
+        number, _ = scan(state, entries)
+        state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+        state.record_job_result("job-1", [("a.png", "item-a"), ("ward/", "item-w")], [])
+        state.record_mirrored(FOLDER, number)
+        prior = state.prior_by_title(FOLDER, "a.png")
+        assert prior is not None
+        assert (prior.urls, prior.etags) == (sized.urls, sized.etags)
+        assert prior.signature == json.dumps([["e1"], [5]], separators=(",", ":"))
+        ward = state.prior_by_title(FOLDER, "ward/")
+        assert ward is not None and ward.urls == entries[1].urls
+        assert state.signature_elsewhere(FOLDER, prior.signature, "moved.png")
+        assert mirrored_rows(tmp_path) == [
+            ("item-a", "a.png", None, None, "present"),
+            ("item-w", "ward/", None, None, "present"),
+        ]
+    # An unchanged sync records nothing: not a row written to the provenance.
+    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
+        watcher.executescript(
+            "CREATE TABLE writes (n INTEGER);"
+            "CREATE TRIGGER mirrored AFTER UPDATE ON mirror_items"
+            " BEGIN INSERT INTO writes VALUES (1); END;"
+        )
+    with RunState.in_directory(tmp_path) as state:
+        number, _ = scan(state, entries)
+        state.record_mirrored(FOLDER, number)
+        with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
+            assert watcher.execute("SELECT count(*) FROM writes").fetchone() == (0,)
+        # The item re-pointed elsewhere and back: recorded again, as the entry's.
+        state.finish_removal(FOLDER, "dataset", ["item-a"], "unlink", deleted=False)
+        assert state.prior_by_title(FOLDER, "a.png").status == "unlinked"  # type: ignore[union-attr]
+        state.record_mirrored(FOLDER, number)
+        assert state.prior_by_title(FOLDER, "a.png").status == "present"  # type: ignore[union-attr]
+        # The entry given another item (a de-duplication kept that one): recorded as its.
+        state.deduplicated(FOLDER, sized.fingerprint, "item-b")
+        state.record_mirrored(FOLDER, number)
+        assert ("item-b", "a.png", None, None, "present") in mirrored_rows(tmp_path)
