@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def fingerprints(entries: list[Entry]) -> list[str]:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> RunState:
+def state(tmp_path: Path) -> Iterator[RunState]:
     with RunState.in_directory(tmp_path) as opened:
         yield opened
 
@@ -132,7 +133,7 @@ def test_a_job_that_fails_as_a_whole_leaves_its_entries_to_resubmit(
     assert state.record_job_result("job-1", [("a.png", "item-a")], []) == ["b.png"]
     state.finish_job("job-1", "ERROR")
 
-    assert state.job("job-1")["status"] == "ERROR"
+    assert (state.job("job-1") or {})["status"] == "ERROR"
     _, new = scan(state, [a, b])
     assert new == [b]
 
@@ -220,7 +221,7 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
         state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a]))
     with RunState.in_directory(tmp_path) as state:
         assert state.pending_jobs(FOLDER) == ["job-1"]
-        assert state.job("job-1")["folder_uuid"] == "folder-uuid"
+        assert (state.job("job-1") or {})["folder_uuid"] == "folder-uuid"
 
 
 def test_reports_are_replaced_whole(tmp_path: Path) -> None:
@@ -244,7 +245,7 @@ def test_sidecars_are_read_again_only_when_their_etag_changes(tmp_path: Path) ->
         gets.append((key, etag))
         return f"{key}@{etag}".encode()
 
-    def sync(*sidecars: tuple[str, str]) -> list[bytes]:
+    def sync(*sidecars: tuple[str, str | None]) -> list[bytes]:
         with RunState.in_directory(tmp_path, exclusive=True) as state:
             read_through = state.cached_sidecars(read)
             bodies = [read_through(key, etag) for key, etag in sidecars]
