@@ -58,7 +58,7 @@ SCAN_COMMIT_EVERY = 50_000
 _SCHEMA_VERSION = 5
 # The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
 # dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
-_TABLES = ("scans", "entries", "entry_jobs", "mirror_held")
+_TABLES = ("scans", "entries", "entry_jobs", "mirror_held", "gone_checked")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -202,6 +202,11 @@ CREATE TABLE IF NOT EXISTS mirror_held (
     item_uuid TEXT,
     PRIMARY KEY (folder, scan, fingerprint)
 );
+-- Per folder, the latest scan whose items `gone` found none of (see `gone`).
+CREATE TABLE IF NOT EXISTS gone_checked (
+    folder TEXT PRIMARY KEY,
+    scan INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mirror_actions (
     folder TEXT NOT NULL,
     item_uuid TEXT NOT NULL,
@@ -241,6 +246,9 @@ class RunState:
         self._recorded: set[int] = set()
         # Partial scan → the finished scan its entries are recorded into (`start_scan`).
         self._partial: dict[int, int] = {}
+        # Scan → the finished scan before it, when it lists every entry that one did (its
+        # titles are a superset of that scan's: `gone`).
+        self._lists_all_of: dict[int, int | None] = {}
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -372,6 +380,7 @@ class RunState:
         read alongside in that order (`_EarlierEntries`), a page at a time; the entries that
         don't line up are looked up by fingerprint, `SCAN_LOOKUP_BATCH` per query."""
         into = self._partial.get(scan, scan)  # the scan whose interval records them
+        reference = self.latest_scan(folder)
         seen = _SeenRows()
         earlier = _EarlierEntries(self._db, folder, into)
         written = 0
@@ -394,24 +403,27 @@ class RunState:
             self._store_sidecars()
             self._db.commit()
         if into == scan:
-            self._mark_gone(scan, seen, earlier)
+            if self._mark_gone(scan, seen, earlier) == 0:
+                self._lists_all_of[scan] = reference
             self._recorded.add(scan)
 
-    def _mark_gone(self, scan: int, seen: _SeenRows, earlier: _EarlierEntries) -> None:
+    def _mark_gone(self, scan: int, seen: _SeenRows, earlier: _EarlierEntries) -> int:
         """Mark the entries listed before the scan but not by it as gone at `scan`, as soon
         as its listing is complete, so the running scan's entries are exact too (the mirror
         step reads them before the scan finishes).
 
         Only what left the bucket is written: when the scan saw as many of the entries
-        listed before it as are still listed, none left and nothing is read either."""
+        listed before it as are still listed, none left and nothing is read either. Return
+        how many left."""
         if earlier.listed_before() == seen.count:
-            return
+            return 0
         with self._db:
             rows = self._db.execute(
                 f"SELECT id FROM entries WHERE {_LISTED_BEFORE}", (earlier.folder, scan)
             )
             gone = [(scan, row_id) for (row_id,) in rows if row_id not in seen]
             self._db.executemany("UPDATE entries SET gone_at = ? WHERE id = ?", gone)
+        return len(gone)
 
     def _members(self, folder: str, scan: int) -> tuple[str, tuple[object, ...]]:
         """The condition on `entries`, and its parameters, that selects the scan's entries."""
@@ -1147,7 +1159,42 @@ class RunState:
     ) -> Iterator[Prior]:
         """Items whose title the scan does not have, a page at a time in title order (the
         caller may act on them, and so change them, between pages); only those of the given
-        signatures if any are given."""
+        signatures if any are given.
+
+        None, without reading any, when the folder's latest finished scan had none and this
+        scan lists every entry that one did: since then the items gained only titles of
+        that scan (`record_mirrored`, `finish_repoint`) or lost some (removals); what could
+        add another (`seed_mirrored`, `leave_mirror`) forgets the check (`gone_checked`)."""
+        if scan is not None and scan not in self._partial:
+            checked = self._db.execute(
+                "SELECT scan FROM gone_checked WHERE folder = ?", (folder,)
+            ).fetchone()
+            reference = self._lists_all_of.get(scan)
+            if checked is not None and reference is not None and checked[0] == reference:
+                self._gone_checked(folder, scan)
+                return
+        found = 0
+        for prior in self._gone(folder, scan, signatures, page_size):
+            found += 1
+            yield prior
+        if scan is not None and scan not in self._partial and signatures is None and not found:
+            self._gone_checked(folder, scan)
+
+    def _gone_checked(self, folder: str, scan: int | None) -> None:
+        """`gone` found no item of the scan's (None: forget what it found)."""
+        with self._db:
+            if scan is None:
+                self._db.execute("DELETE FROM gone_checked WHERE folder = ?", (folder,))
+            else:
+                self._db.execute(
+                    "INSERT INTO gone_checked (folder, scan) VALUES (?, ?)"
+                    " ON CONFLICT (folder) DO UPDATE SET scan = excluded.scan",
+                    (folder, scan),
+                )
+
+    def _gone(
+        self, folder: str, scan: int | None, signatures: Iterable[str] | None, page_size: int
+    ) -> Iterator[Prior]:
         if scan is not None:
             self._list_scan_titles(folder, scan)
         titles = "temp.preview_seen" if scan is None else "temp.scan_titles"
@@ -1297,6 +1344,13 @@ class RunState:
         sync), a page per query, committed every `SCAN_COMMIT_EVERY` rows (the provenance's
         pages are written in random order: a large transaction writes each of them once)."""
         members, scanned = self._members(folder, scan)
+        # Items of the scan's titles only: `gone` still finds none if it found none before.
+        checked = self._db.execute(
+            "SELECT scan FROM gone_checked WHERE folder = ?", (folder,)
+        ).fetchone()
+        none_gone = scan not in self._partial and (
+            not self.has_mirrored(folder) or (checked is not None and checked[0] == scan)
+        )
         after = written = 0
         while rows := self._db.execute(
             "SELECT e.id, e.item_uuid, e.fingerprint, e.title, e.kind, e.first_url, e.rebuild"
@@ -1312,10 +1366,13 @@ class RunState:
                 self._db.commit()
                 written = 0
         self._db.commit()
+        if none_gone:
+            self._gone_checked(folder, scan)
 
     def seed_mirrored(self, folder: str, items: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
         """Provenance recovered from a Folder listing (item uuid, name, URLs), for a state
         that lost it: no ETags, so these items can be found gone, never changed or moved."""
+        self._gone_checked(folder, None)
         with self._db:
             self._db.executemany(
                 "INSERT OR IGNORE INTO mirror_items (folder, item_uuid, title, urls, etags)"
@@ -1368,6 +1425,7 @@ class RunState:
         mirror = self.latest_scan(folder)
         if mirror is None:
             return
+        self._gone_checked(folder, None)
         with self._db:
             self._db.executemany(
                 "UPDATE entries SET gone_at = ? WHERE folder = ? AND fingerprint = ?"

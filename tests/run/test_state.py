@@ -493,3 +493,46 @@ def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> 
         state.deduplicated(FOLDER, sized.fingerprint, "item-b")
         state.record_mirrored(FOLDER, number)
         assert ("item-b", "a.png", None, None, "present") in mirrored_rows(tmp_path)
+
+
+def synced(state: RunState, entries: list[Entry], job: str) -> int:
+    """A sync as `ingest run` records it: scan, upload, mirror step, provenance."""
+    number = state.start_scan(FOLDER)
+    new = list(state.record_scan(FOLDER, number, entries))
+    gone = [prior.title for prior in state.gone(FOLDER, number)]
+    state.finish_scan(number)
+    if new:
+        state.record_job(FOLDER, "fu", job, Path("m.json"), fingerprints(new))
+        state.record_job_result(job, [(e.title, f"item-{e.title}-{job}") for e in new], [])
+    state.record_mirrored(FOLDER, number)
+    return len(gone)
+
+
+def test_gone_is_not_read_again_while_nothing_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = [entry("a.png"), entry("b.png")]
+    with RunState.in_directory(tmp_path) as state:
+        assert synced(state, entries, "job-1") == 0
+    with RunState.in_directory(tmp_path) as state:
+        with monkeypatch.context() as patched:
+            patched.setattr(state, "_gone", lambda *args: pytest.fail("gone was read"))
+            assert synced(state, entries[::-1], "job-2") == 0  # the same, listed otherwise
+            assert synced(state, [*entries, entry("c.png")], "job-3") == 0  # more, none left
+        assert synced(state, entries, "job-4") == 1  # c.png left: read, and found
+        assert synced(state, entries, "job-5") == 1  # found every time
+
+
+def test_gone_is_read_again_after_what_could_add_to_it(tmp_path: Path) -> None:
+    entries = [entry("a.png"), entry("b.png")]
+    with RunState.in_directory(tmp_path) as state:
+        synced(state, entries, "job-1")
+        synced(state, entries, "job-2")
+        state.seed_mirrored(FOLDER, [("item-x", "x.png", (PREFIX + "x.png",))])
+        assert synced(state, entries, "job-3") == 1  # the recovered item: not listed
+        assert synced(state, entries, "job-4") == 1  # still not (found every time)
+    with RunState.in_directory(tmp_path / "watched") as state:
+        synced(state, entries, "job-1")
+        synced(state, entries, "job-2")
+        state.leave_mirror(FOLDER, [entries[0].fingerprint])  # `ingest watch`: removed
+        assert synced(state, entries[1:], "job-3") == 1
