@@ -58,7 +58,15 @@ SCAN_COMMIT_EVERY = 50_000
 _SCHEMA_VERSION = 5
 # The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
 # dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
-_TABLES = ("scans", "entries", "entry_jobs", "mirror_held", "gone_checked")
+_TABLES = (
+    "scans",
+    "entries",
+    "entry_jobs",
+    "mirror_held",
+    "gone_checked",
+    "links_checked",
+    "item_changes",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -146,6 +154,20 @@ CREATE TABLE IF NOT EXISTS folder_items (
 );
 CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (folder_uuid, url);
 CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (folder_uuid, name);
+-- Per folder and Dataset, the latest scan all of whose imported entries were linked, as of
+-- the `item_changes` count then (see `unlinked_items`).
+CREATE TABLE IF NOT EXISTS links_checked (
+    folder TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    scan INTEGER NOT NULL,
+    item_changes INTEGER NOT NULL,
+    PRIMARY KEY (folder, dataset)
+);
+-- How many changes so far gave entries other items or removed links (one row).
+CREATE TABLE IF NOT EXISTS item_changes (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dicom_headers (
     key TEXT PRIMARY KEY,
     etag TEXT NOT NULL,
@@ -249,6 +271,10 @@ class RunState:
         # Scan → the finished scan before it, when it lists every entry that one did (its
         # titles are a superset of that scan's: `gone`).
         self._lists_all_of: dict[int, int | None] = {}
+        # Scan → the finished scan before it, when it lists exactly the entries that did.
+        self._same_as: dict[int, int | None] = {}
+        # Links recorded by this connection (`unlinked_items` checks its batches were).
+        self._links_recorded = 0
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -383,11 +409,12 @@ class RunState:
         reference = self.latest_scan(folder)
         seen = _SeenRows()
         earlier = _EarlierEntries(self._db, folder, into)
-        written = 0
+        written = changed = 0
         entries = iter(entries)
         try:
             while batch := list(islice(entries, SCAN_LOOKUP_BATCH)):
                 unsubmitted, writes = self._record_batch(folder, into, batch, earlier, seen)
+                changed += writes
                 if into != scan:
                     self._db.executemany(
                         "INSERT OR IGNORE INTO temp.partial_scans VALUES (?, ?)",
@@ -405,6 +432,8 @@ class RunState:
         if into == scan:
             if self._mark_gone(scan, seen, earlier) == 0:
                 self._lists_all_of[scan] = reference
+                if changed == 0:
+                    self._same_as[scan] = reference
             self._recorded.add(scan)
 
     def _mark_gone(self, scan: int, seen: _SeenRows, earlier: _EarlierEntries) -> int:
@@ -625,6 +654,7 @@ class RunState:
         resubmission). Return how many were found."""
         job_id = f"intent-{intent}"
         with self._db:
+            self._items_changed()
             (started_at,) = self._db.execute(
                 "SELECT started_at FROM job_intents WHERE intent = ?", (intent,)
             ).fetchone()
@@ -732,6 +762,7 @@ class RunState:
             for row_id in by_url.get(url, ())
         ]
         with self._db:
+            self._items_changed()
             self._db.executemany(
                 "UPDATE entries SET item_uuid = ?, error = NULL WHERE id = ?", imported
             )
@@ -746,6 +777,7 @@ class RunState:
         """Settle an entry the job's result left out: found in the folder, or failed."""
         error = None if item_uuid else json.dumps({"error": "not in the upload job's result"})
         with self._db:
+            self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = ?, error = ? WHERE job = ? AND title = ?",
                 (item_uuid, error, self._job_number(job_id), title),
@@ -799,6 +831,7 @@ class RunState:
         """Give the job's entries that its result left without an item the item the folder
         index holds for them: by URL for a single file, by title for a group or series."""
         with self._db:
+            self._items_changed()
             self._db.execute(
                 f"UPDATE entries AS e SET item_uuid = ({_MATCHING_ITEM})"
                 " WHERE e.job = :job AND e.item_uuid IS NULL AND e.error IS NULL",
@@ -843,6 +876,7 @@ class RunState:
 
     def deduplicated(self, folder: str, fingerprint: str, keep: str) -> None:
         with self._db:
+            self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
                 (keep, folder, fingerprint),
@@ -918,7 +952,16 @@ class RunState:
         """The scan's uploaded items not linked to `dataset` yet, in batches. Read a page at
         a time in the order the entries were first recorded, so the caller may record links
         between batches and each page starts where the last one ended (no rescanning of
-        what is already linked)."""
+        what is already linked).
+
+        None, without reading any, when the scan lists exactly the entries of the latest
+        finished scan, all of whose items were linked, and no entry was given another item
+        and no link removed since (`links_checked`, `item_changes`)."""
+        if self._all_linked(folder, scan, dataset):
+            self._links_checked(folder, scan, dataset, self._item_changes())
+            return
+        changes, recorded = self._item_changes(), self._links_recorded
+        yielded = 0
         members, scanned = self._members(folder, scan)
         after = 0
         while rows := self._db.execute(
@@ -929,14 +972,52 @@ class RunState:
             (*scanned, after, dataset, batch_size),
         ).fetchall():
             yield [item_uuid for _, item_uuid in rows]
+            yielded += len(rows)
             after = rows[-1][0]
+        if scan not in self._partial and self._links_recorded - recorded >= yielded:
+            self._links_checked(folder, scan, dataset, changes)  # every batch was linked
+
+    def _all_linked(self, folder: str, scan: int, dataset: str | None) -> bool:
+        """Whether every imported entry of the scan is known linked to `dataset`."""
+        if dataset is None or scan in self._partial:
+            return False
+        row = self._db.execute(
+            "SELECT scan, item_changes FROM links_checked WHERE folder = ? AND dataset = ?",
+            (folder, dataset),
+        ).fetchone()
+        if row is None or row[1] != self._item_changes():
+            return False
+        # Checked for this scan, or for the one it lists exactly the entries of.
+        return row[0] == scan or (scan in self._same_as and row[0] == self._same_as[scan])
+
+    def _links_checked(self, folder: str, scan: int, dataset: str, changes: int) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO links_checked (folder, dataset, scan, item_changes)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (folder, dataset) DO UPDATE"
+                " SET scan = excluded.scan, item_changes = excluded.item_changes",
+                (folder, dataset, scan, changes),
+            )
+
+    def _item_changes(self) -> int:
+        row = self._db.execute("SELECT count FROM item_changes").fetchone()
+        return row[0] if row else 0
+
+    def _items_changed(self) -> None:
+        """Count a change that gives entries other items or removes links, in the caller's
+        transaction: what `links_checked` proved no longer holds."""
+        self._db.execute(
+            "INSERT INTO item_changes (id, count) VALUES (1, 1)"
+            " ON CONFLICT (id) DO UPDATE SET count = count + 1"
+        )
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
         with self._db:
-            self._db.executemany(
+            written = self._db.executemany(
                 "INSERT OR IGNORE INTO links (dataset, item_uuid) VALUES (?, ?)",
                 [(dataset, item_uuid) for item_uuid in item_uuids],
-            )
+            ).rowcount
+        self._links_recorded += written
 
     # -- verification ------------------------------------------------------------------
 
@@ -1051,14 +1132,21 @@ class RunState:
     def counts(self, folder: str, scan: int, dataset: str | None) -> dict[str, int]:
         """How many of the scan's entries are in each state."""
         members, scanned = self._members(folder, scan)
+        # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first copy
+        # every link of the Dataset into a temporary table. None when all are known linked.
+        linked_count, parameters = (
+            ("count(item_uuid)", scanned)
+            if self._all_linked(folder, scan, dataset)
+            else (
+                "count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
+                " AND links.item_uuid = entries.item_uuid) OR NULL)",
+                (dataset, *scanned),
+            )
+        )
         (total, submitted, uploaded, failed, linked) = self._db.execute(
-            "SELECT count(*), count(job), count(item_uuid), count(error),"
-            # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first
-            # copy every link of the Dataset into a temporary table.
-            " count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
-            " AND links.item_uuid = entries.item_uuid) OR NULL)"
+            f"SELECT count(*), count(job), count(item_uuid), count(error), {linked_count}"
             f" FROM entries WHERE {members}",
-            (dataset, *scanned),
+            parameters,
         ).fetchone()
         return {
             "entries": total,
@@ -1291,6 +1379,7 @@ class RunState:
         """The item now stands for `entry`: its provenance, and the entry's item. The entry
         it stood for is no longer imported (should that object come back, it is a move)."""
         with self._db:
+            self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = NULL WHERE folder = ? AND item_uuid = ?",
                 (folder, item_uuid),
@@ -1308,6 +1397,7 @@ class RunState:
     ) -> None:
         """Items unlinked from `dataset` (and deleted from the folder if `deleted`)."""
         with self._db:
+            self._items_changed()
             self._db.executemany(
                 "DELETE FROM links WHERE dataset = ? AND item_uuid = ?",
                 [(dataset, item_uuid) for item_uuid in item_uuids],

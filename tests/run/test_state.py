@@ -536,3 +536,60 @@ def test_gone_is_read_again_after_what_could_add_to_it(tmp_path: Path) -> None:
         synced(state, entries, "job-2")
         state.leave_mirror(FOLDER, [entries[0].fingerprint])  # `ingest watch`: removed
         assert synced(state, entries[1:], "job-3") == 1
+
+
+def linked_sync(state: RunState, entries: list[Entry]) -> tuple[int, list[str], dict[str, int]]:
+    """A sync's recording, linking (every batch linked) and counts."""
+    number = state.start_scan(FOLDER)
+    list(state.record_scan(FOLDER, number, entries))
+    state.finish_scan(number)
+    yielded: list[str] = []
+    for batch in state.unlinked_items(FOLDER, number, "dataset", 2):
+        yielded += batch
+        state.record_links("dataset", batch)
+    return number, yielded, state.counts(FOLDER, number, "dataset")
+
+
+def test_links_are_not_read_again_while_nothing_changed(tmp_path: Path) -> None:
+    entries = [entry(f"{name}.png") for name in "abc"]
+    with RunState.in_directory(tmp_path) as state:
+        number = state.start_scan(FOLDER)
+        list(state.record_scan(FOLDER, number, entries))
+        state.finish_scan(number)
+        state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+        state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
+        assert (
+            len(
+                [
+                    item
+                    for batch in state.unlinked_items(FOLDER, number, "dataset", 2)
+                    for item in batch
+                ]
+            )
+            == 3
+        )  # not recorded: nothing proven
+        _, yielded, counts = linked_sync(state, entries)
+        assert len(yielded) == 3 and counts["linked"] == 3
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:  # behind the state's back
+        db.execute("DELETE FROM links WHERE item_uuid = 'item-a.png'")
+    with RunState.in_directory(tmp_path) as state:
+        # The same entries, items and links as far as the state knows: nothing read.
+        _, yielded, counts = linked_sync(state, entries)
+        assert yielded == [] and counts["linked"] == 3
+        # A link removed through the state: read again.
+        state.finish_removal(FOLDER, "dataset", ["item-b.png"], "unlink", deleted=False)
+        _, yielded, counts = linked_sync(state, entries)
+        assert sorted(yielded) == ["item-a.png", "item-b.png"] and counts["linked"] == 3
+        # An entry given another item: read again.
+        state.deduplicated(FOLDER, entries[2].fingerprint, "item-c2")
+        _, yielded, counts = linked_sync(state, entries)
+        assert yielded == ["item-c2"] and counts["linked"] == 3
+        # Another entry listed: read again.
+        number, yielded, counts = linked_sync(state, [*entries, entry("d.png")])
+        assert yielded == [] and counts == {
+            "entries": 4,
+            "submitted": 3,
+            "uploaded": 3,
+            "failed": 0,
+            "linked": 3,
+        }
