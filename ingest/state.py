@@ -211,7 +211,7 @@ CREATE TABLE IF NOT EXISTS mirror_items (
     signature_text TEXT,
     status TEXT NOT NULL DEFAULT 'present',
     PRIMARY KEY (folder, item_uuid)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS mirror_items_by_title ON mirror_items (folder, title);
 CREATE INDEX IF NOT EXISTS mirror_items_by_signature ON mirror_items (folder, signature);
 CREATE TABLE IF NOT EXISTS mirror_held (
@@ -1474,11 +1474,15 @@ class RunState:
         """Each (entry row id, item uuid, fingerprint, entry) as its item's provenance, in the
         caller's transaction: the entry is marked `mirrored`, the one the item stood for
         before (if another) no longer."""
+        before = self._db.execute(
+            "SELECT fingerprint FROM mirror_items WHERE folder = ? AND fingerprint IS NOT NULL"
+            " AND item_uuid IN (SELECT value FROM json_each(?))",
+            (folder, json.dumps([item for _, item, _, _ in imported])),
+        ).fetchall()
+        ours = {fingerprint for _, _, fingerprint, _ in imported}
         self._db.executemany(
-            "UPDATE entries SET mirrored = 0 WHERE mirrored = 1 AND folder = ? AND fingerprint ="
-            " (SELECT fingerprint FROM mirror_items WHERE folder = ? AND item_uuid = ?"
-            " AND fingerprint IS NOT ?)",
-            [(folder, folder, item, fingerprint) for _, item, fingerprint, _ in imported],
+            "UPDATE entries SET mirrored = 0 WHERE mirrored = 1 AND folder = ? AND fingerprint = ?",
+            [(folder, fingerprint) for (fingerprint,) in before if fingerprint not in ours],
         )
         self._db.executemany(
             "INSERT INTO mirror_items"
