@@ -22,6 +22,14 @@ and first URL is one compact `marshal` blob.
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
 
+What an unchanged sync would otherwise read in full is proven unchanged instead: mirroring's
+provenance is recorded only for entries not yet `mirrored` (a partial index holds just
+those); `gone` is not read when the latest finished scan had no gone item and this scan
+lists every entry that one did (`gone_checked`); `unlinked_items` and the linked count are
+not read when this scan lists exactly the entries of one all of whose items were linked,
+and no entry got another item nor was a link removed since (`links_checked`, counted by
+`item_changes`).
+
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
 Nothing here holds a secret: no key, no external ID.
 """
