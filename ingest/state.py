@@ -303,20 +303,27 @@ class RunState:
         if version != _SCHEMA_VERSION:
             self._db.execute("BEGIN IMMEDIATE")  # DDL too: the rebuild is one transaction
             with self._db:
-                for table in _TABLES:  # an older layout, or none: start afresh
-                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
-                if version < 5:
-                    self._migrate_links()
-                    self._migrate_mirror_items()
-                # Provenance read from entries is lost with them: the folder's is dropped
-                # whole, so the next run recovers it from the Folder (`seed_mirrored`).
-                if self._exists("mirror_items"):
-                    self._db.execute(
-                        "DELETE FROM mirror_items WHERE folder IN"
-                        " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
-                    )
-                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                # Read again under the lock: another process may have rebuilt it meanwhile.
+                (version,) = self._db.execute("PRAGMA user_version").fetchone()
+                if version != _SCHEMA_VERSION:
+                    self._rebuild_layout(version)
         self._db.executescript(_SCHEMA + _MIRROR_SCHEMA)
+
+    def _rebuild_layout(self, version: int) -> None:
+        """From layout `version` to today's, in the caller's transaction."""
+        for table in _TABLES:  # an older layout, or none: start afresh
+            self._db.execute(f"DROP TABLE IF EXISTS {table}")
+        if version < 5:
+            self._migrate_links()
+            self._migrate_mirror_items()
+        # Provenance read from entries is lost with them: the folder's is dropped whole, so
+        # the next run recovers it from the Folder (`seed_mirrored`).
+        if self._exists("mirror_items"):
+            self._db.execute(
+                "DELETE FROM mirror_items WHERE folder IN"
+                " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
+            )
+        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _migrate_links(self) -> None:
         """Layout 4's links (a rowid table and its key's index: each link twice) into
