@@ -3,15 +3,19 @@
 Each row runs in a fresh interpreter (`python -m bench.state N`). Entries are built and
 their fingerprints computed before the clock starts: what is timed is the state's own work.
 
-- first run: `record_scan` of N new entries, then what the upload commands record of them:
-  `record_job` per 10,000 (a manifest), `record_job_result` with every item, `record_links`
-  per 1,000 (a link batch), `finish_scan`.
-- unchanged rerun: a second `record_scan` + `finish_scan` over the same entries (nothing to
-  submit), then `unlinked_items` (none) and `counts`, as `ingest run` reads them.
+- first run, as `ingest run` records it: `record_scan` of N new entries, per 10,000 (a
+  job) `record_intent` then `record_job`; `finish_scan`; per job `record_job_result` with
+  every item (random uuids, as Encord's) and `finish_job`; `unlinked_items` +
+  `record_links` per 1,000 (a link batch); `record_mirrored` (mirroring's provenance).
+- unchanged rerun, as `ingest run` reads it: `record_scan`, the mirror step's reads
+  (`held`, `gone`, `mirrored_count`, `scanned_count`), `finish_scan`, `failed_units`,
+  `unlinked_items` (none), `record_mirrored` (nothing new), `counts`. (Verification's own
+  reads of the Dataset are `bench.runpath`'s.)
 
-Times are wall and CPU (the machine is shared); bytes on disk are the state file and its
-WAL after the run; bytes written are the process's `write` calls (`/proc/self/io` wchar:
-the WAL, checkpoints and temporary files alike).
+Times are wall and CPU (the machine is shared; CPU is the figure to compare), per stage in
+`stages` (CPU µs/entry); bytes on disk are the state file and its WAL after the run; bytes
+written are the process's `write` calls (`/proc/self/io` wchar: the WAL, checkpoints and
+temporary files alike).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,8 @@ from ingest.model import Entry
 from ingest.state import STATE_FILE, RunState
 
 FOLDER = "bench-folder"
+FOLDER_UUID = "5f0c3a52-1d3e-4b8a-9a57-0c2b7f6d8e91"
+DATASET = "0b7e6c1a-9f54-4d2e-8c3b-6a1f2e9d7c40"
 PREFIX = "https://bench-bucket.s3.eu-west-2.amazonaws.com/"
 JOB_ENTRIES = 10_000
 LINK_BATCH = 1000
@@ -38,8 +46,9 @@ def synthetic_entries(count: int) -> list[Entry]:
     entries = []
     for number in range(count):
         key = f"p{number % 16:02d}/{number // 100:07d}/camera-{number % 7}/frame-{number:08d}.jpg"
+        etag = f"{number * 2654435761:032x}"[-32:]
         entries.append(
-            Entry("images", key, (key,), (PREFIX + key,), (f"{number * 2654435761:032x}"[-32:],))
+            Entry("images", key, (key,), (PREFIX + key,), (etag,), sizes=(1000 + number,))
         )
     for entry in entries:
         entry.fingerprint  # noqa: B018 (computed before timing: the plan's cost, not the state's)
@@ -55,33 +64,90 @@ def _disk_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.glob(f"{STATE_FILE}*"))
 
 
+class _Stages:
+    """CPU seconds per named stage, summed over its calls."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+
+    def __call__(self, name: str, work: Callable[..., Any], *args: Any) -> Any:
+        started = time.process_time()
+        result = work(*args)
+        self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - started
+        return result
+
+    def per_entry(self, count: int) -> dict[str, float]:
+        return {name: round(seconds / count * 1e6, 2) for name, seconds in self.cpu.items()}
+
+
+def _first_run(state: RunState, entries: list[Entry], directory: Path, stages: _Stages) -> None:
+    scan = state.start_scan(FOLDER)
+    jobs: list[list[Entry]] = []
+
+    def submit(chunk: list[Entry]) -> None:
+        fingerprints = [entry.fingerprint for entry in chunk]
+        manifest = str(directory / f"manifest-{len(jobs)}.json")
+        intent = stages(
+            "record_intent",
+            lambda: state.record_intent(FOLDER, FOLDER_UUID, manifest, fingerprints),
+        )
+        job_id = f"{uuid.UUID(int=len(jobs) + 1)}"
+        stages(
+            "record_job",
+            lambda: state.record_job(FOLDER, FOLDER_UUID, job_id, manifest, fingerprints, intent),
+        )
+        jobs.append(chunk)
+
+    recording = state.record_scan(FOLDER, scan, entries)
+    chunk: list[Entry] = []
+    while (entry := stages("record_scan", lambda: next(recording, None))) is not None:
+        chunk.append(entry)
+        if len(chunk) == JOB_ENTRIES:
+            submit(chunk)
+            chunk = []
+    if chunk:
+        submit(chunk)
+    stages("finish_scan", lambda: state.finish_scan(scan))
+    for number, part in enumerate(jobs, 1):
+        job_id = f"{uuid.UUID(int=number)}"
+        items = [(entry.title, str(uuid.uuid4())) for entry in part]  # Encord's answer
+        stages("record_job_result", state.record_job_result, job_id, items, [])
+        stages("finish_job", state.finish_job, job_id, "DONE")
+    batches = state.unlinked_items(FOLDER, scan, DATASET, LINK_BATCH)
+    while (batch := stages("unlinked_items", lambda: next(batches, None))) is not None:
+        stages("record_links", state.record_links, DATASET, batch)
+    stages("record_mirrored", lambda: state.record_mirrored(FOLDER, scan))
+
+
+def _rerun(state: RunState, entries: list[Entry], stages: _Stages) -> None:
+    scan = state.start_scan(FOLDER)
+    assert not stages("record_scan", lambda: list(state.record_scan(FOLDER, scan, entries)))
+
+    def mirror_step() -> None:
+        assert state.has_mirrored(FOLDER)
+        assert not state.held(FOLDER, scan, "move") and not state.held(FOLDER, scan, "content")
+        assert not list(state.gone(FOLDER, scan))
+        assert state.mirrored_count(FOLDER) == state.scanned_count(FOLDER, scan) == len(entries)
+
+    stages("mirror step", mirror_step)
+    stages("finish_scan", lambda: state.finish_scan(scan))
+    assert not stages("failed_units", lambda: list(state.failed_units(FOLDER, scan)))
+    assert not stages(
+        "unlinked_items", lambda: list(state.unlinked_items(FOLDER, scan, DATASET, LINK_BATCH))
+    )
+    stages("record_mirrored", lambda: state.record_mirrored(FOLDER, scan))
+    counts = stages("counts", lambda: state.counts(FOLDER, scan, DATASET))
+    assert counts["linked"] == counts["uploaded"] == len(entries), counts
+
+
 def measure(count: int) -> dict[str, Any]:
     entries = synthetic_entries(count)
     with tempfile.TemporaryDirectory(prefix="bench-state-") as name:
         directory = Path(name)
+        first_stages, rerun_stages = _Stages(), _Stages()
         written, started, cpu = _written(), time.perf_counter(), time.process_time()
         with RunState.in_directory(directory) as state:
-            scan = state.start_scan(FOLDER)
-            chunk: list[str] = []
-            jobs = 0
-            for entry in state.record_scan(FOLDER, scan, entries):
-                chunk.append(entry.fingerprint)
-                if len(chunk) == JOB_ENTRIES:
-                    jobs += 1
-                    state.record_job(FOLDER, "folder", f"job-{jobs}", directory / "m", chunk)
-                    chunk = []
-            if chunk:
-                jobs += 1
-                state.record_job(FOLDER, "folder", f"job-{jobs}", directory / "m", chunk)
-            state.finish_scan(scan)
-            for job in range(1, jobs + 1):
-                part = entries[(job - 1) * JOB_ENTRIES : job * JOB_ENTRIES]
-                state.record_job_result(
-                    f"job-{job}", [(e.title, f"item-{e.title}") for e in part], []
-                )
-                state.finish_job(f"job-{job}", "DONE")
-            for batch in state.unlinked_items(FOLDER, scan, "dataset", LINK_BATCH):
-                state.record_links("dataset", batch)
+            _first_run(state, entries, directory, first_stages)
         first_seconds = time.perf_counter() - started
         first_cpu = time.process_time() - cpu
         first_written = _written() - written
@@ -89,11 +155,7 @@ def measure(count: int) -> dict[str, Any]:
 
         written, started, cpu = _written(), time.perf_counter(), time.process_time()
         with RunState.in_directory(directory) as state:
-            scan = state.start_scan(FOLDER)
-            assert not any(True for _ in state.record_scan(FOLDER, scan, entries))
-            state.finish_scan(scan)
-            assert not list(state.unlinked_items(FOLDER, scan, "dataset", LINK_BATCH))
-            assert state.counts(FOLDER, scan, "dataset")["linked"] == count
+            _rerun(state, entries, rerun_stages)
         rerun_seconds = time.perf_counter() - started
         rerun_cpu = time.process_time() - cpu
         rerun_written = _written() - written
@@ -109,6 +171,8 @@ def measure(count: int) -> dict[str, Any]:
         "rerun_mb_written": round(rerun_written / 1e6, 2),
         "bytes_on_disk_after_rerun_per_entry": round(disk / count),
         "peak_rss_mb": round(peak_rss_mb()),
+        "first_stages": first_stages.per_entry(count),
+        "rerun_stages": rerun_stages.per_entry(count),
     }
 
 

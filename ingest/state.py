@@ -3,8 +3,8 @@
 Each entry is keyed by (Files folder, fingerprint): a changed object has a new fingerprint and
 is uploaded again, an unchanged one never is. Its progress is in its columns:
 
-    planned    job_id, item_uuid and error all NULL
-    submitted  job_id set: it is in that upload job's manifest
+    planned    job, item_uuid and error all NULL
+    submitted  job set (its number in `entry_jobs`): it is in that upload job's manifest
     uploaded   item_uuid set: the job imported it as that storage item
     failed     error set (JSON: url, error, subtask_uuid); `ingest retry` resubmits it
     linked     its item_uuid is in `links` for the Dataset
@@ -22,6 +22,14 @@ and first URL is one compact `marshal` blob.
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
 
+What an unchanged sync would otherwise read in full is proven unchanged instead: mirroring's
+provenance is recorded only for entries not yet `mirrored` (a partial index holds just
+those); `gone` is not read when the latest finished scan had no gone item and this scan
+lists every entry that one did (`gone_checked`); `unlinked_items` and the linked count are
+not read when this scan lists exactly the entries of one all of whose items were linked,
+and no entry got another item nor was a link removed since (`links_checked`, counted by
+`item_changes`).
+
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
 Nothing here holds a secret: no key, no external ID.
 """
@@ -29,6 +37,7 @@ Nothing here holds a secret: no key, no external ID.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import marshal
 import sqlite3
@@ -54,10 +63,18 @@ SCAN_LOOKUP_BATCH = 1000
 SCAN_COMMIT_EVERY = 50_000
 # Bumped when the tables change: an older file is rebuilt (losing the state is safe: the
 # rerun submits everything again and Encord skips what it already has).
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 # The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
 # dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
-_TABLES = ("scans", "entries", "mirror_held")
+_TABLES = (
+    "scans",
+    "entries",
+    "entry_jobs",
+    "mirror_held",
+    "gone_checked",
+    "links_checked",
+    "item_changes",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -75,20 +92,33 @@ CREATE TABLE IF NOT EXISTS entries (
     rebuild BLOB NOT NULL,
     seen_from INTEGER NOT NULL,
     gone_at INTEGER,
-    job_id TEXT,
+    job INTEGER,
     item_uuid TEXT,
-    error TEXT
+    error TEXT,
+    mirrored INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_fingerprint ON entries (folder, fingerprint);
 -- Partial indexes hold only the rows their lookups can find: entries submitted (a job's
--- result names them), not imported (a unit error names their URLs), failed (retry).
-CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job_id, title) WHERE job_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS entries_by_url ON entries (job_id, first_url)
-    WHERE job_id IS NOT NULL AND item_uuid IS NULL;
+-- result names them), failed (retry).
+-- A job's entries, matched to its result's names and URLs in Python (a job is bounded).
+CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job) WHERE job IS NOT NULL;
+-- The upload jobs' ids as the small numbers `entries.job` holds.
+CREATE TABLE IF NOT EXISTS entry_jobs (
+    number INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE
+);
 CREATE INDEX IF NOT EXISTS failed_entries ON entries (title) WHERE error IS NOT NULL;
 CREATE INDEX IF NOT EXISTS gone_entries ON entries (gone_at) WHERE gone_at IS NOT NULL;
 -- Verification joins the links with their entries by item (`linked_rows`).
 CREATE INDEX IF NOT EXISTS entries_by_item ON entries (item_uuid) WHERE item_uuid IS NOT NULL;
+-- Imported entries whose item's provenance is not recorded as theirs (`record_mirrored`):
+-- every one after the uploads, none once recorded, so an unchanged sync reads nothing.
+CREATE INDEX IF NOT EXISTS entries_to_mirror ON entries (id)
+    WHERE item_uuid IS NOT NULL AND mirrored = 0;
+-- `mirrored`: the entry's item has its provenance as the entry's; not once the item changes.
+CREATE TRIGGER IF NOT EXISTS entries_item_changed AFTER UPDATE OF item_uuid ON entries
+    WHEN old.mirrored = 1 AND old.item_uuid IS NOT new.item_uuid
+    BEGIN UPDATE entries SET mirrored = 0 WHERE id = new.id; END;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -105,7 +135,7 @@ CREATE TABLE IF NOT EXISTS links (
     dataset TEXT NOT NULL,
     item_uuid TEXT NOT NULL,
     PRIMARY KEY (dataset, item_uuid)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_intents (
     intent INTEGER PRIMARY KEY AUTOINCREMENT,
     folder TEXT NOT NULL,
@@ -140,6 +170,20 @@ CREATE TABLE IF NOT EXISTS folder_items (
 );
 CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (folder_uuid, url);
 CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (folder_uuid, name);
+-- Per folder and Dataset, the latest scan all of whose imported entries were linked, as of
+-- the `item_changes` count then (see `unlinked_items`).
+CREATE TABLE IF NOT EXISTS links_checked (
+    folder TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    scan INTEGER NOT NULL,
+    item_changes INTEGER NOT NULL,
+    PRIMARY KEY (folder, dataset)
+);
+-- How many changes so far gave entries other items or removed links (one row).
+CREATE TABLE IF NOT EXISTS item_changes (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dicom_headers (
     key TEXT PRIMARY KEY,
     etag TEXT NOT NULL,
@@ -163,7 +207,11 @@ GROUP_CLOCK_SKEW_SECONDS = 600
 
 # Mirroring (ingest/mirror). `mirror_items`: what each storage item a sync left in the folder
 # came from (its provenance), so a later sync decides deletions and moves without asking
-# Encord; status 'present' (in the Dataset) or 'unlinked' (left in the folder only).
+# Encord; status 'present' (in the Dataset) or 'unlinked' (left in the folder only). An
+# item recorded from an entry (`record_mirrored`) has NULL urls and etags: they are the
+# entry's (by fingerprint); one recovered from a Folder listing, or kept from an older
+# layout, has them as JSON (and its signature as `signature_text`). `signature`: the digest
+# of the item's (`_signature_digest`), for lookups.
 # `mirror_held`: entries of a scan kept out of the upload stream until the mirror step has
 # decided them (a move to re-point, a changed item to replace). `mirror_actions`: each
 # change to Encord, recorded as an intent before it is made and done after.
@@ -173,13 +221,15 @@ CREATE TABLE IF NOT EXISTS mirror_items (
     item_uuid TEXT NOT NULL,
     fingerprint TEXT,
     title TEXT NOT NULL,
-    urls TEXT NOT NULL,
-    etags TEXT NOT NULL,
-    signature TEXT,
+    urls TEXT,
+    etags TEXT,
+    signature BLOB,
+    signature_text TEXT,
     status TEXT NOT NULL DEFAULT 'present',
     PRIMARY KEY (folder, item_uuid)
 );
-CREATE INDEX IF NOT EXISTS mirror_items_by_title ON mirror_items (folder, title);
+-- With the status: `mirrored_count` reads this index alone.
+CREATE INDEX IF NOT EXISTS mirror_items_by_title ON mirror_items (folder, title, status);
 CREATE INDEX IF NOT EXISTS mirror_items_by_signature ON mirror_items (folder, signature);
 CREATE TABLE IF NOT EXISTS mirror_held (
     folder TEXT NOT NULL,
@@ -190,6 +240,11 @@ CREATE TABLE IF NOT EXISTS mirror_held (
     signature TEXT,
     item_uuid TEXT,
     PRIMARY KEY (folder, scan, fingerprint)
+);
+-- Per folder, the latest scan whose items `gone` found none of (see `gone`).
+CREATE TABLE IF NOT EXISTS gone_checked (
+    folder TEXT PRIMARY KEY,
+    scan INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS mirror_actions (
     folder TEXT NOT NULL,
@@ -230,6 +285,13 @@ class RunState:
         self._recorded: set[int] = set()
         # Partial scan → the finished scan its entries are recorded into (`start_scan`).
         self._partial: dict[int, int] = {}
+        # Scan → the finished scan before it, when it lists every entry that one did (its
+        # titles are a superset of that scan's: `gone`).
+        self._lists_all_of: dict[int, int | None] = {}
+        # Scan → the finished scan before it, when it lists exactly the entries that did.
+        self._same_as: dict[int, int | None] = {}
+        # Links recorded by this connection (`unlinked_items` checks its batches were).
+        self._links_recorded = 0
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -247,11 +309,66 @@ class RunState:
     def _create_tables(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version != _SCHEMA_VERSION:
+            self._db.execute("BEGIN IMMEDIATE")  # DDL too: the rebuild is one transaction
             with self._db:
-                for table in _TABLES:  # an older layout, or none: start afresh
-                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
-                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                # Read again under the lock: another process may have rebuilt it meanwhile.
+                (version,) = self._db.execute("PRAGMA user_version").fetchone()
+                if version != _SCHEMA_VERSION:
+                    self._rebuild_layout(version)
         self._db.executescript(_SCHEMA + _MIRROR_SCHEMA)
+
+    def _rebuild_layout(self, version: int) -> None:
+        """From layout `version` to today's, in the caller's transaction."""
+        for table in _TABLES:  # an older layout, or none: start afresh
+            self._db.execute(f"DROP TABLE IF EXISTS {table}")
+        if version < 5:
+            self._migrate_links()
+            self._migrate_mirror_items()
+        # Provenance read from entries is lost with them: the folder's is dropped whole, so
+        # the next run recovers it from the Folder (`seed_mirrored`).
+        if self._exists("mirror_items"):
+            self._db.execute(
+                "DELETE FROM mirror_items WHERE folder IN"
+                " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
+            )
+        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _migrate_links(self) -> None:
+        """Layout 4's links (a rowid table and its key's index: each link twice) into
+        today's, in the caller's transaction."""
+        if self._exists("links"):
+            self._db.execute("ALTER TABLE links RENAME TO links_old")
+            self._db.execute(
+                "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+                " PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID"
+            )
+            self._db.execute("INSERT INTO links SELECT dataset, item_uuid FROM links_old")
+            self._db.execute("DROP TABLE links_old")
+
+    def _exists(self, table: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+
+    def _migrate_mirror_items(self) -> None:
+        """Layout 4's provenance (a signature as text, a rowid table) into today's, in the
+        caller's transaction."""
+        if not self._exists("mirror_items"):
+            return
+        self._db.execute("ALTER TABLE mirror_items RENAME TO mirror_items_old")
+        for index in ("mirror_items_by_title", "mirror_items_by_signature"):
+            self._db.execute(f"DROP INDEX IF EXISTS {index}")
+        for statement in _MIRROR_SCHEMA.split(";"):
+            if "mirror_items" in statement and statement.strip():
+                self._db.execute(statement)
+        self._db.create_function("signature_digest", 1, _signature_digest, deterministic=True)
+        self._db.execute(
+            "INSERT INTO mirror_items (folder, item_uuid, fingerprint, title, urls, etags,"
+            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title, urls, etags,"
+            " signature_digest(signature), signature, status FROM mirror_items_old"
+        )
+        self._db.execute("DROP TABLE mirror_items_old")
 
     def __enter__(self) -> RunState:
         return self
@@ -313,13 +430,15 @@ class RunState:
         read alongside in that order (`_EarlierEntries`), a page at a time; the entries that
         don't line up are looked up by fingerprint, `SCAN_LOOKUP_BATCH` per query."""
         into = self._partial.get(scan, scan)  # the scan whose interval records them
+        reference = self.latest_scan(folder)
         seen = _SeenRows()
         earlier = _EarlierEntries(self._db, folder, into)
-        written = 0
+        written = changed = 0
         entries = iter(entries)
         try:
             while batch := list(islice(entries, SCAN_LOOKUP_BATCH)):
                 unsubmitted, writes = self._record_batch(folder, into, batch, earlier, seen)
+                changed += writes
                 if into != scan:
                     self._db.executemany(
                         "INSERT OR IGNORE INTO temp.partial_scans VALUES (?, ?)",
@@ -335,24 +454,29 @@ class RunState:
             self._store_sidecars()
             self._db.commit()
         if into == scan:
-            self._mark_gone(scan, seen, earlier)
+            if self._mark_gone(scan, seen, earlier) == 0:
+                self._lists_all_of[scan] = reference
+                if changed == 0:
+                    self._same_as[scan] = reference
             self._recorded.add(scan)
 
-    def _mark_gone(self, scan: int, seen: _SeenRows, earlier: _EarlierEntries) -> None:
+    def _mark_gone(self, scan: int, seen: _SeenRows, earlier: _EarlierEntries) -> int:
         """Mark the entries listed before the scan but not by it as gone at `scan`, as soon
         as its listing is complete, so the running scan's entries are exact too (the mirror
         step reads them before the scan finishes).
 
         Only what left the bucket is written: when the scan saw as many of the entries
-        listed before it as are still listed, none left and nothing is read either."""
+        listed before it as are still listed, none left and nothing is read either. Return
+        how many left."""
         if earlier.listed_before() == seen.count:
-            return
+            return 0
         with self._db:
             rows = self._db.execute(
                 f"SELECT id FROM entries WHERE {_LISTED_BEFORE}", (earlier.folder, scan)
             )
             gone = [(scan, row_id) for (row_id,) in rows if row_id not in seen]
             self._db.executemany("UPDATE entries SET gone_at = ? WHERE id = ?", gone)
+        return len(gone)
 
     def _members(self, folder: str, scan: int) -> tuple[str, tuple[object, ...]]:
         """The condition on `entries`, and its parameters, that selects the scan's entries."""
@@ -429,7 +553,7 @@ class RunState:
     def _look_up(self, folder: str, fingerprints: list[str]) -> dict[str, tuple[int, bool, Any]]:
         """fingerprint → (row id, never submitted, gone_at), of those recorded, in one query."""
         rows = self._db.execute(
-            "SELECT fingerprint, id, job_id IS NULL AND item_uuid IS NULL AND error IS NULL,"
+            "SELECT fingerprint, id, job IS NULL AND item_uuid IS NULL AND error IS NULL,"
             " gone_at FROM entries WHERE folder = ?"
             " AND fingerprint IN (SELECT value FROM json_each(?))",
             (folder, json.dumps(fingerprints)),
@@ -555,6 +679,7 @@ class RunState:
         resubmission). Return how many were found."""
         job_id = f"intent-{intent}"
         with self._db:
+            self._items_changed()
             (started_at,) = self._db.execute(
                 "SELECT started_at FROM job_intents WHERE intent = ?", (intent,)
             ).fetchone()
@@ -564,11 +689,16 @@ class RunState:
                 (job_id, folder, folder_uuid, manifest),
             )
             found = self._db.execute(
-                f"UPDATE entries AS e SET job_id = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
+                f"UPDATE entries AS e SET job = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
                 " WHERE e.folder = :folder AND e.item_uuid IS NULL AND e.fingerprint IN"
                 " (SELECT fingerprint FROM intent_entries WHERE intent = :intent)"
                 f" AND EXISTS ({_MATCHING_ITEM})",
-                {"job": job_id, "folder_uuid": folder_uuid, "folder": folder, "intent": intent},
+                {
+                    "job": self._job_number(job_id),
+                    "folder_uuid": folder_uuid,
+                    "folder": folder,
+                    "intent": intent,
+                },
             ).rowcount
             self._db.execute(
                 "INSERT OR IGNORE INTO dedupe_pending (folder, fingerprint, since)"
@@ -598,9 +728,10 @@ class RunState:
                 " VALUES (?, ?, ?, ?)",
                 (job_id, folder, folder_uuid, str(manifest)),
             )
+            number = self._job_number(job_id)
             self._db.executemany(
-                "UPDATE entries SET job_id = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
-                [(job_id, folder, fingerprint) for fingerprint in fingerprints],
+                "UPDATE entries SET job = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+                [(number, folder, fingerprint) for fingerprint in fingerprints],
             )
             if intent is not None:
                 self._delete_intent(intent)
@@ -631,38 +762,65 @@ class RunState:
     ) -> list[str]:
         """Store a settled job's items (name, uuid) and failed units; return the titles of
         its entries that the result accounts for neither way (e.g. skipped as duplicates).
-        The job stays pending until `finish_job`, so a kill before that settles it again."""
-        with self._db:
-            self._db.executemany(
-                "UPDATE entries SET item_uuid = ?, error = NULL WHERE job_id = ? AND title = ?",
-                [(item_uuid, job_id, name) for name, item_uuid in items],
-            )
-            for unit in unit_errors:
-                for url in unit["object_urls"]:
-                    self._db.execute(
-                        "UPDATE entries SET error = ? WHERE job_id = ? AND first_url = ?"
-                        " AND item_uuid IS NULL",
-                        (json.dumps(unit), job_id, url),
-                    )
+        The job stays pending until `finish_job`, so a kill before that settles it again.
+
+        The job's rows are read once (through the job index) and written by row id."""
+        number = self._job_number(job_id)
         rows = self._db.execute(
-            "SELECT title FROM entries WHERE job_id = ? AND item_uuid IS NULL AND error IS NULL",
-            (job_id,),
+            "SELECT id, title, first_url, item_uuid IS NULL FROM entries WHERE job = ?", (number,)
+        ).fetchall()
+        by_title: dict[str, list[int]] = {}
+        for row_id, title, _, _ in rows:
+            by_title.setdefault(title, []).append(row_id)
+        imported = [
+            (item_uuid, row_id) for name, item_uuid in items for row_id in by_title.get(name, ())
+        ]
+        settled = {row_id for _, row_id in imported}
+        by_url: dict[str, list[int]] = {}
+        for row_id, _, first_url, not_imported in rows:
+            if not_imported and row_id not in settled:
+                by_url.setdefault(first_url, []).append(row_id)
+        failed = [
+            (json.dumps(unit), row_id)
+            for unit in unit_errors
+            for url in unit["object_urls"]
+            for row_id in by_url.get(url, ())
+        ]
+        with self._db:
+            self._items_changed()
+            self._db.executemany(
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE id = ?", imported
+            )
+            self._db.executemany("UPDATE entries SET error = ? WHERE id = ?", failed)
+        unaccounted = self._db.execute(
+            "SELECT title FROM entries WHERE job = ? AND item_uuid IS NULL AND error IS NULL",
+            (number,),
         )
-        return [title for (title,) in rows]
+        return [title for (title,) in unaccounted]
 
     def resolve_item(self, job_id: str, title: str, item_uuid: str | None) -> None:
         """Settle an entry the job's result left out: found in the folder, or failed."""
         error = None if item_uuid else json.dumps({"error": "not in the upload job's result"})
         with self._db:
+            self._items_changed()
             self._db.execute(
-                "UPDATE entries SET item_uuid = ?, error = ? WHERE job_id = ? AND title = ?",
-                (item_uuid, error, job_id, title),
+                "UPDATE entries SET item_uuid = ?, error = ? WHERE job = ? AND title = ?",
+                (item_uuid, error, self._job_number(job_id), title),
             )
+
+    def _job_number(self, job_id: str) -> int:
+        """The job's number in `entry_jobs`, given one on first use (in the caller's
+        transaction, or its own)."""
+        self._db.execute("INSERT OR IGNORE INTO entry_jobs (job_id) VALUES (?)", (job_id,))
+        (number,) = self._db.execute(
+            "SELECT number FROM entry_jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        return int(number)
 
     def unmatched_entries(self, folder: str) -> int:
         """Entries of the folder's settled-or-settling jobs not yet given an item or error."""
         (count,) = self._db.execute(
-            "SELECT count(*) FROM entries WHERE folder = ? AND job_id IS NOT NULL"
+            "SELECT count(*) FROM entries WHERE folder = ? AND job IS NOT NULL"
             " AND item_uuid IS NULL AND error IS NULL",
             (folder,),
         ).fetchone()
@@ -721,10 +879,11 @@ class RunState:
         """Give the job's entries that its result left without an item the item the folder
         index holds for them: by URL for a single file, by title for a group or series."""
         with self._db:
+            self._items_changed()
             self._db.execute(
                 f"UPDATE entries AS e SET item_uuid = ({_MATCHING_ITEM})"
-                " WHERE e.job_id = :job AND e.item_uuid IS NULL AND e.error IS NULL",
-                {"folder_uuid": folder_uuid, "job": job_id},
+                " WHERE e.job = :job AND e.item_uuid IS NULL AND e.error IS NULL",
+                {"folder_uuid": folder_uuid, "job": self._job_number(job_id)},
             )
 
     def duplicates(self, folder: str, folder_uuid: str) -> Iterator[tuple[str, str, list[str]]]:
@@ -765,6 +924,7 @@ class RunState:
 
     def deduplicated(self, folder: str, fingerprint: str, keep: str) -> None:
         with self._db:
+            self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
                 (keep, folder, fingerprint),
@@ -799,9 +959,9 @@ class RunState:
                 # The job failed or was cancelled as a whole: what it did not import counts
                 # as never submitted, so a rerun (after the cause is fixed) submits it again.
                 self._db.execute(
-                    "UPDATE entries SET job_id = NULL WHERE job_id = ?"
+                    "UPDATE entries SET job = NULL WHERE job = ?"
                     " AND item_uuid IS NULL AND error IS NULL",
-                    (job_id,),
+                    (self._job_number(job_id),),
                 )
             self._db.execute("UPDATE jobs SET status = ? WHERE job_id = ?", (status, job_id))
 
@@ -811,8 +971,8 @@ class RunState:
         """(title, error record) of each failed entry the scan saw."""
         members, scanned = self._members(folder, scan)
         rows = self._db.execute(
-            "SELECT title, first_url, job_id, error FROM entries"
-            f" WHERE {members} AND error IS NOT NULL ORDER BY title",
+            "SELECT title, first_url, (SELECT job_id FROM entry_jobs WHERE number = job), error"
+            f" FROM entries WHERE {members} AND error IS NOT NULL ORDER BY title",
             scanned,
         )
         for title, first_url, job_id, error in rows:
@@ -840,7 +1000,16 @@ class RunState:
         """The scan's uploaded items not linked to `dataset` yet, in batches. Read a page at
         a time in the order the entries were first recorded, so the caller may record links
         between batches and each page starts where the last one ended (no rescanning of
-        what is already linked)."""
+        what is already linked).
+
+        None, without reading any, when the scan lists exactly the entries of the latest
+        finished scan, all of whose items were linked, and no entry was given another item
+        and no link removed since (`links_checked`, `item_changes`)."""
+        if self._all_linked(folder, scan, dataset):
+            self._links_checked(folder, scan, dataset, self._item_changes())
+            return
+        changes, recorded = self._item_changes(), self._links_recorded
+        yielded = 0
         members, scanned = self._members(folder, scan)
         after = 0
         while rows := self._db.execute(
@@ -851,14 +1020,52 @@ class RunState:
             (*scanned, after, dataset, batch_size),
         ).fetchall():
             yield [item_uuid for _, item_uuid in rows]
+            yielded += len(rows)
             after = rows[-1][0]
+        if scan not in self._partial and self._links_recorded - recorded >= yielded:
+            self._links_checked(folder, scan, dataset, changes)  # every batch was linked
+
+    def _all_linked(self, folder: str, scan: int, dataset: str | None) -> bool:
+        """Whether every imported entry of the scan is known linked to `dataset`."""
+        if dataset is None or scan in self._partial:
+            return False
+        row = self._db.execute(
+            "SELECT scan, item_changes FROM links_checked WHERE folder = ? AND dataset = ?",
+            (folder, dataset),
+        ).fetchone()
+        if row is None or row[1] != self._item_changes():
+            return False
+        # Checked for this scan, or for the one it lists exactly the entries of.
+        return row[0] == scan or (scan in self._same_as and row[0] == self._same_as[scan])
+
+    def _links_checked(self, folder: str, scan: int, dataset: str, changes: int) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO links_checked (folder, dataset, scan, item_changes)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (folder, dataset) DO UPDATE"
+                " SET scan = excluded.scan, item_changes = excluded.item_changes",
+                (folder, dataset, scan, changes),
+            )
+
+    def _item_changes(self) -> int:
+        row = self._db.execute("SELECT count FROM item_changes").fetchone()
+        return row[0] if row else 0
+
+    def _items_changed(self) -> None:
+        """Count a change that gives entries other items or removes links, in the caller's
+        transaction: what `links_checked` proved no longer holds."""
+        self._db.execute(
+            "INSERT INTO item_changes (id, count) VALUES (1, 1)"
+            " ON CONFLICT (id) DO UPDATE SET count = count + 1"
+        )
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
         with self._db:
-            self._db.executemany(
+            written = self._db.executemany(
                 "INSERT OR IGNORE INTO links (dataset, item_uuid) VALUES (?, ?)",
                 [(dataset, item_uuid) for item_uuid in item_uuids],
-            )
+            ).rowcount
+        self._links_recorded += written
 
     # -- verification ------------------------------------------------------------------
 
@@ -973,14 +1180,21 @@ class RunState:
     def counts(self, folder: str, scan: int, dataset: str | None) -> dict[str, int]:
         """How many of the scan's entries are in each state."""
         members, scanned = self._members(folder, scan)
+        # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first copy
+        # every link of the Dataset into a temporary table. None when all are known linked.
+        linked_count, parameters = (
+            ("count(item_uuid)", scanned)
+            if self._all_linked(folder, scan, dataset)
+            else (
+                "count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
+                " AND links.item_uuid = entries.item_uuid) OR NULL)",
+                (dataset, *scanned),
+            )
+        )
         (total, submitted, uploaded, failed, linked) = self._db.execute(
-            "SELECT count(*), count(job_id), count(item_uuid), count(error),"
-            # EXISTS, one lookup in the links' index per entry: `IN (SELECT …)` would first
-            # copy every link of the Dataset into a temporary table.
-            " count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
-            " AND links.item_uuid = entries.item_uuid) OR NULL)"
+            f"SELECT count(*), count(job), count(item_uuid), count(error), {linked_count}"
             f" FROM entries WHERE {members}",
-            (dataset, *scanned),
+            parameters,
         ).fetchone()
         return {
             "entries": total,
@@ -1010,8 +1224,8 @@ class RunState:
 
     def prior_by_title(self, folder: str, title: str) -> Prior | None:
         row = self._db.execute(
-            f"SELECT {_PRIOR_COLUMNS} FROM mirror_items WHERE folder = ? AND title = ?"
-            " ORDER BY status = 'present' DESC LIMIT 1",
+            f"{_PRIOR_SELECT} WHERE m.folder = ? AND m.title = ?"
+            " ORDER BY m.status = 'present' DESC LIMIT 1",
             (folder, title),
         ).fetchone()
         return _prior(row) if row else None
@@ -1021,7 +1235,7 @@ class RunState:
             return False
         row = self._db.execute(
             "SELECT 1 FROM mirror_items WHERE folder = ? AND signature = ? AND title != ? LIMIT 1",
-            (folder, signature, title),
+            (folder, _signature_digest(signature), title),
         ).fetchone()
         return row is not None
 
@@ -1066,7 +1280,7 @@ class RunState:
         for fingerprint in fingerprints:
             row = self._db.execute(
                 "SELECT title, kind, first_url, rebuild FROM entries WHERE folder = ?"
-                " AND fingerprint = ? AND job_id IS NULL AND item_uuid IS NULL AND error IS NULL",
+                " AND fingerprint = ? AND job IS NULL AND item_uuid IS NULL AND error IS NULL",
                 (folder, fingerprint),
             ).fetchone()
             if row:
@@ -1081,22 +1295,58 @@ class RunState:
     ) -> Iterator[Prior]:
         """Items whose title the scan does not have, a page at a time in title order (the
         caller may act on them, and so change them, between pages); only those of the given
-        signatures if any are given."""
+        signatures if any are given.
+
+        None, without reading any, when the folder's latest finished scan had none and this
+        scan lists every entry that one did: since then the items gained only titles of
+        that scan (`record_mirrored`, `finish_repoint`) or lost some (removals); what could
+        add another (`seed_mirrored`, `leave_mirror`) forgets the check (`gone_checked`)."""
+        if scan is not None and scan not in self._partial:
+            checked = self._db.execute(
+                "SELECT scan FROM gone_checked WHERE folder = ?", (folder,)
+            ).fetchone()
+            reference = self._lists_all_of.get(scan)
+            if checked is not None and reference is not None and checked[0] == reference:
+                self._gone_checked(folder, scan)
+                return
+        found = 0
+        for prior in self._gone(folder, scan, signatures, page_size):
+            found += 1
+            yield prior
+        if scan is not None and scan not in self._partial and signatures is None and not found:
+            self._gone_checked(folder, scan)
+
+    def _gone_checked(self, folder: str, scan: int | None) -> None:
+        """`gone` found no item of the scan's (None: forget what it found)."""
+        with self._db:
+            if scan is None:
+                self._db.execute("DELETE FROM gone_checked WHERE folder = ?", (folder,))
+            else:
+                self._db.execute(
+                    "INSERT INTO gone_checked (folder, scan) VALUES (?, ?)"
+                    " ON CONFLICT (folder) DO UPDATE SET scan = excluded.scan",
+                    (folder, scan),
+                )
+
+    def _gone(
+        self, folder: str, scan: int | None, signatures: Iterable[str] | None, page_size: int
+    ) -> Iterator[Prior]:
         if scan is not None:
             self._list_scan_titles(folder, scan)
         titles = "temp.preview_seen" if scan is None else "temp.scan_titles"
         seen = f"SELECT 1 FROM {titles} s WHERE s.title = m.title"
         chosen = ""
         if signatures is not None:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature TEXT)")
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature BLOB)")
             self._db.execute("DELETE FROM wanted_signatures")
             self._db.executemany(
-                "INSERT INTO wanted_signatures VALUES (?)", [(sig,) for sig in signatures]
+                "INSERT INTO wanted_signatures VALUES (?)",
+                [(_signature_digest(sig),) for sig in signatures],
             )
             chosen = " AND m.signature IN (SELECT signature FROM temp.wanted_signatures)"
         after = ("", "")
         while rows := self._db.execute(
-            f"SELECT {_PRIOR_COLUMNS} FROM mirror_items m WHERE m.folder = :folder"
+            f"{_PRIOR_SELECT} WHERE m.folder = :folder"
             f" AND (m.title, m.item_uuid) > (:title, :uuid) AND NOT EXISTS ({seen}){chosen}"
             " ORDER BY m.title, m.item_uuid LIMIT :limit",
             {
@@ -1178,15 +1428,17 @@ class RunState:
         """The item now stands for `entry`: its provenance, and the entry's item. The entry
         it stood for is no longer imported (should that object come back, it is a move)."""
         with self._db:
+            self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = NULL WHERE folder = ? AND item_uuid = ?",
                 (folder, item_uuid),
             )
-            self._db.execute(
-                "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
+            (row_id,) = self._db.execute(
+                "UPDATE entries SET item_uuid = ?, error = NULL WHERE folder = ? AND fingerprint = ?"
+                " RETURNING id",
                 (item_uuid, folder, entry.fingerprint),
-            )
-            self._upsert_mirrored(folder, item_uuid, entry)
+            ).fetchone()
+            self._upsert_mirrored(folder, [(row_id, item_uuid, entry.fingerprint, entry)])
             self._done(folder, item_uuid, "repoint")
 
     def finish_removal(
@@ -1194,6 +1446,7 @@ class RunState:
     ) -> None:
         """Items unlinked from `dataset` (and deleted from the folder if `deleted`)."""
         with self._db:
+            self._items_changed()
             self._db.executemany(
                 "DELETE FROM links WHERE dataset = ? AND item_uuid = ?",
                 [(dataset, item_uuid) for item_uuid in item_uuids],
@@ -1206,7 +1459,7 @@ class RunState:
                 # No entry is imported as a deleted item: if its object comes back, it is
                 # planned afresh and uploaded again.
                 self._db.executemany(
-                    "UPDATE entries SET item_uuid = NULL, job_id = NULL, error = NULL"
+                    "UPDATE entries SET item_uuid = NULL, job = NULL, error = NULL"
                     " WHERE folder = ? AND item_uuid = ?",
                     pairs,
                 )
@@ -1215,30 +1468,50 @@ class RunState:
                     "UPDATE mirror_items SET status = ? WHERE folder = ? AND item_uuid = ?",
                     [(UNLINKED, folder, item_uuid) for item_uuid in item_uuids],
                 )
+                # Its entry, should its object come back, makes it present again.
+                self._db.executemany(
+                    "UPDATE entries SET mirrored = 0 WHERE folder = ? AND fingerprint ="
+                    " (SELECT fingerprint FROM mirror_items WHERE folder = ? AND item_uuid = ?)",
+                    [(folder, folder, item_uuid) for item_uuid in item_uuids],
+                )
             for item_uuid in item_uuids:
                 self._done(folder, item_uuid, action)
 
     def record_mirrored(self, folder: str, scan: int, page_size: int = 1000) -> None:
-        """Provenance of every item the scan's entries are in Encord as, where it changed
-        (on a sync with nothing new this reads the scan's entries once and writes nothing)."""
+        """Provenance of every item the scan's entries are in Encord as, where it changed:
+        read through `entries_to_mirror`, which holds just those (none on an unchanged
+        sync), a page per query, committed every `SCAN_COMMIT_EVERY` rows (the provenance's
+        pages are written in random order: a large transaction writes each of them once)."""
         members, scanned = self._members(folder, scan)
-        after = 0
+        # Items of the scan's titles only: `gone` still finds none if it found none before.
+        checked = self._db.execute(
+            "SELECT scan FROM gone_checked WHERE folder = ?", (folder,)
+        ).fetchone()
+        none_gone = scan not in self._partial and (
+            not self.has_mirrored(folder) or (checked is not None and checked[0] == scan)
+        )
+        after = written = 0
         while rows := self._db.execute(
-            "SELECT e.id, e.item_uuid, e.title, e.kind, e.first_url, e.rebuild FROM entries e"
-            f" WHERE {members} AND e.id > ? AND e.item_uuid IS NOT NULL"
-            " AND NOT EXISTS (SELECT 1 FROM mirror_items m WHERE m.folder = e.folder"
-            " AND m.item_uuid = e.item_uuid AND m.fingerprint = e.fingerprint"
-            " AND m.status = 'present') ORDER BY e.id LIMIT ?",
-            (*scanned, after, page_size),
+            "SELECT e.id, e.item_uuid, e.fingerprint, e.title, e.kind, e.first_url, e.rebuild"
+            " FROM entries e INDEXED BY entries_to_mirror WHERE e.item_uuid IS NOT NULL"
+            f" AND e.mirrored = 0 AND e.id > ? AND {members} ORDER BY e.id LIMIT ?",
+            (after, *scanned, page_size),
         ).fetchall():
-            with self._db:
-                for _, item_uuid, *entry in rows:
-                    self._upsert_mirrored(folder, item_uuid, _rebuild(*entry))
-            after = rows[-1][0]
+            self._upsert_mirrored(
+                folder, [(row_id, item, fp, _rebuild(*rest)) for row_id, item, fp, *rest in rows]
+            )
+            after, written = rows[-1][0], written + len(rows)
+            if written >= SCAN_COMMIT_EVERY:
+                self._db.commit()
+                written = 0
+        self._db.commit()
+        if none_gone:
+            self._gone_checked(folder, scan)
 
     def seed_mirrored(self, folder: str, items: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
         """Provenance recovered from a Folder listing (item uuid, name, URLs), for a state
         that lost it: no ETags, so these items can be found gone, never changed or moved."""
+        self._gone_checked(folder, None)
         with self._db:
             self._db.executemany(
                 "INSERT OR IGNORE INTO mirror_items (folder, item_uuid, title, urls, etags)"
@@ -1246,23 +1519,35 @@ class RunState:
                 [(folder, uuid, title, json.dumps(urls)) for uuid, title, urls in items],
             )
 
-    def _upsert_mirrored(self, folder: str, item_uuid: str, entry: Entry) -> None:
-        self._db.execute(
+    def _upsert_mirrored(self, folder: str, imported: list[tuple[int, str, str, Entry]]) -> None:
+        """Each (entry row id, item uuid, fingerprint, entry) as its item's provenance, in the
+        caller's transaction: the entry is marked `mirrored`, the one the item stood for
+        before (if another) no longer."""
+        before = self._db.execute(
+            "SELECT fingerprint FROM mirror_items WHERE folder = ? AND fingerprint IS NOT NULL"
+            " AND item_uuid IN (SELECT value FROM json_each(?))",
+            (folder, json.dumps([item for _, item, _, _ in imported])),
+        ).fetchall()
+        ours = {fingerprint for _, _, fingerprint, _ in imported}
+        self._db.executemany(
+            "UPDATE entries SET mirrored = 0 WHERE mirrored = 1 AND folder = ? AND fingerprint = ?",
+            [(folder, fingerprint) for (fingerprint,) in before if fingerprint not in ours],
+        )
+        self._db.executemany(
             "INSERT INTO mirror_items"
-            " (folder, item_uuid, fingerprint, title, urls, etags, signature, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (folder, item_uuid) DO UPDATE SET"
-            " fingerprint = excluded.fingerprint, title = excluded.title, urls = excluded.urls,"
-            " etags = excluded.etags, signature = excluded.signature, status = excluded.status",
-            (
-                folder,
-                item_uuid,
-                entry.fingerprint,
-                entry.title,
-                json.dumps(entry.urls),
-                json.dumps(entry.etags),
-                entry_signature(entry),
-                PRESENT,
-            ),
+            " (folder, item_uuid, fingerprint, title, urls, etags, signature, signature_text,"
+            " status) VALUES (?, ?, ?, ?, NULL, NULL, ?, NULL, ?)"
+            " ON CONFLICT (folder, item_uuid) DO UPDATE SET fingerprint = excluded.fingerprint,"
+            " title = excluded.title, urls = NULL, etags = NULL, signature = excluded.signature,"
+            " signature_text = NULL, status = excluded.status",
+            [
+                (folder, item, fp, entry.title, _signature_digest(entry_signature(entry)), PRESENT)
+                for _, item, fp, entry in imported
+            ],
+        )
+        self._db.executemany(
+            "UPDATE entries SET mirrored = 1 WHERE id = ?",
+            [(row_id,) for row_id, *_ in imported],
         )
 
     def finish_action(self, folder: str, item_uuid: str, action: str) -> None:
@@ -1283,6 +1568,7 @@ class RunState:
         mirror = self.latest_scan(folder)
         if mirror is None:
             return
+        self._gone_checked(folder, None)
         with self._db:
             self._db.executemany(
                 "UPDATE entries SET gone_at = ? WHERE folder = ? AND fingerprint = ?"
@@ -1302,15 +1588,15 @@ class RunState:
         rows: dict[str, tuple] = {}
         for title in titles:
             for row in self._db.execute(
-                f"SELECT {_PRIOR_COLUMNS}, fingerprint FROM mirror_items"
-                " WHERE folder = ? AND title = ?",
+                f"{_PRIOR_SELECT.replace(' FROM', ', m.fingerprint FROM', 1)}"
+                " WHERE m.folder = ? AND m.title = ?",
                 (folder, title),
             ):
                 rows[row[0]] = row
         for prefix in under:
             for row in self._db.execute(
-                f"SELECT {_PRIOR_COLUMNS}, fingerprint FROM mirror_items"
-                " WHERE folder = ? AND title >= ? AND title < ?",
+                f"{_PRIOR_SELECT.replace(' FROM', ', m.fingerprint FROM', 1)}"
+                " WHERE m.folder = ? AND m.title >= ? AND m.title < ?",
                 (folder, prefix, prefix + "\U0010ffff"),
             ):
                 rows[row[0]] = row
@@ -1408,7 +1694,7 @@ class _EarlierEntries:
         if self._exhausted:
             return False
         page = self._db.execute(
-            "SELECT id, fingerprint, job_id IS NULL AND item_uuid IS NULL AND error IS NULL"
+            "SELECT id, fingerprint, job IS NULL AND item_uuid IS NULL AND error IS NULL"
             f" FROM entries WHERE id > ? AND {_LISTED_BEFORE} ORDER BY id LIMIT ?",
             (self._after, self.folder, self._scan, self.PAGE),
         ).fetchall()
@@ -1474,12 +1760,29 @@ def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
     return Entry(KINDS[kind], title, keys, urls, etags, client_metadata, create_video, sizes or ())
 
 
-# Mirroring: the columns of mirror_items that make a `Prior`, in `_prior`'s order.
-_PRIOR_COLUMNS = "item_uuid, title, urls, etags, signature, status"
+# Mirroring: what makes a `Prior` (`_prior`): the item's provenance, and the entry it was
+# recorded from (whose URLs and ETags it has, when it has none of its own).
+_PRIOR_SELECT = (
+    "SELECT m.item_uuid, m.title, m.urls, m.etags, m.signature_text, m.status,"
+    " e.title, e.kind, e.first_url, e.rebuild FROM mirror_items m LEFT JOIN entries e"
+    " ON m.urls IS NULL AND e.folder = m.folder AND e.fingerprint = m.fingerprint"
+)
 
 
 def _prior(row: tuple) -> Prior:
-    item_uuid, title, urls, etags, signature, status = row
+    item_uuid, title, urls, etags, signature, status, *entry = row
+    if urls is None:
+        recorded = _rebuild(*entry)
+        return Prior(
+            item_uuid, title, recorded.urls, recorded.etags, entry_signature(recorded), status
+        )
     return Prior(
         item_uuid, title, tuple(json.loads(urls)), tuple(json.loads(etags)), signature, status
     )
+
+
+def _signature_digest(signature: str | None) -> bytes | None:
+    """What `mirror_items.signature` holds of a signature: 16 bytes, whatever its length."""
+    if signature is None:
+        return None
+    return hashlib.blake2b(signature.encode(), digest_size=16).digest()

@@ -199,7 +199,9 @@ def test_mass_deletion_is_refused_until_allowed(
     gone = ["images/cats/cat-1.png", "images/cats/cat-2.png", "images/cats/cat-3.png"]
     for key in gone:
         bucket.delete(key)
-    bucket.put([SampleObject("images/cats/cat-9.png", png(3, 3), "image/png")])  # and one new object
+    bucket.put(
+        [SampleObject("images/cats/cat-9.png", png(3, 3), "image/png")]
+    )  # and one new object
     jobs = len(jobs_started(sandbox))
 
     refused = encord_ingest("run", "--deletions", "delete")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def fingerprints(entries: list[Entry]) -> list[str]:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> RunState:
+def state(tmp_path: Path) -> Iterator[RunState]:
     with RunState.in_directory(tmp_path) as opened:
         yield opened
 
@@ -132,7 +133,7 @@ def test_a_job_that_fails_as_a_whole_leaves_its_entries_to_resubmit(
     assert state.record_job_result("job-1", [("a.png", "item-a")], []) == ["b.png"]
     state.finish_job("job-1", "ERROR")
 
-    assert state.job("job-1")["status"] == "ERROR"
+    assert (state.job("job-1") or {})["status"] == "ERROR"
     _, new = scan(state, [a, b])
     assert new == [b]
 
@@ -220,7 +221,7 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
         state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints([a]))
     with RunState.in_directory(tmp_path) as state:
         assert state.pending_jobs(FOLDER) == ["job-1"]
-        assert state.job("job-1")["folder_uuid"] == "folder-uuid"
+        assert (state.job("job-1") or {})["folder_uuid"] == "folder-uuid"
 
 
 def test_reports_are_replaced_whole(tmp_path: Path) -> None:
@@ -244,7 +245,7 @@ def test_sidecars_are_read_again_only_when_their_etag_changes(tmp_path: Path) ->
         gets.append((key, etag))
         return f"{key}@{etag}".encode()
 
-    def sync(*sidecars: tuple[str, str]) -> list[bytes]:
+    def sync(*sidecars: tuple[str, str | None]) -> list[bytes]:
         with RunState.in_directory(tmp_path, exclusive=True) as state:
             read_through = state.cached_sidecars(read)
             bodies = [read_through(key, etag) for key, etag in sidecars]
@@ -398,3 +399,197 @@ def test_a_partial_scan_joins_the_latest_finished_one_and_stands_for_its_entries
     full, new = scan(state, [a, b, c])
     assert new == [c]
     assert state.counts(FOLDER, full, None)["entries"] == 3
+
+
+def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> None:
+    signature = json.dumps([["e1"], [5]], separators=(",", ":"))
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.executescript(
+            "CREATE TABLE entries (id INTEGER PRIMARY KEY, folder TEXT, job_id TEXT);"
+            "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, folder TEXT NOT NULL,"
+            " folder_uuid TEXT NOT NULL, manifest TEXT NOT NULL, status TEXT NOT NULL"
+            " DEFAULT 'PENDING');"
+            "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " PRIMARY KEY (dataset, item_uuid));"
+            "CREATE TABLE mirror_items (folder TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " fingerprint TEXT, title TEXT NOT NULL, urls TEXT NOT NULL, etags TEXT NOT NULL,"
+            " signature TEXT, status TEXT NOT NULL DEFAULT 'present',"
+            " PRIMARY KEY (folder, item_uuid));"
+            "CREATE INDEX mirror_items_by_title ON mirror_items (folder, title);"
+            "CREATE INDEX mirror_items_by_signature ON mirror_items (folder, signature);"
+            "INSERT INTO jobs VALUES ('job-1', 'imports', 'fu', 'm.json', 'PENDING');"
+            "INSERT INTO links VALUES ('dataset', 'item-a');"
+            "PRAGMA user_version = 4;"
+        )
+        old.execute(
+            "INSERT INTO mirror_items VALUES (?, 'item-a', 'fp', 'a.png', ?, '[\"e1\"]', ?,"
+            " 'present')",
+            (FOLDER, json.dumps([PREFIX + "a.png"]), signature),
+        )
+    with RunState.in_directory(tmp_path) as state:
+        assert state.pending_jobs(FOLDER) == ["job-1"]
+        prior = state.prior_by_title(FOLDER, "a.png")
+        assert prior is not None
+        assert (prior.item_uuid, prior.urls, prior.etags, prior.signature) == (
+            "item-a",
+            (PREFIX + "a.png",),
+            ("e1",),
+            signature,
+        )
+        assert state.signature_elsewhere(FOLDER, signature, "b.png")
+        assert not state.signature_elsewhere(FOLDER, signature, "a.png")
+        _, new = scan(state, [entry("a.png")])
+        assert new == [entry("a.png")]  # entries are rebuilt: submitted again
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("SELECT * FROM links").fetchall() == [("dataset", "item-a")]
+        (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'links'").fetchone()
+        assert "WITHOUT ROWID" in layout  # each link stored once
+
+
+def mirrored_rows(path: Path) -> list[tuple]:
+    with sqlite3.connect(path / STATE_FILE) as db:
+        return db.execute(
+            "SELECT item_uuid, title, urls, etags, status FROM mirror_items ORDER BY title"
+        ).fetchall()
+
+
+def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> None:
+    sized = Entry("images", "a.png", ("a.png",), (PREFIX + "a.png",), ("e1",), sizes=(5,))
+    entries = [sized, group("ward", 2)]
+    with RunState.in_directory(tmp_path) as state:
+        number, _ = scan(state, entries)
+        state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+        state.record_job_result("job-1", [("a.png", "item-a"), ("ward/", "item-w")], [])
+        state.record_mirrored(FOLDER, number)
+        prior = state.prior_by_title(FOLDER, "a.png")
+        assert prior is not None
+        assert (prior.urls, prior.etags) == (sized.urls, sized.etags)
+        assert prior.signature == json.dumps([["e1"], [5]], separators=(",", ":"))
+        ward = state.prior_by_title(FOLDER, "ward/")
+        assert ward is not None and ward.urls == entries[1].urls
+        assert state.signature_elsewhere(FOLDER, prior.signature, "moved.png")
+        assert mirrored_rows(tmp_path) == [
+            ("item-a", "a.png", None, None, "present"),
+            ("item-w", "ward/", None, None, "present"),
+        ]
+    # An unchanged sync records nothing: not a row written to the provenance.
+    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
+        watcher.executescript(
+            "CREATE TABLE writes (n INTEGER);"
+            "CREATE TRIGGER mirrored AFTER UPDATE ON mirror_items"
+            " BEGIN INSERT INTO writes VALUES (1); END;"
+        )
+    with RunState.in_directory(tmp_path) as state:
+        number, _ = scan(state, entries)
+        state.record_mirrored(FOLDER, number)
+        with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
+            assert watcher.execute("SELECT count(*) FROM writes").fetchone() == (0,)
+        # The item re-pointed elsewhere and back: recorded again, as the entry's.
+        state.finish_removal(FOLDER, "dataset", ["item-a"], "unlink", deleted=False)
+        assert state.prior_by_title(FOLDER, "a.png").status == "unlinked"  # type: ignore[union-attr]
+        state.record_mirrored(FOLDER, number)
+        assert state.prior_by_title(FOLDER, "a.png").status == "present"  # type: ignore[union-attr]
+        # The entry given another item (a de-duplication kept that one): recorded as its.
+        state.deduplicated(FOLDER, sized.fingerprint, "item-b")
+        state.record_mirrored(FOLDER, number)
+        assert ("item-b", "a.png", None, None, "present") in mirrored_rows(tmp_path)
+
+
+def synced(state: RunState, entries: list[Entry], job: str) -> int:
+    """A sync as `ingest run` records it: scan, upload, mirror step, provenance."""
+    number = state.start_scan(FOLDER)
+    new = list(state.record_scan(FOLDER, number, entries))
+    gone = [prior.title for prior in state.gone(FOLDER, number)]
+    state.finish_scan(number)
+    if new:
+        state.record_job(FOLDER, "fu", job, Path("m.json"), fingerprints(new))
+        state.record_job_result(job, [(e.title, f"item-{e.title}-{job}") for e in new], [])
+    state.record_mirrored(FOLDER, number)
+    return len(gone)
+
+
+def test_gone_is_not_read_again_while_nothing_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = [entry("a.png"), entry("b.png")]
+    with RunState.in_directory(tmp_path) as state:
+        assert synced(state, entries, "job-1") == 0
+    with RunState.in_directory(tmp_path) as state:
+        with monkeypatch.context() as patched:
+            patched.setattr(state, "_gone", lambda *args: pytest.fail("gone was read"))
+            assert synced(state, entries[::-1], "job-2") == 0  # the same, listed otherwise
+            assert synced(state, [*entries, entry("c.png")], "job-3") == 0  # more, none left
+        assert synced(state, entries, "job-4") == 1  # c.png left: read, and found
+        assert synced(state, entries, "job-5") == 1  # found every time
+
+
+def test_gone_is_read_again_after_what_could_add_to_it(tmp_path: Path) -> None:
+    entries = [entry("a.png"), entry("b.png")]
+    with RunState.in_directory(tmp_path) as state:
+        synced(state, entries, "job-1")
+        synced(state, entries, "job-2")
+        state.seed_mirrored(FOLDER, [("item-x", "x.png", (PREFIX + "x.png",))])
+        assert synced(state, entries, "job-3") == 1  # the recovered item: not listed
+        assert synced(state, entries, "job-4") == 1  # still not (found every time)
+    with RunState.in_directory(tmp_path / "watched") as state:
+        synced(state, entries, "job-1")
+        synced(state, entries, "job-2")
+        state.leave_mirror(FOLDER, [entries[0].fingerprint])  # `ingest watch`: removed
+        assert synced(state, entries[1:], "job-3") == 1
+
+
+def linked_sync(state: RunState, entries: list[Entry]) -> tuple[int, list[str], dict[str, int]]:
+    """A sync's recording, linking (every batch linked) and counts."""
+    number = state.start_scan(FOLDER)
+    list(state.record_scan(FOLDER, number, entries))
+    state.finish_scan(number)
+    yielded: list[str] = []
+    for batch in state.unlinked_items(FOLDER, number, "dataset", 2):
+        yielded += batch
+        state.record_links("dataset", batch)
+    return number, yielded, state.counts(FOLDER, number, "dataset")
+
+
+def test_links_are_not_read_again_while_nothing_changed(tmp_path: Path) -> None:
+    entries = [entry(f"{name}.png") for name in "abc"]
+    with RunState.in_directory(tmp_path) as state:
+        number = state.start_scan(FOLDER)
+        list(state.record_scan(FOLDER, number, entries))
+        state.finish_scan(number)
+        state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+        state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
+        assert (
+            len(
+                [
+                    item
+                    for batch in state.unlinked_items(FOLDER, number, "dataset", 2)
+                    for item in batch
+                ]
+            )
+            == 3
+        )  # not recorded: nothing proven
+        _, yielded, counts = linked_sync(state, entries)
+        assert len(yielded) == 3 and counts["linked"] == 3
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:  # behind the state's back
+        db.execute("DELETE FROM links WHERE item_uuid = 'item-a.png'")
+    with RunState.in_directory(tmp_path) as state:
+        # The same entries, items and links as far as the state knows: nothing read.
+        _, yielded, counts = linked_sync(state, entries)
+        assert yielded == [] and counts["linked"] == 3
+        # A link removed through the state: read again.
+        state.finish_removal(FOLDER, "dataset", ["item-b.png"], "unlink", deleted=False)
+        _, yielded, counts = linked_sync(state, entries)
+        assert sorted(yielded) == ["item-a.png", "item-b.png"] and counts["linked"] == 3
+        # An entry given another item: read again.
+        state.deduplicated(FOLDER, entries[2].fingerprint, "item-c2")
+        _, yielded, counts = linked_sync(state, entries)
+        assert yielded == ["item-c2"] and counts["linked"] == 3
+        # Another entry listed: read again.
+        number, yielded, counts = linked_sync(state, [*entries, entry("d.png")])
+        assert yielded == [] and counts == {
+            "entries": 4,
+            "submitted": 3,
+            "uploaded": 3,
+            "failed": 0,
+            "linked": 3,
+        }
