@@ -20,6 +20,7 @@ from encord.http.constants import RequestsSettings
 from demo.samples import SampleObject, png
 from ingest import context
 from ingest.encord import client as encord_client
+from ingest.encord.upload import ORPHAN_WAIT_SECONDS
 from sandbox import KeyPair, Sandbox, generate_key_pair
 from tests.run.support import (
     CORPUS_TITLES,
@@ -390,7 +391,9 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
             kill(process)
 
     final = cli("--chunk-size", "4")
-    stdout, stderr = final.communicate(timeout=180)
+    # A kill that lands between a job start's intent and its request leaves an intent no
+    # job answers: the rerun waits out the orphan window before resubmitting.
+    stdout, stderr = final.communicate(timeout=ORPHAN_WAIT_SECONDS + 180)
 
     # On a loaded machine a run may finish a stage before the kill lands; most must be killed.
     assert killed >= len(stages) - 1
