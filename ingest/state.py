@@ -362,8 +362,8 @@ class RunState:
         self._db.create_function("signature_digest", 1, _signature_digest, deterministic=True)
         self._db.execute(
             "INSERT INTO mirror_items (folder, item_uuid, fingerprint, title, urls, etags,"
-            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title, urls, etags,"
-            " signature_digest(signature), signature, status FROM mirror_items_old"
+            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title,"
+            " urls, etags, signature_digest(signature), signature, status FROM mirror_items_old"
         )
         self._db.execute("DROP TABLE mirror_items_old")
 
