@@ -147,7 +147,7 @@ CREATE TABLE IF NOT EXISTS intent_entries (
     intent INTEGER NOT NULL,
     fingerprint TEXT NOT NULL,
     PRIMARY KEY (intent, fingerprint)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedupe_pending (
     folder TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -322,7 +322,7 @@ class RunState:
         for table in _TABLES:  # an older layout, or none: start afresh
             self._db.execute(f"DROP TABLE IF EXISTS {table}")
         if version < 5:
-            self._migrate_links()
+            self._migrate_keyed_tables()
             self._migrate_mirror_items()
         # Provenance read from entries is lost with them: the folder's is dropped whole, so
         # the next run recovers it from the Folder (`seed_mirrored`).
@@ -333,17 +333,22 @@ class RunState:
             )
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
-    def _migrate_links(self) -> None:
-        """Layout 4's links (a rowid table and its key's index: each link twice) into
-        today's, in the caller's transaction."""
-        if self._exists("links"):
-            self._db.execute("ALTER TABLE links RENAME TO links_old")
+    def _migrate_keyed_tables(self) -> None:
+        """Layout 4's links and job intents' entries (rowid tables and their keys' indexes:
+        each row twice) into today's WITHOUT ROWID tables, in the caller's transaction."""
+        for table, columns in (
+            ("links", "dataset TEXT NOT NULL, item_uuid TEXT NOT NULL"),
+            ("intent_entries", "intent INTEGER NOT NULL, fingerprint TEXT NOT NULL"),
+        ):
+            if not self._exists(table):
+                continue
+            names = ", ".join(column.split()[0] for column in columns.split(", "))
+            self._db.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
             self._db.execute(
-                "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
-                " PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID"
+                f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({names})) WITHOUT ROWID"
             )
-            self._db.execute("INSERT INTO links SELECT dataset, item_uuid FROM links_old")
-            self._db.execute("DROP TABLE links_old")
+            self._db.execute(f"INSERT INTO {table} SELECT {names} FROM {table}_old")
+            self._db.execute(f"DROP TABLE {table}_old")
 
     def _exists(self, table: str) -> bool:
         row = self._db.execute(
@@ -365,8 +370,8 @@ class RunState:
         self._db.create_function("signature_digest", 1, _signature_digest, deterministic=True)
         self._db.execute(
             "INSERT INTO mirror_items (folder, item_uuid, fingerprint, title, urls, etags,"
-            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title, urls, etags,"
-            " signature_digest(signature), signature, status FROM mirror_items_old"
+            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title,"
+            " urls, etags, signature_digest(signature), signature, status FROM mirror_items_old"
         )
         self._db.execute("DROP TABLE mirror_items_old")
 

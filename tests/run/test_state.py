@@ -418,6 +418,13 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
             "CREATE INDEX mirror_items_by_title ON mirror_items (folder, title);"
             "CREATE INDEX mirror_items_by_signature ON mirror_items (folder, signature);"
             "INSERT INTO jobs VALUES ('job-1', 'imports', 'fu', 'm.json', 'PENDING');"
+            "CREATE TABLE job_intents (intent INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " folder TEXT NOT NULL, folder_uuid TEXT NOT NULL, manifest TEXT NOT NULL,"
+            " started_at REAL NOT NULL);"
+            "CREATE TABLE intent_entries (intent INTEGER NOT NULL, fingerprint TEXT NOT NULL,"
+            " PRIMARY KEY (intent, fingerprint));"
+            "INSERT INTO job_intents VALUES (7, 'imports', 'fu', 'm7.json', 1.5);"
+            "INSERT INTO intent_entries VALUES (7, 'fp');"
             "INSERT INTO links VALUES ('dataset', 'item-a');"
             "PRAGMA user_version = 4;"
         )
@@ -428,6 +435,7 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
         )
     with RunState.in_directory(tmp_path) as state:
         assert state.pending_jobs(FOLDER) == ["job-1"]
+        assert state.orphaned_intents(FOLDER) == [(7, "fu", "m7.json", 1.5)]
         prior = state.prior_by_title(FOLDER, "a.png")
         assert prior is not None
         assert (prior.item_uuid, prior.urls, prior.etags, prior.signature) == (
@@ -442,8 +450,10 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
         assert new == [entry("a.png")]  # entries are rebuilt: submitted again
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         assert db.execute("SELECT * FROM links").fetchall() == [("dataset", "item-a")]
-        (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'links'").fetchone()
-        assert "WITHOUT ROWID" in layout  # each link stored once
+        assert db.execute("SELECT * FROM intent_entries").fetchall() == [(7, "fp")]
+        for table in ("links", "intent_entries"):  # each row stored once
+            (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
+            assert "WITHOUT ROWID" in layout[0]
 
 
 def mirrored_rows(path: Path) -> list[tuple]:
