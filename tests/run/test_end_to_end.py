@@ -360,6 +360,7 @@ def test_a_killed_run_resumes_its_job_without_duplicates(
     assert dataset_titles(sandbox, key_pair) == CORPUS_TITLES
 
 
+@pytest.mark.timeout(ORPHAN_WAIT_SECONDS + 300)  # the final run may wait out the orphan window
 def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
     cli, sandbox: Sandbox, key_pair: KeyPair, bucket: Bucket, tmp_path: Path
 ) -> None:
