@@ -92,14 +92,17 @@ def verify(
     always lists it."""
     counts: Counter = Counter()
     storage_folder = client.find_folder(folder)
-    items: int | None = 0
+    items = 0
     folder_uuid = str(storage_folder.uuid) if storage_folder is not None else ""
     if storage_folder is not None:
-        items = state.folder_index_current(folder, folder_uuid) if reuse_folder_index else None
-        if items is None:
-            items = client.index_folder(
+        kept = state.folder_index_current(folder, folder_uuid) if reuse_folder_index else None
+        items = (
+            kept
+            if kept is not None
+            else client.index_folder(
                 storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
             )
+        )
     rows = 0
 
     def linked() -> Iterator[tuple[str, str | None]]:
@@ -126,7 +129,7 @@ def verify(
         dataset_hash=dataset.dataset_hash,
         folder=folder,
         rows=rows,
-        items=items or 0,
+        items=items,
         missing=counts["missing"],
         extra=counts["extra"],
         folder_differences={kind: counts[kind] for kind in FOLDER_DIFFERENCES},

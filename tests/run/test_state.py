@@ -282,13 +282,7 @@ def test_an_unchanged_rescan_writes_no_entry(tmp_path: Path) -> None:
     with RunState.in_directory(tmp_path) as state:
         scan(state, entries)
         state.record_job(FOLDER, "folder-uuid", "job-1", tmp_path / "m.json", fingerprints(entries))
-    # A trigger of the file's own counts every row written to `entries` from now on.
-    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
-        watcher.executescript(
-            "CREATE TABLE writes (n INTEGER);"
-            "CREATE TRIGGER inserted AFTER INSERT ON entries BEGIN INSERT INTO writes VALUES (1); END;"
-            "CREATE TRIGGER updated AFTER UPDATE ON entries BEGIN INSERT INTO writes VALUES (1); END;"
-        )
+    count_writes(tmp_path, "entries", "INSERT", "UPDATE")
     with RunState.in_directory(tmp_path) as state:
         number, new = scan(state, entries)
         assert new == []
@@ -301,9 +295,24 @@ def test_an_unchanged_rescan_writes_no_entry(tmp_path: Path) -> None:
         }
         _, new = scan(state, [*entries[1:], entry("new.png")])
         assert new == [entry("new.png")]
-    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
-        # The second rescan: one entry inserted, one marked gone.
-        assert watcher.execute("SELECT count(*) FROM writes").fetchone() == (2,)
+    assert writes(tmp_path) == 2  # the second rescan: one entry inserted, one marked gone
+
+
+def count_writes(directory: Path, table: str, *events: str) -> None:
+    """From now on, a trigger of the state file's own counts the rows `events` write to
+    `table` (read with `writes`)."""
+    triggers = "".join(
+        f"CREATE TRIGGER counted_{event.lower()} AFTER {event} ON {table}"
+        " BEGIN INSERT INTO writes VALUES (1); END;"
+        for event in events
+    )
+    with sqlite3.connect(directory / STATE_FILE) as watcher:
+        watcher.executescript(f"CREATE TABLE writes (n INTEGER); {triggers}")
+
+
+def writes(directory: Path) -> int:
+    with sqlite3.connect(directory / STATE_FILE) as watcher:
+        return int(watcher.execute("SELECT count(*) FROM writes").fetchone()[0])
 
 
 def test_retry_rebuilds_entries_whatever_their_urls(state: RunState, tmp_path: Path) -> None:
@@ -483,17 +492,11 @@ def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> 
             ("item-w", "ward/", None, None, "present"),
         ]
     # An unchanged sync records nothing: not a row written to the provenance.
-    with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
-        watcher.executescript(
-            "CREATE TABLE writes (n INTEGER);"
-            "CREATE TRIGGER mirrored AFTER UPDATE ON mirror_items"
-            " BEGIN INSERT INTO writes VALUES (1); END;"
-        )
+    count_writes(tmp_path, "mirror_items", "UPDATE")
     with RunState.in_directory(tmp_path) as state:
         number, _ = scan(state, entries)
         state.record_mirrored(FOLDER, number)
-        with sqlite3.connect(tmp_path / STATE_FILE) as watcher:
-            assert watcher.execute("SELECT count(*) FROM writes").fetchone() == (0,)
+        assert writes(tmp_path) == 0
         # The item re-pointed elsewhere and back: recorded again, as the entry's.
         state.finish_removal(FOLDER, "dataset", ["item-a"], "unlink", deleted=False)
         assert state.prior_by_title(FOLDER, "a.png").status == "unlinked"  # type: ignore[union-attr]
