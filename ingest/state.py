@@ -74,6 +74,7 @@ _TABLES = (
     "gone_checked",
     "links_checked",
     "item_changes",
+    "verified",
 )
 
 _SCHEMA = """
@@ -177,6 +178,17 @@ CREATE TABLE IF NOT EXISTS links_checked (
     dataset TEXT NOT NULL,
     scan INTEGER NOT NULL,
     item_changes INTEGER NOT NULL,
+    PRIMARY KEY (folder, dataset)
+);
+-- Per folder and Dataset, the latest scan verification found exact, with what it counted
+-- (see `proven_verification`).
+CREATE TABLE IF NOT EXISTS verified (
+    folder TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    folder_uuid TEXT NOT NULL,
+    scan INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    items INTEGER NOT NULL,
     PRIMARY KEY (folder, dataset)
 );
 -- How many changes so far gave entries other items or removed links (one row).
@@ -862,12 +874,45 @@ class RunState:
         ).fetchone()
         return int(count)
 
-    def mark_folder_index_current(self, folder: str, folder_uuid: str) -> None:
+    def record_verified(
+        self, folder: str, folder_uuid: str, dataset: str, scan: int, rows: int, items: int
+    ) -> None:
+        """Verification found the scan's entries exact in the folder (`items` items) and the
+        Dataset (`rows` linked): the folder's index is current, and the result stands until
+        the entries, their items or links change (`proven_verification`)."""
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO folder_index_current (folder, folder_uuid) VALUES (?, ?)",
                 (folder, folder_uuid),
             )
+            self._db.execute(
+                "INSERT OR REPLACE INTO verified (folder, dataset, folder_uuid, scan, rows, items)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (folder, dataset, folder_uuid, scan, rows, items),
+            )
+
+    def proven_verification(
+        self, folder: str, folder_uuid: str, dataset: str, scan: int
+    ) -> tuple[int, int] | None:
+        """(rows, items) of the last exact verification, if it still holds for `scan`: the
+        scan lists exactly the entries of the one verified (or is it), and nothing has
+        touched the folder since, so its index is current (an upload's intent, a listing and
+        a mirror action remove that mark: every change to an entry's item or to a link comes
+        with one of them). Recorded again for `scan`, so the next unchanged scan builds on
+        it. Else None: compare."""
+        row = self._db.execute(
+            "SELECT v.scan, v.rows, v.items FROM verified v"
+            " JOIN folder_index_current c ON c.folder = v.folder AND c.folder_uuid = v.folder_uuid"
+            " WHERE v.folder = ? AND v.dataset = ? AND v.folder_uuid = ?",
+            (folder, dataset, folder_uuid),
+        ).fetchone()
+        if row is None:
+            return None
+        verified_scan, rows, items = row
+        if verified_scan != scan and self._same_as.get(scan, -1) != verified_scan:
+            return None
+        self.record_verified(folder, folder_uuid, dataset, scan, rows, items)
+        return int(rows), int(items)
 
     def _index_batch(self, batch: list[tuple[str, str, str, str | None, float]]) -> int:
         with self._db:

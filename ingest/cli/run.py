@@ -22,6 +22,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from encord.dataset import Dataset
 from encord.storage import StorageFolder
 
 from ingest.cli.inputs import Target, existing_state, latest_scan, target_names
@@ -106,6 +107,11 @@ class FolderOnDemand(UploadTarget):
     def folder_name(self) -> str:
         return self._name
 
+    @property
+    def folder_if_found(self) -> StorageFolder | None:
+        """The folder, if this run has found or created it already (no request)."""
+        return self._folder
+
     def __repr__(self) -> str:  # the dataclass's would read `folder`, creating it
         return f"FolderOnDemand({self._name!r})"
 
@@ -166,8 +172,9 @@ def run_command(args: argparse.Namespace) -> int:
         new_entries = Classifier(state, names.folder, scan, mirrored)(
             state.record_scan(names.folder, scan, planned)
         )
+        dataset = None
         if state.has_mirrored(names.folder):  # items from earlier syncs: gone, changed, moved?
-            submission = _sync(upload, state, scan, new_entries, mirrored)
+            submission, dataset = _sync(upload, state, scan, new_entries, mirrored)
         else:  # a first sync: nothing to remove, so each job starts as soon as it is full
             submission = _submit(
                 feedback.counted(new_entries, "uploading", "new entries"), state, upload
@@ -181,7 +188,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"scan {scan}: {len(submission.jobs)} upload job(s) started; "
             f"report: {out / REPORT_FILE}"
         )
-        return _finish(args, upload, state, scan, submission, report, mirrored)
+        return _finish(args, upload, state, scan, submission, report, mirrored, dataset)
 
 
 def _sync(
@@ -190,11 +197,12 @@ def _sync(
     scan: int,
     new_entries: Iterable[Entry],
     mirrored: MirrorReport,
-) -> Submission:
+) -> tuple[Submission, Dataset]:
     """A sync of a folder mirrored before: the new entries wait (their fingerprints in a
     temporary file; the entries themselves are in the run state) until the listing is
     complete and the mirror step has checked its safety limits, so a refused sync changes
-    nothing in Encord; then the removals and moves, then the uploads."""
+    nothing in Encord; then the removals and moves, then the uploads. Returns the Dataset
+    too (looked up once per run)."""
     names = upload.names
     with tempfile.TemporaryFile("w+", prefix="ingest-new-") as waiting:
         waiting.writelines(f"{entry.fingerprint}\n" for entry in new_entries)
@@ -202,11 +210,12 @@ def _sync(
         dataset = upload.client.dataset(names.dataset)
         released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
         new = state.held_entries(names.folder, (line.rstrip("\n") for line in waiting))
-        return _submit(
+        submission = _submit(
             upload.feedback.counted(chain(new, released), "uploading", "new entries"),
             state,
             upload,
         )
+        return submission, dataset
 
 
 def retry_command(args: argparse.Namespace) -> int:
@@ -268,8 +277,10 @@ def _finish(
     submission: Submission,
     report: PlanReport | None,
     mirrored: MirrorReport | None = None,
+    dataset: Dataset | None = None,
 ) -> int:
-    """Wait for the folder's jobs, link, verify, and print what happened."""
+    """Wait for the folder's jobs, link, verify, and print what happened. `dataset`: the
+    Dataset, if this run has opened it already."""
     client, names, feedback = upload.client, upload.names, upload.feedback
     out = state.path.parent
     try:
@@ -277,10 +288,11 @@ def _finish(
             deleted = wait_for_jobs(state, upload.target, feedback.upload())
         finally:
             failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
-        dataset = client.find_dataset(names.dataset)
         if dataset is None and state.counts(names.folder, scan, None)["entries"]:
-            feedback.step(f"creating Dataset {names.dataset!r}")
+            feedback.step(f"Dataset {names.dataset!r} (created if missing)")
             dataset = client.dataset(names.dataset)
+        elif dataset is None:
+            dataset = client.find_dataset(names.dataset)
         if dataset is None:  # nothing importable: no Dataset to make or compare
             linked, verification = 0, _nothing_to_verify(names.dataset, out)
         else:
@@ -297,7 +309,8 @@ def _finish(
                 scan,
                 out,
                 lambda rows: feedback.counted(rows, "verifying", "rows"),
-                reuse_folder_index=True,
+                reuse_state=True,
+                found_folder=upload.target.folder_if_found,
             )
     finally:
         feedback.close()

@@ -4,12 +4,15 @@ Nothing here depends on one unpaged response (`Dataset.list_data_rows()` returns
 Dataset at once, which a million rows would not survive):
 - the Folder through its paged item listing (1,000 a page, indexed in the run state): an
   entry whose item is not there is missing, a second item for one entry's URL or title is a
-  duplicate, any other item is one nothing planned. `ingest run` reuses the index instead
-  when the last verification found it exact and nothing has changed the folder since;
+  duplicate, any other item is one nothing planned;
 - the Dataset through the link records: every item `link_items` accepted for the Dataset
   (recorded per batch), checked against the scan's entries by title and item: an entry not
   linked is missing, a linked item no entry of the scan has (its object left the bucket, or
   changed) is extra. Rows linked to the Dataset by hand, from other folders, are not seen.
+
+`ingest run` compares nothing when the run state proves the last exact verification still
+holds (`RunState.proven_verification`: the same entries, items and links, and nothing done
+to the folder since); `ingest verify` always lists and compares.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from encord.dataset import Dataset
+from encord.storage import StorageFolder
 
 from ingest.encord.client import EncordClient
 from ingest.files import write_jsonl
@@ -43,6 +47,8 @@ class Verification:
     sample: list[dict[str, str]]  # the first differences, for the summary
     report: Path
     folder_uuid: str  # "" when the folder does not exist
+    # Not compared again: the run state proves the last exact verification still holds.
+    unchanged: bool = False
 
     @property
     def exact(self) -> bool:
@@ -57,6 +63,7 @@ class Verification:
             "extra": self.extra,
             "folder": {"name": self.folder, "items": self.items, **self.folder_differences},
             "report": str(self.report),
+            "compared": not self.unchanged,
         }
 
     def summary(self) -> str:
@@ -67,6 +74,8 @@ class Verification:
             f"{verdict}: {self.missing} missing, {self.extra} extra",
             f"Files folder {self.folder!r}: {self.items} items, {folder}",
         ]
+        if self.unchanged:
+            lines.append("  (unchanged since the last exact verification, per the run state)")
         lines += [f"  {item['difference']}: {item['title']}" for item in self.sample]
         differences = self.missing + self.extra + sum(self.folder_differences.values())
         if differences > len(self.sample):
@@ -82,20 +91,46 @@ def verify(
     scan: int,
     directory: Path,
     progress: Callable[[Iterable], Iterable] | None = None,
-    reuse_folder_index: bool = False,
+    reuse_state: bool = False,
+    found_folder: StorageFolder | None = None,
 ) -> Verification:
     """Read-only: the folder is looked up, never created (a missing one: every entry is
     missing from it). `progress`, if given, wraps the linked rows as they are compared (to
-    count them). `reuse_folder_index`: compare with the folder's index kept in the state
-    instead of listing the folder again, if it matched at the last verification and no
-    upload or mirror action has touched the folder since (`ingest run`); `ingest verify`
-    always lists it."""
+    count them). `reuse_state` (`ingest run`): nothing is compared when the run state proves
+    the last exact verification still holds, and the folder's index kept in the state is
+    compared with instead of listing the folder again, if it matched at the last
+    verification and no upload or mirror action has touched the folder since; `ingest
+    verify` always lists and compares. `found_folder`: the folder, if the caller has found
+    it already."""
     counts: Counter = Counter()
-    storage_folder = client.find_folder(folder)
+    storage_folder = found_folder if found_folder is not None else client.find_folder(folder)
     items = 0
     folder_uuid = str(storage_folder.uuid) if storage_folder is not None else ""
+    report = directory / DIFFERENCES_FILE
+    proven = (
+        state.proven_verification(folder, folder_uuid, dataset.dataset_hash, scan)
+        if reuse_state and storage_folder is not None
+        else None
+    )
+    if proven is not None:
+        write_jsonl(report, iter(()), SHOWN_DIFFERENCES)  # no differences, as last time
+        rows, items = proven
+        return Verification(
+            dataset=dataset.title,
+            dataset_hash=dataset.dataset_hash,
+            folder=folder,
+            rows=rows,
+            items=items,
+            missing=0,
+            extra=0,
+            folder_differences=dict.fromkeys(FOLDER_DIFFERENCES, 0),
+            sample=[],
+            report=report,
+            folder_uuid=folder_uuid,
+            unchanged=True,
+        )
     if storage_folder is not None:
-        kept = state.folder_index_current(folder, folder_uuid) if reuse_folder_index else None
+        kept = state.folder_index_current(folder, folder_uuid) if reuse_state else None
         items = (
             kept
             if kept is not None
@@ -120,10 +155,9 @@ def verify(
         yield from state.compare_with_dataset(folder, scan, (progress or iter)(linked()))
         yield from state.compare_with_folder(folder, scan, folder_uuid)
 
-    report = directory / DIFFERENCES_FILE
     sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
     if storage_folder is not None and not counts:
-        state.mark_folder_index_current(folder, folder_uuid)
+        state.record_verified(folder, folder_uuid, dataset.dataset_hash, scan, rows, items)
     return Verification(
         dataset=dataset.title,
         dataset_hash=dataset.dataset_hash,

@@ -223,10 +223,14 @@ def test_an_unchanged_rerun_reuses_the_exact_folder_index_and_verify_lists_the_f
 ) -> None:
     from tests.run.support import sdk_client
 
-    assert encord_ingest("run").code == 0
+    first = encord_ingest("run", "--json")
+    assert first.code == 0 and first.json()["verify"]["compared"] is True
     pages = _listing_pages(sandbox)
     rerun = encord_ingest("run", "--json")
     assert rerun.code == 0 and rerun.json()["verify"]["folder"]["items"] == len(CORPUS_TITLES)
+    assert rerun.json()["verify"]["rows"] == first.json()["verify"]["rows"]
+    # The same entries, items and links: the last exact verification holds, uncompared.
+    assert rerun.json()["verify"]["compared"] is False
     assert _listing_pages(sandbox) == pages  # nothing touched the folder: its index holds
     assert encord_ingest("verify").code == 0
     assert _listing_pages(sandbox) > pages  # `ingest verify` always lists the folder
@@ -244,6 +248,7 @@ def test_an_unchanged_rerun_reuses_the_exact_folder_index_and_verify_lists_the_f
     bucket.put([SampleObject("images/cats/cat-9.png", png(3, 3), "image/png")])
     synced = encord_ingest("run", "--json")
     assert synced.code == 1 and synced.json()["verify"]["folder"]["duplicate"] == 1
+    assert synced.json()["verify"]["compared"] is True
 
 
 def _sequence_outputs(bucket: Bucket, allow_write: bool | None) -> None:
@@ -307,3 +312,17 @@ def test_a_folder_holding_two_dicom_series_and_a_series_over_two_folders(
     assert {"pacs/ (series 1.1)", "pacs/ (series 2.2)", "split/ (series 3.3)"} <= set(titles)
     assert "dicom/study-1/series-1/" in titles
     assert titles == folder_item_names(sandbox, key_pair)
+
+
+def test_a_rerun_after_an_object_left_the_bucket_compares_again(
+    encord_ingest: Ingest, bucket: Bucket
+) -> None:
+    assert encord_ingest("run").code == 0
+    assert encord_ingest("run", "--json").json()["verify"]["compared"] is False
+    bucket.delete("images/cats/cat-1.png")
+
+    # Nothing is done in Encord under `keep`, but the entries differ: the proof is gone.
+    kept = encord_ingest("run", "--deletions", "keep", "--json")
+
+    assert kept.json()["verify"]["compared"] is True
+    assert kept.json()["verify"]["extra"] == 1, kept.stdout
