@@ -1,4 +1,5 @@
-"""The fast lister in a child process lists exactly what it lists in this one."""
+"""The fast lister in a child process lists exactly what it lists in this one (LastModified
+left out)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def bucket(aws: LocalAws) -> tuple[object, str]:
 @pytest.mark.parametrize("prefixes", [[""], ["big/", "a"]])
 def test_the_child_lists_the_same_records_in_the_same_order(bucket, prefixes) -> None:
     s3, name = bucket
-    here = list(FastLister(s3, name, 4).objects(prefixes))
+    here = [obj._replace(last_modified=None) for obj in FastLister(s3, name, 4).objects(prefixes)]
     assert list(listed_in_child(s3, name, prefixes, 4)) == here
     assert len(here) > 2000
 
