@@ -3,11 +3,13 @@
 botocore turns each listed key into Python objects through its generic shape parser, which
 caps a process's listing rate (`bench/README.md`); threads don't help, the GIL serialises
 them. This lister keeps everything else of boto3 (credentials from the profile,
-environment or role; the endpoint and addressing style, `AWS_ENDPOINT_URL` included; header signing; retries;
-proxies and CA bundle; error parsing) and swaps only the parse of a successful page: a
-`before-parse` hook, armed only for this lister's calls, takes the raw body and hands
-botocore an empty document instead. The body is then read by four regular expressions,
-far cheaper, in the listing threads, which hand the records to their `PageSpool`.
+environment or role; the endpoint and addressing style, `AWS_ENDPOINT_URL` included;
+header signing; retries; proxies and CA bundle; error parsing) and swaps only the parse of
+a successful page: a `before-parse` hook, armed only for this lister's calls, takes the raw
+body and hands botocore an empty document instead. The body is then read by four regular
+expressions, far cheaper, and by the consumer rather than the listing threads, which only
+wait on the network and hand raw pages to their `PageSpool` (parsing in the threads
+measured no cheaper: `bench/README.md`).
 
 With `encoding-type=url` (boto3 asks for it too) S3 percent-encodes keys, so any key S3 can
 store (control characters, `//`, `./`, a trailing `/`) arrives intact: the reason this is
@@ -38,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from html import unescape
 from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
@@ -86,13 +89,13 @@ class _Listed(NamedTuple):
 
 class _Range(NamedTuple):
     """The keys of `prefix` after `after` (None: from its first) up to and including `upto`
-    (None: to its end). `first`: its first page's records, already listed, and `token` the
+    (None: to its end). `first`: its first page, already listed, and `token` the
     continuation after it (None: that page was the range's last)."""
 
     prefix: str
     after: str | None
     upto: str | None
-    first: list[Any] | None = None
+    first: bytes | None = None
     token: str | None = None
 
 
@@ -299,12 +302,11 @@ class FastLister:
         folders as the first page spanned, times `PAGES_PER_RANGE`, make a range. A
         delimiter page that didn't reach the end (more folders than a page holds) leaves
         the rest after its last split point for another probe."""
-        body = next(self._pages(prefix, after=after))
-        first = self._decode(body)
-        token = _continuation(body)
-        if token is None or not first:
+        first = next(self._pages(prefix, after=after))
+        token = _continuation(first)
+        last = None if token is None else self._last_key(first)
+        if last is None:
             return [_Range(prefix, after, None, first, token)], None
-        last = first[-1][0]
         listing = next(self._pages(prefix, delimiter="/", after=after))
         folders = sub_prefixes(listing)
         spanned = sum(folder < last for folder in folders)
@@ -324,20 +326,34 @@ class FastLister:
     def _start(self, unit: _Range | _Listed) -> Any:
         if isinstance(unit, _Listed):
             return [unit.objects]
-        return in_background(self._listed(unit), f"scan:{unit.prefix}")
+        decode = self._decode if unit.upto is None else partial(_upto, self._decode, unit.upto)
+        if unit.first is not None and unit.token is None:
+            return [decode(unit.first)]
+        return in_background(self._bodies(unit), f"scan:{unit.prefix}", decode=decode)
 
-    def _listed(self, unit: _Range) -> Iterator[list[Any]]:
-        """The records of `unit`, page after page, none past its end."""
+    def _bodies(self, unit: _Range) -> Iterator[bytes]:
+        """The raw pages of `unit`, the last one the first past its end."""
         if unit.first is not None:
             yield unit.first
-            if unit.token is None:
-                return
         for body in self._pages(unit.prefix, after=unit.after, token=unit.token):
-            records = self._decode(body)
-            if unit.upto is not None and records and records[-1][0] > unit.upto:
-                yield [record for record in records if record[0] <= unit.upto]
+            yield body
+            if unit.upto is not None and self._past(body, unit.upto):
                 return
-            yield records
+
+    def _past(self, body: bytes, upto: str) -> bool:
+        last = self._last_key(body)
+        return last is not None and last > upto
+
+    def _last_key(self, body: bytes) -> str | None:
+        """The page's last key, as its records will read it: alone on a URL-encoded page
+        (the usual one), else from the decoded page."""
+        if b"<EncodingType>url</EncodingType>" not in body:
+            records = self._decode(body)
+            return records[-1][0] if records else None
+        at = body.rfind(b"<Key>")
+        if at < 0:
+            return None
+        return _decode_key(body[at + 5 : body.index(b"</Key>", at)].decode())
 
     def _pages(
         self,
@@ -374,6 +390,14 @@ class FastLister:
 
     def _where(self, prefix: str) -> str:
         return f"s3://{self._bucket}/{prefix}"
+
+
+def _upto(decode: Callable[[bytes], list[Any]], upto: str, body: bytes) -> list[Any]:
+    """A range's page, without the keys past the range's end (on its last page only)."""
+    records = decode(body)
+    if records and records[-1][0] > upto:
+        return [record for record in records if record[0] <= upto]
+    return records
 
 
 def _continuation(body: bytes) -> str | None:

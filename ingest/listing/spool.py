@@ -17,7 +17,7 @@ import pickle
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 IN_MEMORY_PAGES = 4  # per spool: enough to hide a hand-over, small enough to stay flat
@@ -32,7 +32,10 @@ class SpoolClosed(Exception):
 class PageSpool:
     """A FIFO of pages; `put` never blocks, `close` discards what is left."""
 
-    def __init__(self, in_memory: int = IN_MEMORY_PAGES) -> None:
+    def __init__(
+        self, decode: Callable[[Any], Any] | None = None, in_memory: int = IN_MEMORY_PAGES
+    ) -> None:
+        self._decode = decode  # applied by the consumer, so the producer stays cheap
         self._in_memory_limit = in_memory
         self._ready = threading.Condition()
         self._queue: deque[tuple[Any, Any]] = (
@@ -103,7 +106,7 @@ class PageSpool:
                         self._ready.notify_all()  # a producer may be waiting for room
                 if page is _SPILLED:
                     page = pickle.loads(_decompress(data))
-                yield page
+                yield page if self._decode is None else self._decode(page)
         finally:
             self.close()
 
@@ -131,13 +134,16 @@ def _decompress(data: bytes) -> bytes:
     return pyarrow.decompress(data[8:], size, "zstd", asbytes=True)
 
 
-def in_background(pages: Iterator[Any], name: str) -> PageSpool:
-    """Start pulling `pages` in a daemon thread now; iterate the spool to get them in order.
+def in_background(
+    pages: Iterator[Any], name: str, decode: Callable[[Any], Any] | None = None
+) -> PageSpool:
+    """Start pulling `pages` in a daemon thread now; iterate the spool to get them in order,
+    each passed through `decode` if given.
 
     An exception in the thread is re-raised in the consumer; closing the spool (or finishing
     its iteration) stops the thread at its next page.
     """
-    spool = PageSpool()
+    spool = PageSpool(decode)
 
     def produce() -> None:
         try:
