@@ -78,7 +78,7 @@ _COMMON_PREFIX = re.compile(r"<CommonPrefixes><Prefix>([^<]*)</Prefix></CommonPr
 _NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>true</IsTruncated>")
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-PAGES_PER_RANGE = 4  # a range's expected pages: more ranges cost a surplus page each
+PAGES_PER_RANGE = 8  # a range's expected pages; each range costs about one surplus page
 
 
 class _Listed(NamedTuple):
