@@ -326,7 +326,9 @@ class FastLister:
     def _start(self, unit: _Range | _Listed) -> Any:
         if isinstance(unit, _Listed):
             return [unit.objects]
-        decode = self._decode if unit.upto is None else partial(_upto, self._decode, unit.upto)
+        decode = self._decode
+        if unit.after is not None or unit.upto is not None:
+            decode = partial(_within, self._decode, unit.after, unit.upto)
         if unit.first is not None and unit.token is None:
             return [decode(unit.first)]
         return in_background(self._bodies(unit), f"scan:{unit.prefix}", decode=decode)
@@ -392,11 +394,16 @@ class FastLister:
         return f"s3://{self._bucket}/{prefix}"
 
 
-def _upto(decode: Callable[[bytes], list[Any]], upto: str, body: bytes) -> list[Any]:
-    """A range's page, without the keys past the range's end (on its last page only)."""
+def _within(
+    decode: Callable[[bytes], list[Any]], after: str | None, upto: str | None, body: bytes
+) -> list[Any]:
+    """A range's page without the keys past its end (its last page's surplus) nor, should a
+    store ignore `StartAfter`, the keys before its start."""
     records = decode(body)
-    if records and records[-1][0] > upto:
-        return [record for record in records if record[0] <= upto]
+    if records and after is not None and records[0][0] <= after:
+        records = [record for record in records if record[0] > after]
+    if records and upto is not None and records[-1][0] > upto:
+        records = [record for record in records if record[0] <= upto]
     return records
 
 

@@ -294,3 +294,16 @@ def test_a_range_ends_at_its_point_included_and_may_be_empty(split_bucket):
     assert keys("first/08/b.png", "first/08x/") == ["first/08x/"]  # the marker at the point
     assert keys("first/08x/", "first/09/") == []  # only a marker folder between the points
     assert keys("first/04.jpg", "first/05/") == ["first/04/a.png", "first/04/b.png", "first/05/"]
+
+
+def test_a_range_keeps_only_its_own_keys_even_from_a_store_ignoring_start_after():
+    def page(*keys: str) -> list[tuple[str]]:
+        return [(key,) for key in keys]
+
+    def within(after: str | None, upto: str | None, *keys: str) -> list[str]:
+        return [key for (key,) in fast._within(lambda body: page(*keys), after, upto, b"")]
+
+    assert within("b/", "c/", "a/1", "b/", "b/1", "c/", "c/1") == ["b/1", "c/"]
+    assert within(None, "b/", "a/1", "b/", "b/1") == ["a/1", "b/"]
+    assert within("b/", None, "b/", "b/1") == ["b/1"]
+    assert within("é/", "ü/", "a", "é/x", "ü/", "ü/x") == ["é/x", "ü/"]
