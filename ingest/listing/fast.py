@@ -2,33 +2,45 @@
 
 botocore turns each listed key into Python objects through its generic shape parser, which
 caps a process's listing rate (`bench/README.md`); threads don't help, the GIL serialises
-them. This lister
-keeps everything else of boto3 (credentials from the profile, environment or role; the
-endpoint and addressing style, `AWS_ENDPOINT_URL` included; header signing; retries;
-proxies and CA bundle; error parsing) and swaps only the parse of a successful page: a
-`before-parse` hook, armed only for this lister's calls, takes the raw body and hands
-botocore an empty document instead. The body is then read by four regular expressions,
-far cheaper, and by the consumer rather than the listing threads, which
-only wait on the network and hand raw pages to their `PageSpool`.
+them. This lister keeps everything else of boto3 (credentials from the profile,
+environment or role; the endpoint and addressing style, `AWS_ENDPOINT_URL` included;
+header signing; retries; proxies and CA bundle; error parsing) and swaps only the parse of
+a successful page: a `before-parse` hook, armed only for this lister's calls, takes the raw
+body and hands botocore an empty document instead. The body is then read by four regular
+expressions, far cheaper, and by the consumer rather than the listing threads, which only
+wait on the network and hand raw pages to their `PageSpool` (parsing in the threads
+measured no cheaper: `bench/README.md`).
 
 With `encoding-type=url` (boto3 asks for it too) S3 percent-encodes keys, so any key S3 can
 store (control characters, `//`, `./`, a trailing `/`) arrives intact: the reason this is
 not built on `obstore`, whose object_store paths reject or rewrite such keys (measured:
 `dir/` is listed as `dir`; `a//b`, `./x` or a tab in a key abort the listing).
 
-Configured prefixes are listed in parallel, one per thread. With none configured, the
-lister first lists the bucket with delimiter `/`: the top-level folders become units listed
-in parallel, and the objects at the top, which that listing returns anyway, are passed on
-as they are. Nothing is listed twice, and a bucket of top-level folders is listed one
-folder per thread.
+Configured prefixes are listed in parallel. With none configured, the lister first lists
+the bucket with delimiter `/`: the top-level folders become the prefixes, and the objects at
+the top, which that listing returns anyway, are passed on as they are.
+
+A prefix's pages are sequential (each needs the previous one's token), so one prefix of 20k
+keys takes 20 round trips however many threads wait. A prefix whose first page is not its
+last is therefore split into key ranges listed side by side (`_split`): its sub-folders (one
+listing with delimiter `/`) are the split points, ~`PAGES_PER_RANGE` pages apart as its
+first page's keys per folder suggest. Range i is the keys after point i-1 up to and
+including point i: `StartAfter`, then stop at the first key past the next point (that last
+page's surplus is the next range's start, listed there). Ranges partition the key space
+whatever the points are, so keys at a point, empty ranges or a folder that grew meanwhile
+cost a request at most, never a key twice or lost. Prefixes are probed (first page, folders)
+`workers` ahead of the one being read, so later ranges start without waiting.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from html import unescape
 from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
@@ -66,12 +78,25 @@ _COMMON_PREFIX = re.compile(r"<CommonPrefixes><Prefix>([^<]*)</Prefix></CommonPr
 _NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>true</IsTruncated>")
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+PAGES_PER_RANGE = 8  # a range's expected pages; each range costs about one surplus page
 
 
 class _Listed(NamedTuple):
     """A page a discovery already listed: passed on as it is."""
 
     objects: list[Any]
+
+
+class _Range(NamedTuple):
+    """The keys of `prefix` after `after` (None: from its first) up to and including `upto`
+    (None: to its end). `first`: its first page, already listed, and `token` the
+    continuation after it (None: that page was the range's last)."""
+
+    prefix: str
+    after: str | None
+    upto: str | None
+    first: bytes | None = None
+    token: str | None = None
 
 
 def _decode_key(text: str) -> str:
@@ -124,23 +149,20 @@ def parse_page(body: bytes) -> list[ListedObject]:
     ]
 
 
-def parse_records(body: bytes) -> list[tuple[str, int, str, str]]:
-    """`parse_page`'s records as plain tuples, LastModified left as its ISO text: what the
-    child lister sends (`ingest.listing.process`), with nothing parsed twice."""
+def parse_records(body: bytes) -> list[tuple[str, int, str, None]]:
+    """`parse_page`'s records as plain tuples without LastModified (None): what the child
+    lister sends (`ingest.listing.process`). Nothing in a plan reads LastModified, and
+    parsing it cost the planner more than any other field."""
     text = body.decode("utf-8")
     rows = _contents(text)
     if rows is None:
-        return [
-            (key, size, etag, when.isoformat())
-            for key, size, etag, when in _parse_page_slowly(body)
-            if when is not None  # always: LastModified is parsed, not left out
-        ]
+        return [(key, size, etag, None) for key, size, etag, _ in _parse_page_slowly(body)]
     if "<EncodingType>url</EncodingType>" in text:
         return [
-            (unquote_plus(key) if "%" in key or "+" in key else key, int(size), etag, when)
-            for key, when, etag, size in rows
+            (unquote_plus(key) if "%" in key or "+" in key else key, int(size), etag, None)
+            for key, _, etag, size in rows
         ]
-    return [(key, int(size), etag, when) for key, when, etag, size in rows]
+    return [(key, int(size), etag, None) for key, _, etag, size in rows]
 
 
 def _parse_page_slowly(body: bytes) -> list[ListedObject]:
@@ -172,17 +194,21 @@ class FastLister:
         bucket: str,
         workers: int = 16,
         decode: Callable[[bytes], list[Any]] = parse_page,
+        page_size: int = 1000,
     ) -> None:
-        """`decode`: how a page's body becomes records (`parse_records` for plain tuples)."""
+        """`decode`: how a page's body becomes records (`parse_records` for plain tuples);
+        `page_size`: keys per page asked for (`MaxKeys`; 1,000 is S3's most)."""
         self._s3 = s3
         self._decode = decode
         self._bucket = bucket
         self._workers = workers
+        self._page_size = page_size
         self._http = URLLib3Session(
             verify=botocore.session.get_session().get_config_variable("ca_bundle") or True,
             proxies=s3.meta.config.proxies or get_environ_proxies(s3.meta.endpoint_url),
             timeout=60,
-            max_pool_connections=workers + 2,
+            # The listing threads and as many probing prefixes ahead.
+            max_pool_connections=2 * workers + 2,
         )
         # Registered once per client (same unique id), armed per call: the client's other
         # ListObjectsV2 users still send and parse as ever.
@@ -192,15 +218,15 @@ class FastLister:
 
     def objects(self, prefixes: list[str]) -> Iterator[ListedObject]:
         """Every object under `prefixes`, in key order; an empty configured prefix is an error."""
-        return fan_out(self._units(normalise_prefixes(prefixes)), self._start, self._workers)
+        units = self._ranges(self._units(normalise_prefixes(prefixes)))
+        return fan_out(units, self._start, self._workers)
 
     def _units(self, prefixes: list[str]) -> Iterator[str | _Listed]:
         """Configured prefixes are listed as they are; the whole bucket is split by folder.
 
         A folder chain with nothing beside it (`data/` alone at the top, `data/2026/` alone
         in it) is followed down, so a bucket keeping everything under one folder still
-        fans out. Only there: splitting a prefix into many small folders would cost one
-        request per folder instead of one per 1,000 keys."""
+        fans out."""
         if prefixes != [""]:
             yield from prefixes
             return
@@ -240,18 +266,115 @@ class FastLister:
             if at < len(objects):
                 yield _Listed(objects[at:])
 
-    def _start(self, unit: str | _Listed) -> Any:
+    def _ranges(self, units: Iterator[str | _Listed]) -> Iterator[_Range | _Listed]:
+        """Each prefix of `units` as its key ranges (`_split`), in order; prefixes are
+        probed in threads up to `workers` ahead of the one whose ranges are handed out."""
+        pool = ThreadPoolExecutor(self._workers, thread_name_prefix="probe")
+        ahead: deque[_Listed | Future[tuple[list[_Range], str | None]]] = deque()
+
+        def handed_out() -> Iterator[_Range | _Listed]:
+            probe = ahead.popleft()
+            while not isinstance(probe, _Listed):
+                ranges, rest = probe.result()
+                if rest is not None:  # probed now, while its predecessors are listed
+                    probe = pool.submit(self._split, ranges[0].prefix, rest)
+                yield from ranges
+                if rest is None:
+                    return
+            yield probe
+
+        try:
+            for unit in units:
+                ahead.append(unit if isinstance(unit, _Listed) else pool.submit(self._split, unit))
+                if len(ahead) > self._workers:
+                    yield from handed_out()
+            while ahead:
+                yield from handed_out()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _split(self, prefix: str, after: str | None = None) -> tuple[list[_Range], str | None]:
+        """`prefix`'s keys after `after` as consecutive ranges, and the point after which
+        the rest is still to split (None: the ranges reach the prefix's end).
+
+        The first page comes first: a prefix it holds whole is one range, no further
+        request. Else one listing with delimiter `/` names its next sub-folders; as many
+        folders as the first page spanned, times `PAGES_PER_RANGE`, make a range. A
+        delimiter page that didn't reach the end (more folders than a page holds) leaves
+        the rest after its last split point for another probe."""
+        first = next(self._pages(prefix, after=after))
+        token = _continuation(first)
+        last = None if token is None else self._last_key(first)
+        if last is None:
+            return [_Range(prefix, after, None, first, token)], None
+        listing = next(self._pages(prefix, delimiter="/", after=after))
+        folders = sub_prefixes(listing)
+        spanned = sum(folder < last for folder in folders)
+        rest = [folder for folder in folders if folder > last]
+        step = max(1, spanned) * PAGES_PER_RANGE
+        points = rest[step::step]
+        more = _continuation(listing) is not None and bool(rest)
+        if more and (not points or points[-1] != rest[-1]):
+            points.append(rest[-1])
+        ranges = [_Range(prefix, after, points[0] if points else None, first, token)]
+        ends: list[str | None] = [*points[1:], None]
+        ranges += [_Range(prefix, start, end) for start, end in zip(points, ends, strict=False)]
+        if more:
+            return ranges[:-1], points[-1]
+        return ranges, None
+
+    def _start(self, unit: _Range | _Listed) -> Any:
         if isinstance(unit, _Listed):
             return [unit.objects]
-        return in_background(self._pages(unit), f"scan:{unit}", decode=self._decode)
+        decode = self._decode
+        if unit.after is not None or unit.upto is not None:
+            decode = partial(_within, self._decode, unit.after, unit.upto)
+        if unit.first is not None and unit.token is None:
+            return [decode(unit.first)]
+        return in_background(self._bodies(unit), f"scan:{unit.prefix}", decode=decode)
 
-    def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[bytes]:
-        """Raw ListObjectsV2 bodies of `prefix`, page after page."""
-        params = {"Bucket": self._bucket, "Prefix": prefix}
+    def _bodies(self, unit: _Range) -> Iterator[bytes]:
+        """The raw pages of `unit`, the last one the first past its end."""
+        if unit.first is not None:
+            yield unit.first
+        for body in self._pages(unit.prefix, after=unit.after, token=unit.token):
+            yield body
+            if unit.upto is not None and self._past(body, unit.upto):
+                return
+
+    def _past(self, body: bytes, upto: str) -> bool:
+        last = self._last_key(body)
+        return last is not None and last > upto
+
+    def _last_key(self, body: bytes) -> str | None:
+        """The page's last key, as its records will read it: alone on a URL-encoded page
+        (the usual one), else from the decoded page."""
+        if b"<EncodingType>url</EncodingType>" not in body:
+            records = self._decode(body)
+            return records[-1][0] if records else None
+        at = body.rfind(b"<Key>")
+        if at < 0:
+            return None
+        return _decode_key(body[at + 5 : body.index(b"</Key>", at)].decode())
+
+    def _pages(
+        self,
+        prefix: str,
+        delimiter: str | None = None,
+        after: str | None = None,
+        token: str | None = None,
+    ) -> Iterator[bytes]:
+        """Raw ListObjectsV2 bodies of `prefix` (keys after `after`, or from continuation
+        `token`), page after page; the first page of a whole prefix must not be empty."""
+        params = {"Bucket": self._bucket, "Prefix": prefix, "MaxKeys": self._page_size}
         if delimiter:
             params["Delimiter"] = delimiter
-        first = True
+        if after is not None:
+            params["StartAfter"] = after
+        whole = after is None and token is None
         while True:
+            if token is not None:
+                params["ContinuationToken"] = token
             with listing_errors(self._where(prefix)):
                 _call.http = self._http
                 try:
@@ -259,17 +382,37 @@ class FastLister:
                     body = _call.body
                 finally:
                     _call.http = _call.body = None
-            if first and b"<Contents>" not in body and b"<CommonPrefixes>" not in body:
+            if whole and b"<Contents>" not in body and b"<CommonPrefixes>" not in body:
                 raise nothing_under(self._where(prefix))
-            first = False
+            whole = False
             yield body
-            token = _NEXT_TOKEN.search(body)
-            if token is None or not _TRUNCATED.search(body):
+            token = _continuation(body)
+            if token is None:
                 return
-            params["ContinuationToken"] = unescape(token.group(1).decode())
 
     def _where(self, prefix: str) -> str:
         return f"s3://{self._bucket}/{prefix}"
+
+
+def _within(
+    decode: Callable[[bytes], list[Any]], after: str | None, upto: str | None, body: bytes
+) -> list[Any]:
+    """A range's page without the keys past its end (its last page's surplus) nor, should a
+    store ignore `StartAfter`, the keys before its start."""
+    records = decode(body)
+    if records and after is not None and records[0][0] <= after:
+        records = [record for record in records if record[0] > after]
+    if records and upto is not None and records[-1][0] > upto:
+        records = [record for record in records if record[0] <= upto]
+    return records
+
+
+def _continuation(body: bytes) -> str | None:
+    """The token of the page after this one; None on the last page."""
+    token = _NEXT_TOKEN.search(body)
+    if token is None or not _TRUNCATED.search(body):
+        return None
+    return unescape(token.group(1).decode())
 
 
 def _send_keeping_body(request: Any, **_: Any) -> AWSResponse | None:

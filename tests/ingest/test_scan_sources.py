@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ingest.errors import UserError
-from ingest.listing.fast import FastLister, parse_page
+from ingest.listing import fast
+from ingest.listing.fast import FastLister, _Listed, _Range, parse_page
 from ingest.listing.paginator import S3Lister
 from ingest.listing.scan import scan
 from ingest.listing.spool import PageSpool, in_background
@@ -81,7 +82,7 @@ def test_a_consumer_that_stops_early_stops_the_listing_threads(listed_bucket):
     s3, bucket = listed_bucket
     objects = FastLister(s3, bucket, workers=4).objects(["big/", "x y/", "z/"])
     assert next(objects).key == BIG[0]
-    objects.close()
+    objects.close()  # type: ignore[attr-defined]  # a generator
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _scan_threads():
         time.sleep(0.05)
@@ -143,7 +144,8 @@ def test_a_page_in_an_unexpected_shape_is_parsed_the_slow_way():
         ("c.jpg", 4, "def"),
         ("d.jpg", 5, ""),
     ]
-    assert objects[0].last_modified.isoformat() == "2026-11-01T12:00:00+00:00"
+    when = objects[0].last_modified
+    assert when is not None and when.isoformat() == "2026-11-01T12:00:00+00:00"
 
 
 def test_the_spool_keeps_order_spills_to_disk_and_frees_it():
@@ -184,6 +186,7 @@ def test_a_bucket_under_one_folder_fans_out_below_it(aws: LocalAws):
     s3, bucket = fill(aws, ["data/2026/a/1.jpg", "data/2026/b/1.jpg", "data/2026/c.jpg"])
     units = list(FastLister(s3, bucket)._units([""]))
     assert units[0] == "data/2026/a/" and units[1] == "data/2026/b/"
+    assert isinstance(units[2], _Listed)
     assert [obj.key for obj in units[2].objects] == ["data/2026/c.jpg"]
 
 
@@ -221,3 +224,86 @@ def test_keys_are_decoded_only_when_the_page_says_they_are_encoded():
 
     assert parse_page(page(b"<EncodingType>url</EncodingType>"))[0].key == "a b c.jpg"
     assert parse_page(page(b""))[0].key == "a+b%20c.jpg"  # a store that ignored encoding-type
+
+
+# A first prefix that spans many ranges at 4 keys a page: folders of different sizes, a
+# folder marker (a key equal to a split point), a folder holding only its marker, direct
+# objects between folders, unicode and escaped names, more folders than a delimiter page
+# names (the rest probed again), then a second prefix.
+SPLIT_KEYS = [
+    *(f"first/{folder:02d}/{name}" for folder in range(12) for name in ("a.png", "b.png")),
+    *(f"first/{folder:02d}/deep/{i}.png" for folder in (3, 7) for i in range(9)),
+    "first/05/",
+    "first/08x/",
+    "first/04.jpg",
+    "first/10 x.jpg",
+    *(f"first/café {i}/é {j}.png" for i in range(3) for j in range(5)),
+    "first/日本/画像.jpg",
+    "first/z&<>/%41+.jpg",
+    *(f"second/{i:02d}/x.png" for i in range(10)),
+]
+
+
+@pytest.fixture(scope="module")
+def split_bucket(aws: LocalAws) -> tuple[object, str]:
+    return fill(aws, SPLIT_KEYS)
+
+
+@pytest.mark.parametrize("prefixes", [[""], ["first/"], ["first/0", "second/"]])
+@pytest.mark.parametrize("pages_per_range", [1, 2])
+def test_ranges_listed_side_by_side_are_the_single_streams_records(
+    split_bucket, prefixes, pages_per_range, monkeypatch
+):
+    s3, bucket = split_bucket
+    monkeypatch.setattr(fast, "PAGES_PER_RANGE", pages_per_range)
+    started_after = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2",
+        lambda params, **_: started_after.append(params.get("StartAfter")),
+        unique_id="test-split-requests",
+    )
+    try:
+        split = list(FastLister(s3, bucket, workers=4, page_size=4).objects(prefixes))
+    finally:
+        s3.meta.events.unregister(
+            "before-parameter-build.s3.ListObjectsV2", unique_id="test-split-requests"
+        )
+    assert split == list(scan(S3Lister(s3, bucket), prefixes, workers=1))
+    # The first prefix was listed in several ranges, each from its own point.
+    points = {after for after in started_after if after and after.startswith("first/")}
+    assert len(points) >= 2
+
+
+def test_a_prefix_one_page_holds_is_listed_by_one_request(split_bucket):
+    s3, bucket = split_bucket
+    lister = FastLister(s3, bucket, workers=4, page_size=100)
+    ranges, rest = lister._split("second/")
+    assert rest is None
+    [only] = ranges
+    assert (only.after, only.upto, only.token) == (None, None, None)
+    assert only.first is not None and only.first.count(b"<Key>") == 10
+
+
+def test_a_range_ends_at_its_point_included_and_may_be_empty(split_bucket):
+    s3, bucket = split_bucket
+    lister = FastLister(s3, bucket, workers=4, page_size=2)
+
+    def keys(after: str, upto: str) -> list[str]:
+        return [obj.key for page in lister._start(_Range("first/", after, upto)) for obj in page]
+
+    assert keys("first/08/b.png", "first/08x/") == ["first/08x/"]  # the marker at the point
+    assert keys("first/08x/", "first/09/") == []  # only a marker folder between the points
+    assert keys("first/04.jpg", "first/05/") == ["first/04/a.png", "first/04/b.png", "first/05/"]
+
+
+def test_a_range_keeps_only_its_own_keys_even_from_a_store_ignoring_start_after():
+    def page(*keys: str) -> list[tuple[str]]:
+        return [(key,) for key in keys]
+
+    def within(after: str | None, upto: str | None, *keys: str) -> list[str]:
+        return [key for (key,) in fast._within(lambda body: page(*keys), after, upto, b"")]
+
+    assert within("b/", "c/", "a/1", "b/", "b/1", "c/", "c/1") == ["b/1", "c/"]
+    assert within(None, "b/", "a/1", "b/", "b/1") == ["a/1", "b/"]
+    assert within("b/", None, "b/", "b/1") == ["b/1"]
+    assert within("é/", "ü/", "a", "é/x", "ü/", "ü/x") == ["é/x", "ü/"]

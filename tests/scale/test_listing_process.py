@@ -1,4 +1,5 @@
-"""The fast lister in a child process lists exactly what it lists in this one."""
+"""The fast lister in a child process lists exactly what it lists in this one (LastModified
+left out)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def bucket(aws: LocalAws) -> tuple[object, str]:
 @pytest.mark.parametrize("prefixes", [[""], ["big/", "a"]])
 def test_the_child_lists_the_same_records_in_the_same_order(bucket, prefixes) -> None:
     s3, name = bucket
-    here = list(FastLister(s3, name, 4).objects(prefixes))
+    here = [obj._replace(last_modified=None) for obj in FastLister(s3, name, 4).objects(prefixes)]
     assert list(listed_in_child(s3, name, prefixes, 4)) == here
     assert len(here) > 2000
 
@@ -68,6 +69,6 @@ def test_a_consumer_that_stops_early_ends_the_child() -> None:
         )
         listing = listed_in_child(s3, BUCKET, [""], 4)
         assert next(listing).key == "README.txt"
-        child = listing.gi_frame.f_locals["child"]
-        listing.close()  # long before 2M keys are listed
+        child = listing.gi_frame.f_locals["child"]  # type: ignore[attr-defined]  # a generator
+        listing.close()  # type: ignore[attr-defined]  # long before 2M keys are listed
         assert child.returncode == -signal.SIGKILL
