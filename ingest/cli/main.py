@@ -22,7 +22,7 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -58,6 +58,8 @@ class Command:
     handler: str  # "module:function", imported when the command runs
     add_arguments: Callable[[argparse.ArgumentParser], None]
     description: str | None = None
+    # Lists the whole bucket: its listing child starts before the command's imports.
+    lists_bucket: bool = False
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +134,7 @@ COMMANDS = (
         _plan_arguments,
         "Scan the stack's bucket and write manifest-NNNNN.json (Encord's JSON import format), "
         "csv/import-NNNNN.csv (for Encord's web app) and report.json.",
+        lists_bucket=True,
     ),
     Command(
         "validate",
@@ -155,6 +158,7 @@ COMMANDS = (
         "Dataset, verify",
         "ingest.cli.run:run_command",
         _upload_arguments,
+        lists_bucket=True,
     ),
     Command(
         "retry",
@@ -199,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_arguments(sub)
         options.add_output_flags(sub)
-        sub.set_defaults(handler=command.handler)
+        sub.set_defaults(handler=command.handler, lists_bucket=command.lists_bucket)
     return parser
 
 
@@ -222,9 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help()
                 return 0
-            module, function = args.handler.split(":")
-            handler = getattr(importlib.import_module(module), function)
-            return handler(args)
+            with _listing_started_ahead(args.lists_bucket):
+                module, function = args.handler.split(":")
+                handler = getattr(importlib.import_module(module), function)
+                return handler(args)
     except UserError as error:
         return _fail(str(error), error.exit_code, as_json)
     except KeyboardInterrupt:
@@ -239,6 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_INTERNAL,
             as_json,
         )
+
+
+def _listing_started_ahead(lists_bucket: bool) -> AbstractContextManager[None]:
+    if not lists_bucket:
+        return nullcontext()
+    from ingest.listing.process import started_ahead
+
+    return started_ahead()
 
 
 def _fail(message: str, code: int, as_json: bool, prefix: str = "error") -> int:

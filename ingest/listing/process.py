@@ -9,9 +9,14 @@ fraction of parsing the pages itself. The pipe's capacity is the backpressure: t
 consumer waits when the planner lags, while its listing threads keep spooling pages to disk
 (`ingest.listing.spool`), so memory stays flat in both processes.
 
+A command that will list starts the child ahead (`started_ahead`, in `ingest.cli.main`), so
+that the child's start-up (an interpreter, boto3) overlaps the caller's own (its imports,
+its checks, its Encord look-ups); `listed_in_child` takes that child, or starts one.
+
 Protocol on the child's stdin: one JSON request (bucket, prefixes, workers, client
-settings); credentials, when the caller's client has its own, come in the child's
-environment, never on its command line. On its stdout: frames of a 4-byte little-endian
+settings, and the caller's client's own credentials when it has them: never on the child's
+command line); end of input without a request (a child started ahead and never used) ends
+it. On its stdout: frames of a 4-byte little-endian
 length then `marshal` bytes, either a list of (key, size, etag, None) tuples (nothing in a
 plan reads LastModified: `fast.parse_records`) or, for a `UserError`, its message as a
 string; a zero length ends the stream. Any other failure ends the child with its error on
@@ -27,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import islice, repeat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ingest
 from ingest.errors import UserError
@@ -37,12 +43,63 @@ from ingest.listing.scan import ListedObject
 
 BATCH = 2000  # records per frame: ~150 KB
 
+# A child started by `started_ahead`, not taken yet, with the file its stderr goes to.
+_ahead: tuple[subprocess.Popen[bytes], IO[bytes]] | None = None
+
+
+@contextmanager
+def started_ahead() -> Iterator[None]:
+    """The listing child started now, for the next `listed_in_child` to take; ended on the
+    way out if none took it."""
+    global _ahead
+    _ahead = _ahead or _start()
+    try:
+        yield
+    finally:
+        end_ahead()
+
+
+def end_ahead() -> None:
+    """End the child started ahead, if not taken (the command lists some other way)."""
+    global _ahead
+    if _ahead is not None:
+        child, stderr = _ahead
+        _ahead = None
+        _end(child, stderr)
+
+
+def _start() -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    root = str(Path(ingest.__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `_end`, after the child)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ingest.listing.process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=env,
+    )
+    return child, stderr
+
+
+def _end(child: subprocess.Popen[bytes], stderr: IO[bytes]) -> None:
+    if child.poll() is None:  # the consumer stopped early, or failed, or never began
+        child.kill()
+    child.wait()
+    for stream in (child.stdin, child.stdout, stderr):
+        if stream is not None:
+            stream.close()
+
 
 def listed_in_child(
     s3: Any, bucket: str, prefixes: list[str], workers: int
 ) -> Iterator[ListedObject]:
     """`FastLister(s3, bucket, workers).objects(prefixes)`, listed by a child process,
     without LastModified (None)."""
+    global _ahead
     request = {
         "bucket": bucket,
         "prefixes": prefixes,
@@ -53,32 +110,18 @@ def listed_in_child(
         "retries": s3.meta.config.retries,
         "s3": s3.meta.config.s3,
         "proxies": s3.meta.config.proxies,
+        "credentials": _credentials_of(s3),
     }
-    root = str(Path(ingest.__file__).resolve().parent.parent)
-    env = {
-        **os.environ,
-        **_credentials_of(s3),
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
-    with tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "ingest.listing.process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-        requests, records = child.stdin, child.stdout
-        assert requests is not None and records is not None  # both are pipes
-        try:
-            requests.write(json.dumps(request).encode())
-            requests.close()
-            yield from _records(records, lambda: _failure(child, stderr))
-        finally:
-            if child.poll() is None:  # the consumer stopped early, or failed
-                child.kill()
-            child.wait()
-            records.close()
+    (child, stderr), _ahead = _ahead or _start(), None
+    requests, records = child.stdin, child.stdout
+    assert requests is not None and records is not None  # both are pipes
+    try:
+        requests.write(json.dumps(request).encode())
+        requests.close()
+        yield from _records(records, lambda: _failure(child, stderr))
+        child.wait(timeout=10)  # the stream ended: the child is exiting
+    finally:
+        _end(child, stderr)
 
 
 def _records(stream: Any, failure: Any) -> Iterator[ListedObject]:
@@ -96,7 +139,7 @@ def _records(stream: Any, failure: Any) -> Iterator[ListedObject]:
         yield from map(new, listed, batch)  # the records are whole: no Python call per key
 
 
-def _failure(child: subprocess.Popen[bytes], stderr: Any) -> OSError:
+def _failure(child: subprocess.Popen[bytes], stderr: IO[bytes]) -> OSError:
     child.wait()
     stderr.seek(0)
     error = stderr.read().decode(errors="replace").strip()
@@ -105,16 +148,16 @@ def _failure(child: subprocess.Popen[bytes], stderr: Any) -> OSError:
 
 
 def _credentials_of(s3: Any) -> dict[str, str]:
-    """The client's own credentials, for the child's environment; none when the client
+    """The client's own credentials, as boto3's client arguments; none when the client
     found them the default way (the child, with the same environment, finds the same)."""
     credentials = s3._request_signer._credentials
     if credentials is None or credentials.method != "explicit":
         return {}
     frozen = credentials.get_frozen_credentials()
-    env = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    own = {"aws_access_key_id": frozen.access_key, "aws_secret_access_key": frozen.secret_key}
     if frozen.token:
-        env["AWS_SESSION_TOKEN"] = frozen.token
-    return env
+        own["aws_session_token"] = frozen.token
+    return own
 
 
 def serve(request: dict[str, Any]) -> int:
@@ -135,6 +178,7 @@ def serve(request: dict[str, Any]) -> int:
         region_name=request["region"],
         endpoint_url=request["endpoint_url"],
         config=config,
+        **request["credentials"],
     )
     out = sys.stdout.buffer
     lister = FastLister(s3, request["bucket"], request["workers"], decode=parse_records)
@@ -154,7 +198,15 @@ def _send(out: Any, frame: bytes) -> None:
 
 
 if __name__ == "__main__":
+    # Before the request: a child started ahead spends its wait on its own start-up.
+    import boto3  # noqa: F401
+
+    import ingest.listing.fast
+
+    request = sys.stdin.buffer.read()
+    if not request:  # started ahead and never used
+        raise SystemExit(0)
     try:
-        raise SystemExit(serve(json.loads(sys.stdin.buffer.read())))
+        raise SystemExit(serve(json.loads(request)))
     except BrokenPipeError:  # the parent stopped reading: nothing left to do
         os._exit(0)

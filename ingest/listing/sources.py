@@ -8,13 +8,15 @@ from datetime import timedelta
 from ingest.context import PlanContext
 from ingest.errors import UserError
 from ingest.listing.paginator import S3Lister
-from ingest.listing.process import listed_in_child
+from ingest.listing.process import end_ahead, listed_in_child
 from ingest.listing.scan import ListedObject, scan
 
 
 def listed_objects(context: PlanContext, warn: Callable[[str], None]) -> Iterator[ListedObject]:
     """The bucket's objects under the configured prefixes, in key order."""
     settings, bucket = context.settings, context.outputs.bucket_name
+    if settings.listing != "fast":
+        end_ahead()  # not listed by the child
     if settings.listing == "inventory":
         # Imported here: pyarrow takes a while to load, and only this source needs it.
         from ingest.listing.inventory import inventory_objects

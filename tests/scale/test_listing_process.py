@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import itertools
 import signal
+import subprocess
 
 import boto3
 import pytest
 
 from ingest.errors import UserError
 from ingest.listing.fast import FastLister
-from ingest.listing.process import listed_in_child
+from ingest.listing import process
+from ingest.listing.process import listed_in_child, started_ahead
 from standins.local_aws import LocalAws
 from standins.s3_listing import BUCKET, start_standin
 
@@ -72,3 +74,41 @@ def test_a_consumer_that_stops_early_ends_the_child() -> None:
         child = listing.gi_frame.f_locals["child"]  # type: ignore[attr-defined]  # a generator
         listing.close()  # type: ignore[attr-defined]  # long before 2M keys are listed
         assert child.returncode == -signal.SIGKILL
+
+
+class _Started:
+    """Records the children `ingest.listing.process` starts."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.children: list[subprocess.Popen[bytes]] = []
+        popen = subprocess.Popen
+
+        def start(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+            child = popen(*args, **kwargs)  # type: ignore[call-overload]
+            self.children.append(child)
+            return child
+
+        monkeypatch.setattr(process.subprocess, "Popen", start)
+
+
+def test_the_child_started_ahead_is_the_one_that_lists(bucket, monkeypatch) -> None:
+    s3, name = bucket
+    started = _Started(monkeypatch)
+    here = [obj._replace(last_modified=None) for obj in FastLister(s3, name, 4).objects([""])]
+
+    with started_ahead():
+        assert len(started.children) == 1  # before anything asks for a listing
+        assert list(listed_in_child(s3, name, [""], 4)) == here
+
+    assert len(started.children) == 1
+    assert started.children[0].returncode == 0
+
+
+def test_a_child_started_ahead_and_never_taken_is_ended(monkeypatch) -> None:
+    started = _Started(monkeypatch)
+
+    with started_ahead():
+        pass
+
+    [child] = started.children
+    assert child.returncode is not None  # ended, not left waiting for a request
