@@ -466,20 +466,26 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
 
 
 def mirrored_rows(path: Path) -> list[tuple]:
+    """(item, title, status) of the provenance the entries are, and how many items' is
+    recorded apart from them."""
     with sqlite3.connect(path / STATE_FILE) as db:
-        return db.execute(
-            "SELECT item_uuid, title, urls, etags, status FROM mirror_items ORDER BY title"
+        rows = db.execute(
+            "SELECT item_uuid, title, mirrored FROM entries WHERE mirrored != 0 ORDER BY title"
         ).fetchall()
+        (recovered,) = db.execute("SELECT count(*) FROM mirror_items").fetchone()
+    return [*rows, ("recovered", recovered)]
 
 
-def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> None:
+def test_provenance_is_the_entry_and_follows_changes(tmp_path: Path) -> None:
     sized = Entry("images", "a.png", ("a.png",), (PREFIX + "a.png",), ("e1",), sizes=(5,))
     entries = [sized, group("ward", 2)]
     with RunState.in_directory(tmp_path) as state:
         number, _ = scan(state, entries)
         state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
         state.record_job_result("job-1", [("a.png", "item-a"), ("ward/", "item-w")], [])
+        assert not state.has_mirrored(FOLDER)  # imported, not yet recorded as provenance
         state.record_mirrored(FOLDER, number)
+        assert state.mirrored_folders() == [FOLDER] and state.mirrored_count(FOLDER) == 2
         prior = state.prior_by_title(FOLDER, "a.png")
         assert prior is not None
         assert (prior.urls, prior.etags) == (sized.urls, sized.etags)
@@ -487,25 +493,47 @@ def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> 
         ward = state.prior_by_title(FOLDER, "ward/")
         assert ward is not None and ward.urls == entries[1].urls
         assert state.signature_elsewhere(FOLDER, prior.signature, "moved.png")
+        assert not state.signature_elsewhere(FOLDER, prior.signature, "a.png")
         assert mirrored_rows(tmp_path) == [
-            ("item-a", "a.png", None, None, "present"),
-            ("item-w", "ward/", None, None, "present"),
+            ("item-a", "a.png", 1),
+            ("item-w", "ward/", 1),
+            ("recovered", 0),
         ]
-    # An unchanged sync records nothing: not a row written to the provenance.
-    count_writes(tmp_path, "mirror_items", "UPDATE")
+    # An unchanged sync records nothing: not a row of the entries written.
+    count_writes(tmp_path, "entries", "UPDATE")
     with RunState.in_directory(tmp_path) as state:
         number, _ = scan(state, entries)
         state.record_mirrored(FOLDER, number)
         assert writes(tmp_path) == 0
-        # The item re-pointed elsewhere and back: recorded again, as the entry's.
+        # The item unlinked and its object listed again: present again.
         state.finish_removal(FOLDER, "dataset", ["item-a"], "unlink", deleted=False)
         assert state.prior_by_title(FOLDER, "a.png").status == "unlinked"  # type: ignore[union-attr]
+        assert state.mirrored_count(FOLDER) == 1
         state.record_mirrored(FOLDER, number)
         assert state.prior_by_title(FOLDER, "a.png").status == "present"  # type: ignore[union-attr]
         # The entry given another item (a de-duplication kept that one): recorded as its.
         state.deduplicated(FOLDER, sized.fingerprint, "item-b")
+        assert state.prior_by_title(FOLDER, "a.png") is None
         state.record_mirrored(FOLDER, number)
-        assert ("item-b", "a.png", None, None, "present") in mirrored_rows(tmp_path)
+        assert ("item-b", "a.png", 1) in mirrored_rows(tmp_path)
+        # Another entry imported as the same item (its metadata updated in place): the
+        # item's provenance moves to it, and a recovered row of that item is dropped.
+        state.seed_mirrored(FOLDER, [("item-w", "ward/", entries[1].urls)])
+        assert mirrored_rows(tmp_path)[-1] == ("recovered", 0)  # the entry stands for it
+        renamed = entry("b.png")
+        state.seed_mirrored(FOLDER, [("item-z", "z.png", (PREFIX + "z.png",))])
+        number, new = scan(state, [*entries, renamed])
+        state.record_job(FOLDER, "fu", "job-2", tmp_path / "m.json", fingerprints(new))
+        state.record_job_result("job-2", [("b.png", "item-z")], [])
+        state.record_mirrored(FOLDER, number)
+        assert mirrored_rows(tmp_path) == [
+            ("item-b", "a.png", 1),
+            ("item-z", "b.png", 1),
+            ("item-w", "ward/", 1),
+            ("recovered", 0),
+        ]
+        gone = [(prior.title, prior.status) for prior in state.gone(FOLDER, number)]
+        assert gone == []
 
 
 def synced(state: RunState, entries: list[Entry], job: str) -> int:
