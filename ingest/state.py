@@ -684,9 +684,10 @@ class RunState:
                 " VALUES (?, ?, ?, ?)",
                 (folder, folder_uuid, manifest, time.time()),
             ).lastrowid
-            self._db.executemany(
-                "INSERT OR IGNORE INTO intent_entries (intent, fingerprint) VALUES (?, ?)",
-                [(intent, fingerprint) for fingerprint in fingerprints],
+            self._db.execute(
+                "INSERT OR IGNORE INTO intent_entries (intent, fingerprint)"
+                " SELECT ?, value FROM json_each(?)",
+                (intent, json.dumps(fingerprints)),
             )
         assert intent is not None  # an INSERT's rowid
         return intent
@@ -771,9 +772,10 @@ class RunState:
                 (job_id, folder, folder_uuid, str(manifest)),
             )
             number = self._job_number(job_id)
-            self._db.executemany(
-                "UPDATE entries SET job = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
-                [(number, folder, fingerprint) for fingerprint in fingerprints],
+            self._db.execute(
+                "UPDATE entries SET job = ?, error = NULL WHERE folder = ?"
+                " AND fingerprint IN (SELECT value FROM json_each(?))",
+                (number, folder, json.dumps(fingerprints)),
             )
             if intent is not None:
                 self._delete_intent(intent)
@@ -815,9 +817,9 @@ class RunState:
         for row_id, title, _, _ in rows:
             by_title.setdefault(title, []).append(row_id)
         imported = [
-            (item_uuid, row_id) for name, item_uuid in items for row_id in by_title.get(name, ())
+            (row_id, item_uuid) for name, item_uuid in items for row_id in by_title.get(name, ())
         ]
-        settled = {row_id for _, row_id in imported}
+        settled = {row_id for row_id, _ in imported}
         by_url: dict[str, list[int]] = {}
         for row_id, _, first_url, not_imported in rows:
             if not_imported and row_id not in settled:
@@ -830,8 +832,10 @@ class RunState:
         ]
         with self._db:
             self._items_changed()
-            self._db.executemany(
-                "UPDATE entries SET item_uuid = ?, error = NULL WHERE id = ?", imported
+            self._db.execute(
+                "UPDATE entries SET item_uuid = i.value ->> 1, error = NULL FROM json_each(?) i"
+                " WHERE entries.id = i.value ->> 0",
+                (json.dumps(imported),),
             )
             self._db.executemany("UPDATE entries SET error = ? WHERE id = ?", failed)
         unaccounted = self._db.execute(
@@ -1103,9 +1107,10 @@ class RunState:
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
         with self._db:
-            written = self._db.executemany(
-                "INSERT OR IGNORE INTO links (dataset, item_uuid) VALUES (?, ?)",
-                [(dataset, item_uuid) for item_uuid in item_uuids],
+            written = self._db.execute(
+                "INSERT OR IGNORE INTO links (dataset, item_uuid)"
+                " SELECT ?, value FROM json_each(?)",
+                (dataset, json.dumps(list(item_uuids))),
             ).rowcount
         self._links_recorded += written
 
@@ -1570,6 +1575,9 @@ class RunState:
         none_gone = scan not in self._partial and (
             not self.has_mirrored(folder) or (checked is not None and checked[0] == scan)
         )
+        recovered = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM mirror_items WHERE folder = ?)", (folder,)
+        ).fetchone()[0]
         after = written = 0
         while rows := self._db.execute(
             "SELECT e.id, e.item_uuid FROM entries e INDEXED BY entries_to_mirror"
@@ -1577,7 +1585,7 @@ class RunState:
             " ORDER BY e.id LIMIT ?",
             (after, *scanned, page_size),
         ).fetchall():
-            self._upsert_mirrored(folder, rows)
+            self._upsert_mirrored(folder, rows, recovered)
             after, written = rows[-1][0], written + len(rows)
             if written >= SCAN_COMMIT_EVERY:
                 self._db.commit()
@@ -1599,10 +1607,13 @@ class RunState:
                 [(folder, uuid, title, json.dumps(urls)) for uuid, title, urls in items],
             )
 
-    def _upsert_mirrored(self, folder: str, imported: list[tuple[int, str]]) -> None:
+    def _upsert_mirrored(
+        self, folder: str, imported: list[tuple[int, str]], recovered: bool = True
+    ) -> None:
         """Each (entry row id, item uuid) as its item's present provenance, in the caller's
         transaction: the entry is marked `mirrored`, and is the item's only provenance (any
-        other entry it stood for, or its recovered row, no longer)."""
+        other entry it stood for, or its recovered row, no longer; `recovered`: the folder
+        may have such rows)."""
         ids = json.dumps([row_id for row_id, _ in imported])
         items = json.dumps([item for _, item in imported])
         self._db.execute(
@@ -1611,11 +1622,12 @@ class RunState:
             " AND id NOT IN (SELECT value FROM json_each(?))",
             (items, folder, ids),
         )
-        self._db.execute(
-            "DELETE FROM mirror_items WHERE folder = ?"
-            " AND item_uuid IN (SELECT value FROM json_each(?))",
-            (folder, items),
-        )
+        if recovered:
+            self._db.execute(
+                "DELETE FROM mirror_items WHERE folder = ?"
+                " AND item_uuid IN (SELECT value FROM json_each(?))",
+                (folder, items),
+            )
         self._db.execute(
             "UPDATE entries SET mirrored = 1 WHERE id IN (SELECT value FROM json_each(?))", (ids,)
         )
