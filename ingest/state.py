@@ -26,11 +26,12 @@ Mirroring's provenance of an item uploaded for an entry is the entry itself (`mi
 present, 2 unlinked; its content signature's key is in the row from the start), so it is
 recorded by one column, only for entries not yet `mirrored` (a partial index holds just
 those); `mirror_items` keeps only items recovered from a Folder listing (or from layout 4).
-What an unchanged sync would otherwise read in full is proven unchanged instead: `gone` is not read when the latest finished scan had no gone item and this scan
-lists every entry that one did (`gone_checked`); `unlinked_items` and the linked count are
-not read when this scan lists exactly the entries of one all of whose items were linked,
-and no entry got another item nor was a link removed since (`links_checked`, counted by
-`item_changes`).
+
+What an unchanged sync would otherwise read in full is proven unchanged instead: `gone` is
+not read when the latest finished scan had no gone item and this scan lists every entry
+that one did (`gone_checked`); `unlinked_items` and the linked count are not read when
+this scan lists exactly the entries of one all of whose items were linked, and no entry got
+another item nor was a link removed since (`links_checked`, counted by `item_changes`).
 
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
 Nothing here holds a secret: no key, no external ID.
@@ -1444,9 +1445,9 @@ class RunState:
             parameters = {**parameters, **after(rows[-1])}
 
     def _list_scan_titles(self, folder: str, scan: int) -> None:
-        """The scan's titles into `temp.scan_titles`, once per scan: the entries have no
-        index by title (it would cost every entry recorded a write), and `gone` looks up
-        every item's title."""
+        """The scan's titles into `temp.scan_titles`, once per scan: only the provenance
+        has an index by title (one over every entry would cost each recorded a write), and
+        `gone` looks up every item's title."""
         if self._titles_of == (folder, scan):
             return
         members, scanned = self._members(folder, scan)
