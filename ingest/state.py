@@ -22,13 +22,16 @@ and first URL is one compact `marshal` blob.
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
 
-What an unchanged sync would otherwise read in full is proven unchanged instead: mirroring's
-provenance is recorded only for entries not yet `mirrored` (a partial index holds just
-those); `gone` is not read when the latest finished scan had no gone item and this scan
-lists every entry that one did (`gone_checked`); `unlinked_items` and the linked count are
-not read when this scan lists exactly the entries of one all of whose items were linked,
-and no entry got another item nor was a link removed since (`links_checked`, counted by
-`item_changes`).
+Mirroring's provenance of an item uploaded for an entry is the entry itself (`mirrored`: 1
+present, 2 unlinked; its content signature's key is in the row from the start), so it is
+recorded by one column, only for entries not yet `mirrored` (a partial index holds just
+those); `mirror_items` keeps only items recovered from a Folder listing (or from layout 4).
+
+What an unchanged sync would otherwise read in full is proven unchanged instead: `gone` is
+not read when the latest finished scan had no gone item and this scan lists every entry
+that one did (`gone_checked`); `unlinked_items` and the linked count are not read when
+this scan lists exactly the entries of one all of whose items were linked, and no entry got
+another item nor was a link removed since (`links_checked`, counted by `item_changes`).
 
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
 Nothing here holds a secret: no key, no external ID.
@@ -38,13 +41,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import heapq
 import json
 import marshal
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -61,11 +65,15 @@ SCAN_LOOKUP_BATCH = 1000
 # Rows written per transaction while recording a scan: few commits, little lost on a kill
 # (the upload jobs commit whatever they cover anyway, see `record_job`).
 SCAN_COMMIT_EVERY = 50_000
-# Bumped when the tables change: an older file is rebuilt (losing the state is safe: the
-# rerun submits everything again and Encord skips what it already has).
-_SCHEMA_VERSION = 5
-# The tables tied to the entries' layout or to scan numbers (which restart once `scans` is
-# dropped); the others (jobs, job intents, links, mirroring's provenance...) stay valid.
+# Bumped when the tables change: layout 5 is migrated in place (`_fold_provenance`); an older
+# file is rebuilt (losing the entries is safe: the rerun submits everything again and Encord
+# skips what it already has).
+_SCHEMA_VERSION = 6
+# Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
+# first run stay in memory between its commits, instead of being read and spilled again.
+_CACHE_KIB = 65536
+# The tables tied to an older entries' layout or to scan numbers (which restart once `scans`
+# is dropped); the others (jobs, job intents, links, recovered provenance...) stay valid.
 _TABLES = (
     "scans",
     "entries",
@@ -96,6 +104,7 @@ CREATE TABLE IF NOT EXISTS entries (
     job INTEGER,
     item_uuid TEXT,
     error TEXT,
+    signature INTEGER,
     mirrored INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_fingerprint ON entries (folder, fingerprint);
@@ -112,13 +121,18 @@ CREATE INDEX IF NOT EXISTS failed_entries ON entries (title) WHERE error IS NOT 
 CREATE INDEX IF NOT EXISTS gone_entries ON entries (gone_at) WHERE gone_at IS NOT NULL;
 -- Verification joins the links with their entries by item (`linked_rows`).
 CREATE INDEX IF NOT EXISTS entries_by_item ON entries (item_uuid) WHERE item_uuid IS NOT NULL;
--- Imported entries whose item's provenance is not recorded as theirs (`record_mirrored`):
+-- Imported entries not recorded as their item's present provenance (`record_mirrored`):
 -- every one after the uploads, none once recorded, so an unchanged sync reads nothing.
 CREATE INDEX IF NOT EXISTS entries_to_mirror ON entries (id)
-    WHERE item_uuid IS NOT NULL AND mirrored = 0;
+    WHERE item_uuid IS NOT NULL AND mirrored != 1;
+-- The provenance (`mirrored` != 0) by title (and status: `mirrored_count` reads this index
+-- alone), and by content signature (moves).
+CREATE INDEX IF NOT EXISTS entries_mirrored ON entries (folder, title, mirrored)
+    WHERE mirrored != 0;
+CREATE INDEX IF NOT EXISTS entries_by_signature ON entries (signature) WHERE mirrored != 0;
 -- `mirrored`: the entry's item has its provenance as the entry's; not once the item changes.
 CREATE TRIGGER IF NOT EXISTS entries_item_changed AFTER UPDATE OF item_uuid ON entries
-    WHEN old.mirrored = 1 AND old.item_uuid IS NOT new.item_uuid
+    WHEN old.mirrored != 0 AND old.item_uuid IS NOT new.item_uuid
     BEGIN UPDATE entries SET mirrored = 0 WHERE id = new.id; END;
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -217,13 +231,13 @@ _MATCHING_ITEM = (
 # Encord's clock against ours, when telling a group's fresh duplicates from its old versions.
 GROUP_CLOCK_SKEW_SECONDS = 600
 
-# Mirroring (ingest/mirror). `mirror_items`: what each storage item a sync left in the folder
-# came from (its provenance), so a later sync decides deletions and moves without asking
-# Encord; status 'present' (in the Dataset) or 'unlinked' (left in the folder only). An
-# item recorded from an entry (`record_mirrored`) has NULL urls and etags: they are the
-# entry's (by fingerprint); one recovered from a Folder listing, or kept from an older
-# layout, has them as JSON (and its signature as `signature_text`). `signature`: the digest
-# of the item's (`_signature_digest`), for lookups.
+# Mirroring (ingest/mirror). What each storage item a sync left in the folder came from (its
+# provenance), so a later sync decides deletions and moves without asking Encord; status
+# 'present' (in the Dataset) or 'unlinked' (left in the folder only). An item uploaded for an
+# entry has the entry as its provenance (`entries.mirrored`); `mirror_items` holds the others:
+# recovered from a Folder listing, or kept from layout 4, with their URLs and ETags as JSON
+# (and a signature as `signature_text`). `signature` columns: the signature's key
+# (`_signature_key`), for lookups.
 # `mirror_held`: entries of a scan kept out of the upload stream until the mirror step has
 # decided them (a move to re-point, a changed item to replace). `mirror_actions`: each
 # change to Encord, recorded as an intent before it is made and done after.
@@ -231,11 +245,10 @@ _MIRROR_SCHEMA = """
 CREATE TABLE IF NOT EXISTS mirror_items (
     folder TEXT NOT NULL,
     item_uuid TEXT NOT NULL,
-    fingerprint TEXT,
     title TEXT NOT NULL,
-    urls TEXT,
-    etags TEXT,
-    signature BLOB,
+    urls TEXT NOT NULL,
+    etags TEXT NOT NULL,
+    signature INTEGER,
     signature_text TEXT,
     status TEXT NOT NULL DEFAULT 'present',
     PRIMARY KEY (folder, item_uuid)
@@ -288,6 +301,7 @@ class RunState:
         # which a rerun redoes (resubmitting is harmless, see `ingest.encord.upload.submit`).
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         self._create_tables()
         # Sidecars read from S3 by the metadata stage's threads, written by this connection
         # with the scan's own commits (`record_scan`).
@@ -331,19 +345,44 @@ class RunState:
 
     def _rebuild_layout(self, version: int) -> None:
         """From layout `version` to today's, in the caller's transaction."""
-        for table in _TABLES:  # an older layout, or none: start afresh
-            self._db.execute(f"DROP TABLE IF EXISTS {table}")
-        if version < 5:
-            self._migrate_keyed_tables()
-            self._migrate_mirror_items()
-        # Provenance read from entries is lost with them: the folder's is dropped whole, so
-        # the next run recovers it from the Folder (`seed_mirrored`).
-        if self._exists("mirror_items"):
-            self._db.execute(
-                "DELETE FROM mirror_items WHERE folder IN"
-                " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
-            )
+        if version == 5:
+            self._fold_provenance()
+        else:
+            for table in _TABLES:  # an older layout, or none: start afresh
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
+            if version < 5:
+                self._migrate_keyed_tables()
+                if self._exists("mirror_items"):
+                    # Provenance read from entries is lost with them: the folder's is dropped
+                    # whole, so the next run recovers it from the Folder (`seed_mirrored`).
+                    self._db.execute(
+                        "DELETE FROM mirror_items WHERE folder IN"
+                        " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
+                    )
+                    self._migrate_mirror_items("signature")
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _fold_provenance(self) -> None:
+        """Layout 5's provenance recorded from entries (`mirror_items` rows without URLs)
+        into their entries, each with its signature's key, in the caller's transaction."""
+        self._db.execute("DROP INDEX IF EXISTS entries_to_mirror")  # another condition now
+        self._db.execute("DROP TRIGGER IF EXISTS entries_item_changed")
+        self._db.execute("ALTER TABLE entries ADD COLUMN signature INTEGER")
+        self._db.create_function("entry_signature_key", 4, _entry_signature_key)
+        self._db.execute(
+            "UPDATE entries SET signature = entry_signature_key(title, kind, first_url, rebuild)"
+        )
+        if self._exists("mirror_items"):
+            # Layout 5 marked `mirrored` only the present ones.
+            self._db.execute("UPDATE entries SET mirrored = 0 WHERE mirrored != 0")
+            self._db.execute(
+                "UPDATE entries AS e SET mirrored = CASE m.status WHEN ? THEN 1 ELSE 2 END"
+                " FROM mirror_items m WHERE m.urls IS NULL AND m.folder = e.folder"
+                " AND m.fingerprint = e.fingerprint AND m.item_uuid = e.item_uuid",
+                (PRESENT,),
+            )
+            self._db.execute("DELETE FROM mirror_items WHERE urls IS NULL")
+            self._migrate_mirror_items("signature_text")
 
     def _migrate_keyed_tables(self) -> None:
         """Layout 4's links and job intents' entries (rowid tables and their keys' indexes:
@@ -368,22 +407,20 @@ class RunState:
         ).fetchone()
         return row is not None
 
-    def _migrate_mirror_items(self) -> None:
-        """Layout 4's provenance (a signature as text, a rowid table) into today's, in the
-        caller's transaction."""
-        if not self._exists("mirror_items"):
-            return
+    def _migrate_mirror_items(self, signature_text: str) -> None:
+        """An older layout's recovered provenance (its signature as text in the column
+        `signature_text`) into today's table, in the caller's transaction."""
         self._db.execute("ALTER TABLE mirror_items RENAME TO mirror_items_old")
         for index in ("mirror_items_by_title", "mirror_items_by_signature"):
             self._db.execute(f"DROP INDEX IF EXISTS {index}")
         for statement in _MIRROR_SCHEMA.split(";"):
             if "mirror_items" in statement and statement.strip():
                 self._db.execute(statement)
-        self._db.create_function("signature_digest", 1, _signature_digest, deterministic=True)
+        self._db.create_function("signature_key", 1, _signature_key, deterministic=True)
         self._db.execute(
-            "INSERT INTO mirror_items (folder, item_uuid, fingerprint, title, urls, etags,"
-            " signature, signature_text, status) SELECT folder, item_uuid, fingerprint, title,"
-            " urls, etags, signature_digest(signature), signature, status FROM mirror_items_old"
+            "INSERT INTO mirror_items (folder, item_uuid, title, urls, etags, signature,"
+            f" signature_text, status) SELECT folder, item_uuid, title, urls, etags,"
+            f" signature_key({signature_text}), {signature_text}, status FROM mirror_items_old"
         )
         self._db.execute("DROP TABLE mirror_items_old")
 
@@ -529,7 +566,7 @@ class RunState:
         if found:
             earlier.skip_past(max(row_id for row_id, _, _ in found.values()))
         unsubmitted: list[Entry] = []
-        new: list[tuple[str, str, str, int, str, bytes, int]] = []
+        new: list[tuple[str, str, str, int, str, bytes, int | None, int]] = []
         for entry, row in zip(batch, progress, strict=True):
             if row is None:
                 known = found.get(entry.fingerprint)
@@ -542,6 +579,7 @@ class RunState:
                             _KIND_NUMBER[entry.kind],
                             entry.urls[0],
                             _compact(entry),
+                            _content_key(entry.etags, entry.sizes),
                             scan,
                         )
                     )
@@ -558,7 +596,7 @@ class RunState:
         if new:
             self._db.executemany(
                 "INSERT OR IGNORE INTO entries (folder, fingerprint, title, kind, first_url,"
-                " rebuild, seen_from) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " rebuild, signature, seen_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 new,
             )
         if returning:
@@ -659,9 +697,10 @@ class RunState:
                 " VALUES (?, ?, ?, ?)",
                 (folder, folder_uuid, manifest, time.time()),
             ).lastrowid
-            self._db.executemany(
-                "INSERT OR IGNORE INTO intent_entries (intent, fingerprint) VALUES (?, ?)",
-                [(intent, fingerprint) for fingerprint in fingerprints],
+            self._db.execute(
+                "INSERT OR IGNORE INTO intent_entries (intent, fingerprint)"
+                " SELECT ?, value FROM json_each(?)",
+                (intent, json.dumps(fingerprints)),
             )
         assert intent is not None  # an INSERT's rowid
         return intent
@@ -746,9 +785,10 @@ class RunState:
                 (job_id, folder, folder_uuid, str(manifest)),
             )
             number = self._job_number(job_id)
-            self._db.executemany(
-                "UPDATE entries SET job = ?, error = NULL WHERE folder = ? AND fingerprint = ?",
-                [(number, folder, fingerprint) for fingerprint in fingerprints],
+            self._db.execute(
+                "UPDATE entries SET job = ?, error = NULL WHERE folder = ?"
+                " AND fingerprint IN (SELECT value FROM json_each(?))",
+                (number, folder, json.dumps(fingerprints)),
             )
             if intent is not None:
                 self._delete_intent(intent)
@@ -790,9 +830,9 @@ class RunState:
         for row_id, title, _, _ in rows:
             by_title.setdefault(title, []).append(row_id)
         imported = [
-            (item_uuid, row_id) for name, item_uuid in items for row_id in by_title.get(name, ())
+            (row_id, item_uuid) for name, item_uuid in items for row_id in by_title.get(name, ())
         ]
-        settled = {row_id for _, row_id in imported}
+        settled = {row_id for row_id, _ in imported}
         by_url: dict[str, list[int]] = {}
         for row_id, _, first_url, not_imported in rows:
             if not_imported and row_id not in settled:
@@ -805,8 +845,10 @@ class RunState:
         ]
         with self._db:
             self._items_changed()
-            self._db.executemany(
-                "UPDATE entries SET item_uuid = ?, error = NULL WHERE id = ?", imported
+            self._db.execute(
+                "UPDATE entries SET item_uuid = i.value ->> 1, error = NULL FROM json_each(?) i"
+                " WHERE entries.id = i.value ->> 0",
+                (json.dumps(imported),),
             )
             self._db.executemany("UPDATE entries SET error = ? WHERE id = ?", failed)
         unaccounted = self._db.execute(
@@ -1111,9 +1153,10 @@ class RunState:
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
         with self._db:
-            written = self._db.executemany(
-                "INSERT OR IGNORE INTO links (dataset, item_uuid) VALUES (?, ?)",
-                [(dataset, item_uuid) for item_uuid in item_uuids],
+            written = self._db.execute(
+                "INSERT OR IGNORE INTO links (dataset, item_uuid)"
+                " SELECT ?, value FROM json_each(?)",
+                (dataset, json.dumps(list(item_uuids))),
             ).rowcount
         self._links_recorded += written
 
@@ -1221,8 +1264,9 @@ class RunState:
             " WHERE folder_uuid = ? AND item_uuid NOT IN planned_items"
             # Left in the folder on purpose: unlinked by `deletions: unlink`.
             " AND item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
-            " WHERE folder = ? AND status = 'unlinked') ORDER BY name",
-            (folder_uuid, folder),
+            " WHERE folder = ? AND status = 'unlinked' UNION ALL SELECT item_uuid FROM entries"
+            " WHERE folder = ? AND mirrored != 0 AND mirrored = 2) ORDER BY name",
+            (folder_uuid, folder, folder),
         )
 
     # -- counts ------------------------------------------------------------------------
@@ -1259,35 +1303,57 @@ class RunState:
     # are in temporary tables of this connection (`start_preview`), not in `entries`.
 
     def mirrored_folders(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT DISTINCT folder FROM mirror_items")]
+        scanned = [row[0] for row in self._db.execute("SELECT DISTINCT folder FROM scans")]
+        recovered = [row[0] for row in self._db.execute("SELECT DISTINCT folder FROM mirror_items")]
+        return sorted({*recovered, *(folder for folder in scanned if self.has_mirrored(folder))})
 
     def has_mirrored(self, folder: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM mirror_items WHERE folder = ? LIMIT 1", (folder,))
-        return row.fetchone() is not None
+        return bool(
+            self._db.execute(
+                "SELECT EXISTS (SELECT 1 FROM entries WHERE folder = ? AND mirrored != 0)"
+                " OR EXISTS (SELECT 1 FROM mirror_items WHERE folder = ?)",
+                (folder, folder),
+            ).fetchone()[0]
+        )
 
     def mirrored_count(self, folder: str) -> int:
         """Items a previous sync left in the Dataset."""
         return self._db.execute(
-            "SELECT count(*) FROM mirror_items WHERE folder = ? AND status = ?",
-            (folder, PRESENT),
+            "SELECT (SELECT count(*) FROM entries WHERE folder = ? AND mirrored != 0"
+            " AND mirrored = 1) + (SELECT count(*) FROM mirror_items WHERE folder = ?"
+            " AND status = ?)",
+            (folder, folder, PRESENT),
         ).fetchone()[0]
 
     def prior_by_title(self, folder: str, title: str) -> Prior | None:
+        """The item of that title, a present one first."""
         row = self._db.execute(
-            f"{_PRIOR_SELECT} WHERE m.folder = ? AND m.title = ?"
-            " ORDER BY m.status = 'present' DESC LIMIT 1",
+            f"{_ENTRY_PRIOR} WHERE folder = ? AND title = ? AND mirrored != 0"
+            " ORDER BY mirrored LIMIT 1",
             (folder, title),
         ).fetchone()
-        return _prior(row) if row else None
+        if row is not None and row[2] == 1:
+            return _entry_prior(row)[0]
+        recovered = self._db.execute(
+            f"{_RECOVERED_PRIOR} WHERE folder = ? AND title = ?"
+            " ORDER BY status = 'present' DESC LIMIT 1",
+            (folder, title),
+        ).fetchone()
+        if recovered is not None and (row is None or recovered[-1] == PRESENT):
+            return _recovered_prior(recovered)
+        return _entry_prior(row)[0] if row is not None else None
 
     def signature_elsewhere(self, folder: str, signature: str | None, title: str) -> bool:
         if signature is None:
             return False
+        key = _signature_key(signature)
         row = self._db.execute(
-            "SELECT 1 FROM mirror_items WHERE folder = ? AND signature = ? AND title != ? LIMIT 1",
-            (folder, _signature_digest(signature), title),
+            "SELECT EXISTS (SELECT 1 FROM entries WHERE signature = ? AND mirrored != 0"
+            " AND +folder = ? AND title != ?) OR EXISTS (SELECT 1 FROM mirror_items"
+            " WHERE folder = ? AND signature = ? AND title != ?)",
+            (key, folder, title, folder, key, title),
         ).fetchone()
-        return row is not None
+        return bool(row[0])
 
     def is_imported(self, folder: str, fingerprint: str) -> bool:
         row = self._db.execute(
@@ -1384,36 +1450,49 @@ class RunState:
         if scan is not None:
             self._list_scan_titles(folder, scan)
         titles = "temp.preview_seen" if scan is None else "temp.scan_titles"
-        seen = f"SELECT 1 FROM {titles} s WHERE s.title = m.title"
-        chosen = ""
+        unseen = f"NOT EXISTS (SELECT 1 FROM {titles} s WHERE s.title = p.title)"
         if signatures is not None:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature BLOB)")
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS wanted_signatures (signature INTEGER)"
+            )
             self._db.execute("DELETE FROM wanted_signatures")
             self._db.executemany(
                 "INSERT INTO wanted_signatures VALUES (?)",
-                [(_signature_digest(sig),) for sig in signatures],
+                [(_signature_key(sig),) for sig in signatures],
             )
-            chosen = " AND m.signature IN (SELECT signature FROM temp.wanted_signatures)"
-        after = ("", "")
-        while rows := self._db.execute(
-            f"{_PRIOR_SELECT} WHERE m.folder = :folder"
-            f" AND (m.title, m.item_uuid) > (:title, :uuid) AND NOT EXISTS ({seen}){chosen}"
-            " ORDER BY m.title, m.item_uuid LIMIT :limit",
-            {
-                "folder": folder,
-                "title": after[0],
-                "uuid": after[1],
-                "limit": page_size,
-            },
-        ).fetchall():
-            for row in rows:
-                yield _prior(row)
-            after = (rows[-1][1], rows[-1][0])
+            unseen += " AND p.signature IN (SELECT signature FROM temp.wanted_signatures)"
+        entries = self._paged(
+            f"{_ENTRY_PRIOR} p WHERE folder = :folder AND mirrored != 0 AND {unseen}"
+            " AND (title, mirrored, id) > (:title, :mirrored, :id)"
+            " ORDER BY title, mirrored, id LIMIT :limit",
+            {"folder": folder, "title": "", "mirrored": 0, "id": 0, "limit": page_size},
+            lambda row: {"title": row[1], "mirrored": row[2], "id": row[-1]},
+        )
+        recovered = self._paged(
+            f"{_RECOVERED_PRIOR} p WHERE folder = :folder AND {unseen}"
+            " AND (title, item_uuid) > (:title, :uuid) ORDER BY title, item_uuid LIMIT :limit",
+            {"folder": folder, "title": "", "uuid": "", "limit": page_size},
+            lambda row: {"title": row[1], "uuid": row[0]},
+        )
+        yield from heapq.merge(
+            (_entry_prior(row)[0] for row in entries),
+            (_recovered_prior(row) for row in recovered),
+            key=lambda prior: prior.title,
+        )
+
+    def _paged(
+        self, query: str, parameters: dict[str, Any], after: Callable[[tuple], dict[str, Any]]
+    ) -> Iterator[tuple]:
+        """The rows of `query`, a page per execution: `after` gives the parameters that
+        start the next page after a row."""
+        while rows := self._db.execute(query, parameters).fetchall():
+            yield from rows
+            parameters = {**parameters, **after(rows[-1])}
 
     def _list_scan_titles(self, folder: str, scan: int) -> None:
-        """The scan's titles into `temp.scan_titles`, once per scan: the entries have no
-        index by title (it would cost every entry recorded a write), and `gone` looks up
-        every item's title."""
+        """The scan's titles into `temp.scan_titles`, once per scan: only the provenance
+        has an index by title (one over every entry would cost each recorded a write), and
+        `gone` looks up every item's title."""
         if self._titles_of == (folder, scan):
             return
         members, scanned = self._members(folder, scan)
@@ -1488,7 +1567,7 @@ class RunState:
                 " RETURNING id",
                 (item_uuid, folder, entry.fingerprint),
             ).fetchone()
-            self._upsert_mirrored(folder, [(row_id, item_uuid, entry.fingerprint, entry)])
+            self._upsert_mirrored(folder, [(row_id, item_uuid)])
             self._done(folder, item_uuid, "repoint")
 
     def finish_removal(
@@ -1518,20 +1597,22 @@ class RunState:
                     "UPDATE mirror_items SET status = ? WHERE folder = ? AND item_uuid = ?",
                     [(UNLINKED, folder, item_uuid) for item_uuid in item_uuids],
                 )
-                # Its entry, should its object come back, makes it present again.
+                # Its entry, should its object come back, makes it present again
+                # (`record_mirrored`).
                 self._db.executemany(
-                    "UPDATE entries SET mirrored = 0 WHERE folder = ? AND fingerprint ="
-                    " (SELECT fingerprint FROM mirror_items WHERE folder = ? AND item_uuid = ?)",
-                    [(folder, folder, item_uuid) for item_uuid in item_uuids],
+                    "UPDATE entries SET mirrored = 2 WHERE item_uuid = ? AND mirrored != 0"
+                    " AND +folder = ?",
+                    [(item_uuid, folder) for item_uuid in item_uuids],
                 )
             for item_uuid in item_uuids:
                 self._done(folder, item_uuid, action)
 
-    def record_mirrored(self, folder: str, scan: int, page_size: int = 1000) -> None:
-        """Provenance of every item the scan's entries are in Encord as, where it changed:
-        read through `entries_to_mirror`, which holds just those (none on an unchanged
-        sync), a page per query, committed every `SCAN_COMMIT_EVERY` rows (the provenance's
-        pages are written in random order: a large transaction writes each of them once)."""
+    def record_mirrored(self, folder: str, scan: int, page_size: int = 10_000) -> None:
+        """Each of the scan's entries in Encord as an item, as that item's present
+        provenance, where it is not yet: read through `entries_to_mirror`, which holds just
+        those (none on an unchanged sync), a page per query, committed every
+        `SCAN_COMMIT_EVERY` rows (the provenance's index pages are written in random order:
+        a large transaction writes each of them once)."""
         members, scanned = self._members(folder, scan)
         # Items of the scan's titles only: `gone` still finds none if it found none before.
         checked = self._db.execute(
@@ -1540,16 +1621,17 @@ class RunState:
         none_gone = scan not in self._partial and (
             not self.has_mirrored(folder) or (checked is not None and checked[0] == scan)
         )
+        recovered = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM mirror_items WHERE folder = ?)", (folder,)
+        ).fetchone()[0]
         after = written = 0
         while rows := self._db.execute(
-            "SELECT e.id, e.item_uuid, e.fingerprint, e.title, e.kind, e.first_url, e.rebuild"
-            " FROM entries e INDEXED BY entries_to_mirror WHERE e.item_uuid IS NOT NULL"
-            f" AND e.mirrored = 0 AND e.id > ? AND {members} ORDER BY e.id LIMIT ?",
+            "SELECT e.id, e.item_uuid FROM entries e INDEXED BY entries_to_mirror"
+            f" WHERE e.item_uuid IS NOT NULL AND e.mirrored != 1 AND e.id > ? AND {members}"
+            " ORDER BY e.id LIMIT ?",
             (after, *scanned, page_size),
         ).fetchall():
-            self._upsert_mirrored(
-                folder, [(row_id, item, fp, _rebuild(*rest)) for row_id, item, fp, *rest in rows]
-            )
+            self._upsert_mirrored(folder, rows, recovered)
             after, written = rows[-1][0], written + len(rows)
             if written >= SCAN_COMMIT_EVERY:
                 self._db.commit()
@@ -1560,44 +1642,40 @@ class RunState:
 
     def seed_mirrored(self, folder: str, items: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
         """Provenance recovered from a Folder listing (item uuid, name, URLs), for a state
-        that lost it: no ETags, so these items can be found gone, never changed or moved."""
+        that lost it: no ETags, so these items can be found gone, never changed or moved.
+        An item an entry stands for keeps that provenance."""
         self._gone_checked(folder, None)
         with self._db:
             self._db.executemany(
                 "INSERT OR IGNORE INTO mirror_items (folder, item_uuid, title, urls, etags)"
-                " VALUES (?, ?, ?, ?, '[]')",
+                " SELECT ?1, ?2, ?3, ?4, '[]' WHERE NOT EXISTS (SELECT 1 FROM entries"
+                " WHERE item_uuid = ?2 AND mirrored != 0 AND +folder = ?1)",
                 [(folder, uuid, title, json.dumps(urls)) for uuid, title, urls in items],
             )
 
-    def _upsert_mirrored(self, folder: str, imported: list[tuple[int, str, str, Entry]]) -> None:
-        """Each (entry row id, item uuid, fingerprint, entry) as its item's provenance, in the
-        caller's transaction: the entry is marked `mirrored`, the one the item stood for
-        before (if another) no longer."""
-        before = self._db.execute(
-            "SELECT fingerprint FROM mirror_items WHERE folder = ? AND fingerprint IS NOT NULL"
-            " AND item_uuid IN (SELECT value FROM json_each(?))",
-            (folder, json.dumps([item for _, item, _, _ in imported])),
-        ).fetchall()
-        ours = {fingerprint for _, _, fingerprint, _ in imported}
-        self._db.executemany(
-            "UPDATE entries SET mirrored = 0 WHERE mirrored = 1 AND folder = ? AND fingerprint = ?",
-            [(folder, fingerprint) for (fingerprint,) in before if fingerprint not in ours],
+    def _upsert_mirrored(
+        self, folder: str, imported: list[tuple[int, str]], recovered: bool = True
+    ) -> None:
+        """Each (entry row id, item uuid) as its item's present provenance, in the caller's
+        transaction: the entry is marked `mirrored`, and is the item's only provenance (any
+        other entry it stood for, or its recovered row, no longer; `recovered`: the folder
+        may have such rows)."""
+        ids = json.dumps([row_id for row_id, _ in imported])
+        items = json.dumps([item for _, item in imported])
+        self._db.execute(
+            "UPDATE entries SET mirrored = 0 WHERE item_uuid IN (SELECT value FROM json_each(?))"
+            " AND item_uuid IS NOT NULL AND mirrored != 0 AND +folder = ?"
+            " AND id NOT IN (SELECT value FROM json_each(?))",
+            (items, folder, ids),
         )
-        self._db.executemany(
-            "INSERT INTO mirror_items"
-            " (folder, item_uuid, fingerprint, title, urls, etags, signature, signature_text,"
-            " status) VALUES (?, ?, ?, ?, NULL, NULL, ?, NULL, ?)"
-            " ON CONFLICT (folder, item_uuid) DO UPDATE SET fingerprint = excluded.fingerprint,"
-            " title = excluded.title, urls = NULL, etags = NULL, signature = excluded.signature,"
-            " signature_text = NULL, status = excluded.status",
-            [
-                (folder, item, fp, entry.title, _signature_digest(entry_signature(entry)), PRESENT)
-                for _, item, fp, entry in imported
-            ],
-        )
-        self._db.executemany(
-            "UPDATE entries SET mirrored = 1 WHERE id = ?",
-            [(row_id,) for row_id, *_ in imported],
+        if recovered:
+            self._db.execute(
+                "DELETE FROM mirror_items WHERE folder = ?"
+                " AND item_uuid IN (SELECT value FROM json_each(?))",
+                (folder, items),
+            )
+        self._db.execute(
+            "UPDATE entries SET mirrored = 1 WHERE id IN (SELECT value FROM json_each(?))", (ids,)
         )
 
     def finish_action(self, folder: str, item_uuid: str, action: str) -> None:
@@ -1635,37 +1713,25 @@ class RunState:
         folder: among the items titled one of `titles` or with a title starting with one of
         `under` (`ingest watch`: a batch's removed keys)."""
         wanted = set(keys)
-        rows: dict[str, tuple] = {}
-        for title in titles:
+        conditions = [("title = ?", (title,)) for title in titles] + [
+            ("title >= ? AND title < ?", (prefix, prefix + "\U0010ffff")) for prefix in under
+        ]
+        found: dict[str, tuple[Prior, Entry | None]] = {}
+        for condition, parameters in conditions:
             for row in self._db.execute(
-                f"{_PRIOR_SELECT.replace(' FROM', ', m.fingerprint FROM', 1)}"
-                " WHERE m.folder = ? AND m.title = ?",
-                (folder, title),
+                f"{_ENTRY_PRIOR} WHERE folder = ? AND mirrored != 0 AND {condition}",
+                (folder, *parameters),
             ):
-                rows[row[0]] = row
-        for prefix in under:
+                prior, entry = _entry_prior(row)
+                if wanted.intersection(entry.keys):
+                    found[prior.item_uuid] = (prior, entry)
             for row in self._db.execute(
-                f"{_PRIOR_SELECT.replace(' FROM', ', m.fingerprint FROM', 1)}"
-                " WHERE m.folder = ? AND m.title >= ? AND m.title < ?",
-                (folder, prefix, prefix + "\U0010ffff"),
+                f"{_RECOVERED_PRIOR} WHERE folder = ? AND {condition}", (folder, *parameters)
             ):
-                rows[row[0]] = row
-        found: list[tuple[Prior, Entry | None]] = []
-        for row in rows.values():
-            prior, fingerprint = _prior(row[:-1]), row[-1]
-            if fingerprint is None:
-                if prior.title in wanted:
-                    found.append((prior, None))
-                continue
-            stored = self._db.execute(
-                "SELECT title, kind, first_url, rebuild FROM entries"
-                " WHERE folder = ? AND fingerprint = ?",
-                (folder, fingerprint),
-            ).fetchone()
-            entry = _rebuild(*stored) if stored else None
-            if entry is not None and wanted.intersection(entry.keys):
-                found.append((prior, entry))
-        return sorted(found, key=lambda pair: (pair[0].title, pair[0].item_uuid))
+                prior = _recovered_prior(row)
+                if prior.title in wanted:  # no keys recovered: its title must be one
+                    found[prior.item_uuid] = (prior, None)
+        return sorted(found.values(), key=lambda pair: (pair[0].title, pair[0].item_uuid))
 
 
 def _lock(path: Path) -> IO[bytes]:
@@ -1810,29 +1876,46 @@ def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
     return Entry(KINDS[kind], title, keys, urls, etags, client_metadata, create_video, sizes or ())
 
 
-# Mirroring: what makes a `Prior` (`_prior`): the item's provenance, and the entry it was
-# recorded from (whose URLs and ETags it has, when it has none of its own).
-_PRIOR_SELECT = (
-    "SELECT m.item_uuid, m.title, m.urls, m.etags, m.signature_text, m.status,"
-    " e.title, e.kind, e.first_url, e.rebuild FROM mirror_items m LEFT JOIN entries e"
-    " ON m.urls IS NULL AND e.folder = m.folder AND e.fingerprint = m.fingerprint"
-)
+# Mirroring: what makes a `Prior` of an entry's item (`_entry_prior`), or of a recovered one
+# (`_recovered_prior`).
+_ENTRY_PRIOR = "SELECT item_uuid, title, mirrored, kind, first_url, rebuild, id FROM entries"
+_RECOVERED_PRIOR = "SELECT item_uuid, title, urls, etags, signature_text, status FROM mirror_items"
 
 
-def _prior(row: tuple) -> Prior:
-    item_uuid, title, urls, etags, signature, status, *entry = row
-    if urls is None:
-        recorded = _rebuild(*entry)
-        return Prior(
-            item_uuid, title, recorded.urls, recorded.etags, entry_signature(recorded), status
-        )
+def _entry_prior(row: tuple) -> tuple[Prior, Entry]:
+    item_uuid, title, mirrored, kind, first_url, rebuild, _ = row
+    entry = _rebuild(title, kind, first_url, rebuild)
+    status = PRESENT if mirrored == 1 else UNLINKED
+    return Prior(item_uuid, title, entry.urls, entry.etags, entry_signature(entry), status), entry
+
+
+def _recovered_prior(row: tuple) -> Prior:
+    item_uuid, title, urls, etags, signature, status = row
     return Prior(
         item_uuid, title, tuple(json.loads(urls)), tuple(json.loads(etags)), signature, status
     )
 
 
-def _signature_digest(signature: str | None) -> bytes | None:
-    """What `mirror_items.signature` holds of a signature: 16 bytes, whatever its length."""
+def _content_key(etags: Iterable[str], sizes: Iterable[int]) -> int | None:
+    """What `signature` columns hold of the content signature of these ETags and sizes
+    (`ingest.mirror.diff.signature`, None where it is None): 8 bytes of a digest, computed
+    without its JSON (every entry recorded has one)."""
+    etags, sizes = tuple(etags), tuple(sizes)
+    if not etags or len(sizes) != len(etags):
+        return None
+    digest = hashlib.blake2b(repr((etags, sizes)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _signature_key(signature: str | None) -> int | None:
+    """`_content_key` of a signature as `ingest.mirror.diff.signature` gives it."""
     if signature is None:
         return None
-    return hashlib.blake2b(signature.encode(), digest_size=16).digest()
+    etags, sizes = json.loads(signature)
+    return _content_key(etags, sizes)
+
+
+def _entry_signature_key(title: str, kind: int, first_url: str, rebuild: bytes) -> int | None:
+    """`_content_key` of a stored entry (migrating layout 5)."""
+    entry = _rebuild(title, kind, first_url, rebuild)
+    return _content_key(entry.etags, entry.sizes)

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.files import write_jsonl
 from ingest.model import Entry
-from ingest.state import STATE_FILE, RunState
+from ingest.state import STATE_FILE, RunState, _compact
 
 FOLDER = "imports"
 PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
@@ -466,20 +466,26 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
 
 
 def mirrored_rows(path: Path) -> list[tuple]:
+    """(item, title, status) of the provenance the entries are, and how many items' is
+    recorded apart from them."""
     with sqlite3.connect(path / STATE_FILE) as db:
-        return db.execute(
-            "SELECT item_uuid, title, urls, etags, status FROM mirror_items ORDER BY title"
+        rows = db.execute(
+            "SELECT item_uuid, title, mirrored FROM entries WHERE mirrored != 0 ORDER BY title"
         ).fetchall()
+        (recovered,) = db.execute("SELECT count(*) FROM mirror_items").fetchone()
+    return [*rows, ("recovered", recovered)]
 
 
-def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> None:
+def test_provenance_is_the_entry_and_follows_changes(tmp_path: Path) -> None:
     sized = Entry("images", "a.png", ("a.png",), (PREFIX + "a.png",), ("e1",), sizes=(5,))
     entries = [sized, group("ward", 2)]
     with RunState.in_directory(tmp_path) as state:
         number, _ = scan(state, entries)
         state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
         state.record_job_result("job-1", [("a.png", "item-a"), ("ward/", "item-w")], [])
+        assert not state.has_mirrored(FOLDER)  # imported, not yet recorded as provenance
         state.record_mirrored(FOLDER, number)
+        assert state.mirrored_folders() == [FOLDER] and state.mirrored_count(FOLDER) == 2
         prior = state.prior_by_title(FOLDER, "a.png")
         assert prior is not None
         assert (prior.urls, prior.etags) == (sized.urls, sized.etags)
@@ -487,25 +493,47 @@ def test_provenance_comes_from_the_entry_and_follows_changes(tmp_path: Path) -> 
         ward = state.prior_by_title(FOLDER, "ward/")
         assert ward is not None and ward.urls == entries[1].urls
         assert state.signature_elsewhere(FOLDER, prior.signature, "moved.png")
+        assert not state.signature_elsewhere(FOLDER, prior.signature, "a.png")
         assert mirrored_rows(tmp_path) == [
-            ("item-a", "a.png", None, None, "present"),
-            ("item-w", "ward/", None, None, "present"),
+            ("item-a", "a.png", 1),
+            ("item-w", "ward/", 1),
+            ("recovered", 0),
         ]
-    # An unchanged sync records nothing: not a row written to the provenance.
-    count_writes(tmp_path, "mirror_items", "UPDATE")
+    # An unchanged sync records nothing: not a row of the entries written.
+    count_writes(tmp_path, "entries", "UPDATE")
     with RunState.in_directory(tmp_path) as state:
         number, _ = scan(state, entries)
         state.record_mirrored(FOLDER, number)
         assert writes(tmp_path) == 0
-        # The item re-pointed elsewhere and back: recorded again, as the entry's.
+        # The item unlinked and its object listed again: present again.
         state.finish_removal(FOLDER, "dataset", ["item-a"], "unlink", deleted=False)
         assert state.prior_by_title(FOLDER, "a.png").status == "unlinked"  # type: ignore[union-attr]
+        assert state.mirrored_count(FOLDER) == 1
         state.record_mirrored(FOLDER, number)
         assert state.prior_by_title(FOLDER, "a.png").status == "present"  # type: ignore[union-attr]
         # The entry given another item (a de-duplication kept that one): recorded as its.
         state.deduplicated(FOLDER, sized.fingerprint, "item-b")
+        assert state.prior_by_title(FOLDER, "a.png") is None
         state.record_mirrored(FOLDER, number)
-        assert ("item-b", "a.png", None, None, "present") in mirrored_rows(tmp_path)
+        assert ("item-b", "a.png", 1) in mirrored_rows(tmp_path)
+        # Another entry imported as the same item (its metadata updated in place): the
+        # item's provenance moves to it, and a recovered row of that item is dropped.
+        state.seed_mirrored(FOLDER, [("item-w", "ward/", entries[1].urls)])
+        assert mirrored_rows(tmp_path)[-1] == ("recovered", 0)  # the entry stands for it
+        renamed = entry("b.png")
+        state.seed_mirrored(FOLDER, [("item-z", "z.png", (PREFIX + "z.png",))])
+        number, new = scan(state, [*entries, renamed])
+        state.record_job(FOLDER, "fu", "job-2", tmp_path / "m.json", fingerprints(new))
+        state.record_job_result("job-2", [("b.png", "item-z")], [])
+        state.record_mirrored(FOLDER, number)
+        assert mirrored_rows(tmp_path) == [
+            ("item-b", "a.png", 1),
+            ("item-z", "b.png", 1),
+            ("item-w", "ward/", 1),
+            ("recovered", 0),
+        ]
+        gone = [(prior.title, prior.status) for prior in state.gone(FOLDER, number)]
+        assert gone == []
 
 
 def synced(state: RunState, entries: list[Entry], job: str) -> int:
@@ -606,3 +634,107 @@ def test_links_are_not_read_again_while_nothing_changed(tmp_path: Path) -> None:
             "failed": 0,
             "linked": 3,
         }
+
+
+LAYOUT_5 = """
+CREATE TABLE scans (id INTEGER PRIMARY KEY AUTOINCREMENT, folder TEXT NOT NULL,
+    finished INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE entries (id INTEGER PRIMARY KEY, folder TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    title TEXT NOT NULL, kind INTEGER NOT NULL, first_url TEXT NOT NULL, rebuild BLOB NOT NULL,
+    seen_from INTEGER NOT NULL, gone_at INTEGER, job INTEGER, item_uuid TEXT, error TEXT,
+    mirrored INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX entries_by_fingerprint ON entries (folder, fingerprint);
+CREATE INDEX entries_to_mirror ON entries (id) WHERE item_uuid IS NOT NULL AND mirrored = 0;
+CREATE TRIGGER entries_item_changed AFTER UPDATE OF item_uuid ON entries
+    WHEN old.mirrored = 1 AND old.item_uuid IS NOT new.item_uuid
+    BEGIN UPDATE entries SET mirrored = 0 WHERE id = new.id; END;
+CREATE TABLE entry_jobs (number INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE);
+CREATE TABLE jobs (job_id TEXT PRIMARY KEY, folder TEXT NOT NULL, folder_uuid TEXT NOT NULL,
+    manifest TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'PENDING');
+CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,
+    PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID;
+CREATE TABLE job_intents (intent INTEGER PRIMARY KEY AUTOINCREMENT, folder TEXT NOT NULL,
+    folder_uuid TEXT NOT NULL, manifest TEXT NOT NULL, started_at REAL NOT NULL);
+CREATE TABLE intent_entries (intent INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+    PRIMARY KEY (intent, fingerprint)) WITHOUT ROWID;
+CREATE TABLE mirror_items (folder TEXT NOT NULL, item_uuid TEXT NOT NULL, fingerprint TEXT,
+    title TEXT NOT NULL, urls TEXT, etags TEXT, signature BLOB, signature_text TEXT,
+    status TEXT NOT NULL DEFAULT 'present', PRIMARY KEY (folder, item_uuid));
+CREATE INDEX mirror_items_by_title ON mirror_items (folder, title, status);
+CREATE INDEX mirror_items_by_signature ON mirror_items (folder, signature);
+PRAGMA user_version = 5;
+"""
+
+
+def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: Path) -> None:
+    present = Entry("images", "a.png", ("a.png",), (PREFIX + "a.png",), ("e1",), sizes=(5,))
+    unlinked, pending = entry("b.png"), entry("c.png")
+    recovered_signature = json.dumps([["e9"], [9]], separators=(",", ":"))
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.executescript(LAYOUT_5)
+        old.execute("INSERT INTO scans (folder, finished) VALUES (?, 1)", (FOLDER,))
+        old.execute("INSERT INTO entry_jobs VALUES (1, 'job-1'), (2, 'job-2')")
+        old.execute("INSERT INTO jobs VALUES ('job-2', ?, 'fu', 'm2.json', 'PENDING')", (FOLDER,))
+        for e, job, item, mirrored in (
+            (present, 1, "item-a", 1),
+            (unlinked, 1, "item-b", 0),
+            (pending, 2, None, 0),
+        ):
+            old.execute(
+                "INSERT INTO entries (folder, fingerprint, title, kind, first_url, rebuild,"
+                " seen_from, job, item_uuid, mirrored) VALUES (?, ?, ?, 0, ?, ?, 1, ?, ?, ?)",
+                (FOLDER, e.fingerprint, e.title, e.urls[0], _compact(e), job, item, mirrored),
+            )
+        old.executemany(
+            "INSERT INTO mirror_items (folder, item_uuid, fingerprint, title, status)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (FOLDER, "item-a", present.fingerprint, "a.png", "present"),
+                (FOLDER, "item-b", unlinked.fingerprint, "b.png", "unlinked"),
+            ],
+        )
+        old.execute(
+            "INSERT INTO mirror_items (folder, item_uuid, title, urls, etags, signature,"
+            " signature_text) VALUES (?, 'item-x', 'x.png', ?, '[\"e9\"]', x'00', ?)",
+            (FOLDER, json.dumps([PREFIX + "x.png"]), recovered_signature),
+        )
+        old.execute("INSERT INTO links VALUES ('dataset', 'item-a')")
+        old.execute("INSERT INTO job_intents VALUES (7, ?, 'fu', 'm7.json', 1.5)", (FOLDER,))
+        old.execute("INSERT INTO intent_entries VALUES (7, ?)", (pending.fingerprint,))
+    with RunState.in_directory(tmp_path) as state:
+        assert state.pending_jobs(FOLDER) == ["job-2"]
+        assert state.orphaned_intents(FOLDER) == [(7, "fu", "m7.json", 1.5)]
+        a, b, x = (state.prior_by_title(FOLDER, f"{name}.png") for name in "abx")
+        assert a is not None and b is not None and x is not None
+        assert (a.item_uuid, a.urls, a.etags, a.status) == (
+            "item-a",
+            present.urls,
+            ("e1",),
+            "present",
+        )
+        assert (b.item_uuid, b.status) == ("item-b", "unlinked")
+        assert (x.item_uuid, x.urls, x.signature) == (
+            "item-x",
+            (PREFIX + "x.png",),
+            recovered_signature,
+        )
+        assert state.signature_elsewhere(FOLDER, a.signature, "moved.png")
+        assert state.signature_elsewhere(FOLDER, recovered_signature, "moved.png")
+        assert state.mirrored_count(FOLDER) == 2  # a.png and the recovered x.png
+        # The entries are kept: a rescan submits nothing again, and finds x.png gone.
+        number = state.start_scan(FOLDER)
+        assert list(state.record_scan(FOLDER, number, [present, unlinked, pending])) == []
+        assert [prior.title for prior in state.gone(FOLDER, number)] == ["x.png"]
+        state.finish_scan(number)
+        assert state.counts(FOLDER, number, "dataset") == {
+            "entries": 3,
+            "submitted": 3,
+            "uploaded": 2,
+            "failed": 0,
+            "linked": 1,
+        }
+        state.record_mirrored(FOLDER, number)  # b.png listed again: present again
+        assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (6,)
+        assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
