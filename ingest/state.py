@@ -112,6 +112,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS entries_by_fingerprint ON entries (folder, fin
 -- result names them), failed (retry).
 -- A job's entries, matched to its result's names and URLs in Python (a job is bounded).
 CREATE INDEX IF NOT EXISTS entries_by_job ON entries (job) WHERE job IS NOT NULL;
+-- Submitted entries not given an item or error yet (`unmatched_entries`, read every run):
+-- none once the jobs are settled, so an unchanged run counts nothing.
+CREATE INDEX IF NOT EXISTS entries_unmatched ON entries (folder)
+    WHERE job IS NOT NULL AND item_uuid IS NULL AND error IS NULL;
 -- The upload jobs' ids as the small numbers `entries.job` holds.
 CREATE TABLE IF NOT EXISTS entry_jobs (
     number INTEGER PRIMARY KEY,
