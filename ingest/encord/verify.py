@@ -102,9 +102,7 @@ def verify(
     verification and no upload or mirror action has touched the folder since; `ingest
     verify` always lists and compares. `found_folder`: the folder, if the caller has found
     it already."""
-    counts: Counter = Counter()
     storage_folder = found_folder if found_folder is not None else client.find_folder(folder)
-    items = 0
     folder_uuid = str(storage_folder.uuid) if storage_folder is not None else ""
     report = directory / DIFFERENCES_FILE
     proven = (
@@ -112,52 +110,41 @@ def verify(
         if reuse_state and storage_folder is not None
         else None
     )
+    counts: Counter = Counter()
     if proven is not None:
-        write_jsonl(report, iter(()), SHOWN_DIFFERENCES)  # no differences, as last time
         rows, items = proven
-        return Verification(
-            dataset=dataset.title,
-            dataset_hash=dataset.dataset_hash,
-            folder=folder,
-            rows=rows,
-            items=items,
-            missing=0,
-            extra=0,
-            folder_differences=dict.fromkeys(FOLDER_DIFFERENCES, 0),
-            sample=[],
-            report=report,
-            folder_uuid=folder_uuid,
-            unchanged=True,
-        )
-    if storage_folder is not None:
-        kept = state.folder_index_current(folder, folder_uuid) if reuse_state else None
-        items = (
-            kept
-            if kept is not None
-            else client.index_folder(
-                storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
+        sample = write_jsonl(report, iter(()), SHOWN_DIFFERENCES)  # none, as last time
+    else:
+        items = 0
+        if storage_folder is not None:
+            kept = state.folder_index_current(folder, folder_uuid) if reuse_state else None
+            items = (
+                kept
+                if kept is not None
+                else client.index_folder(
+                    storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
+                )
             )
-        )
-    rows = 0
+        rows = 0
 
-    def linked() -> Iterator[tuple[str, str | None]]:
-        nonlocal rows
-        for row in state.linked_rows(folder, dataset.dataset_hash):
-            rows += 1
-            yield row
+        def linked() -> Iterator[tuple[str, str | None]]:
+            nonlocal rows
+            for row in state.linked_rows(folder, dataset.dataset_hash):
+                rows += 1
+                yield row
 
-    def counted(differences: Iterator[tuple[str, str]]) -> Iterator[dict[str, str]]:
-        for difference, title in differences:
-            counts[difference] += 1
-            yield {"difference": difference, "title": title}
+        def counted(differences: Iterator[tuple[str, str]]) -> Iterator[dict[str, str]]:
+            for difference, title in differences:
+                counts[difference] += 1
+                yield {"difference": difference, "title": title}
 
-    def differences() -> Iterator[tuple[str, str]]:
-        yield from state.compare_with_dataset(folder, scan, (progress or iter)(linked()))
-        yield from state.compare_with_folder(folder, scan, folder_uuid)
+        def differences() -> Iterator[tuple[str, str]]:
+            yield from state.compare_with_dataset(folder, scan, (progress or iter)(linked()))
+            yield from state.compare_with_folder(folder, scan, folder_uuid)
 
-    sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
-    if storage_folder is not None and not counts:
-        state.record_verified(folder, folder_uuid, dataset.dataset_hash, scan, rows, items)
+        sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
+        if storage_folder is not None and not counts:
+            state.record_verified(folder, folder_uuid, dataset.dataset_hash, scan, rows, items)
     return Verification(
         dataset=dataset.title,
         dataset_hash=dataset.dataset_hash,
@@ -170,4 +157,5 @@ def verify(
         sample=sample,
         report=report,
         folder_uuid=folder_uuid,
+        unchanged=proven is not None,
     )
