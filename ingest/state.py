@@ -322,6 +322,8 @@ class RunState:
         self._same_as: dict[int, int | None] = {}
         # Links recorded by this connection (`unlinked_items` checks its batches were).
         self._links_recorded = 0
+        # Folders this connection created (`folder_created`): their index follows its jobs.
+        self._indexed_by_results: set[str] = set()
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -695,7 +697,8 @@ class RunState:
         """An upload job about to be started with these entries, committed before the request
         is sent: if the process dies before `record_job`, the rerun knows a job may exist."""
         with self._db:
-            self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
+            if folder_uuid not in self._indexed_by_results:
+                self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
             intent = self._db.execute(
                 "INSERT INTO job_intents (folder, folder_uuid, manifest, started_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -825,20 +828,28 @@ class RunState:
         its entries that the result accounts for neither way (e.g. skipped as duplicates).
         The job stays pending until `finish_job`, so a kill before that settles it again.
 
-        The job's rows are read once (through the job index) and written by row id."""
+        The job's rows are read once (through the job index) and written by row id. The
+        folder's index, if this connection created the folder, gets the result's items (the
+        folder held nothing else); else the index is no longer current."""
+        items = list(items)  # a job's: bounded
         number = self._job_number(job_id)
+        folder, folder_uuid = self._db.execute(
+            "SELECT folder, folder_uuid FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
         rows = self._db.execute(
-            "SELECT id, title, first_url, item_uuid IS NULL FROM entries WHERE job = ?", (number,)
+            f"SELECT id, title, first_url, item_uuid IS NULL, {_SINGLE_FILE} FROM entries"
+            " WHERE job = ?",
+            (number,),
         ).fetchall()
         by_title: dict[str, list[int]] = {}
-        for row_id, title, _, _ in rows:
+        for row_id, title, *_ in rows:
             by_title.setdefault(title, []).append(row_id)
         imported = [
             (row_id, item_uuid) for name, item_uuid in items for row_id in by_title.get(name, ())
         ]
         settled = {row_id for row_id, _ in imported}
         by_url: dict[str, list[int]] = {}
-        for row_id, _, first_url, not_imported in rows:
+        for row_id, _, first_url, not_imported, _ in rows:
             if not_imported and row_id not in settled:
                 by_url.setdefault(first_url, []).append(row_id)
         failed = [
@@ -855,6 +866,11 @@ class RunState:
                 (json.dumps(imported),),
             )
             self._db.executemany("UPDATE entries SET error = ? WHERE id = ?", failed)
+            if folder_uuid in self._indexed_by_results:
+                url_of = {title: url for _, title, url, _, single in rows if single}
+                self._index_results(folder_uuid, [(*item, url_of.get(item[0])) for item in items])
+            else:
+                self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
         unaccounted = self._db.execute(
             "SELECT title FROM entries WHERE job = ? AND item_uuid IS NULL AND error IS NULL",
             (number,),
@@ -906,6 +922,27 @@ class RunState:
             if len(batch) >= SCAN_COMMIT_EVERY:
                 count += self._index_batch(batch)
         return count + self._index_batch(batch)
+
+    def folder_created(self, folder: str, folder_uuid: str) -> None:
+        """This connection's run created the folder: its index is exact (empty), and stays
+        so while the run's own jobs add to it (`record_job_result`); a listing, a mirror
+        action or a later run's job ends that."""
+        with self._db:
+            self._db.execute("DELETE FROM folder_items WHERE folder_uuid = ?", (folder_uuid,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO folder_index_current (folder, folder_uuid) VALUES (?, ?)",
+                (folder, folder_uuid),
+            )
+        self._indexed_by_results.add(folder_uuid)
+
+    def _index_results(self, folder_uuid: str, items: list[tuple[str, str, str | None]]) -> None:
+        """A job's result's items — (name, uuid, the URL of the single-file entry so named or
+        None) — into the folder index, as a listing would have them."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO folder_items (folder_uuid, item_uuid, name, url, created_at)"
+            " SELECT ?, i.value ->> 1, i.value ->> 0, i.value ->> 2, ? FROM json_each(?) i",
+            (folder_uuid, time.time(), json.dumps(items)),
+        )
 
     def folder_index_current(self, folder: str, folder_uuid: str) -> int | None:
         """How many items the folder's index holds, if it matched the entries at the last

@@ -80,6 +80,7 @@ class FolderOnDemand(UploadTarget):
     _name: str
     _folder: StorageFolder | None
     _before_first_use: Callable[[], None]
+    _created: Callable[[StorageFolder], None]
 
     def __init__(
         self,
@@ -93,13 +94,18 @@ class FolderOnDemand(UploadTarget):
         object.__setattr__(self, "_name", folder_name)
         object.__setattr__(self, "_folder", None)
         object.__setattr__(self, "_before_first_use", before_first_use)
+        object.__setattr__(self, "_created", lambda folder: None)
+
+    def when_created(self, created: Callable[[StorageFolder], None]) -> None:
+        """Tell `created` of the folder if this run creates it (it is empty then)."""
+        object.__setattr__(self, "_created", created)
 
     @property
     def folder(self) -> StorageFolder:
         folder = self._folder
         if folder is None:
             self._before_first_use()
-            folder = self.client.folder(self._name)
+            folder = self.client.folder(self._name, self._created)
             object.__setattr__(self, "_folder", folder)
         return folder
 
@@ -155,6 +161,10 @@ def run_command(args: argparse.Namespace) -> int:
     report = PlanReport()
     mirrored = MirrorReport(Policy.from_settings(context.settings))
     with RunState.in_directory(out, exclusive=True) as state:
+        # A folder this run creates is empty: its jobs' results keep its index exact.
+        upload.target.when_created(
+            lambda folder: state.folder_created(names.folder, str(folder.uuid))
+        )
         if not state.has_mirrored(names.folder):
             existing = upload.client.find_folder(names.folder)
             if existing is not None:  # a lost (or older) run state: rebuilt from the folder

@@ -179,16 +179,22 @@ class EncordClient:
         (one that exists but is not shared with the user is an error)."""
         return self._call(f"looking up Files folder {name!r}", lambda: self._folder_named(name))
 
-    def folder(self, name: str) -> StorageFolder:
+    def folder(
+        self, name: str, created: Callable[[StorageFolder], None] = lambda folder: None
+    ) -> StorageFolder:
         """The top-level Files folder called exactly `name`, created if the organisation has
-        none; one that exists but is not shared with the key's user is an error, not a
-        reason to create a second."""
-        return self._find_or_create(
-            f"Files folder {name!r}",
-            lambda: self._folder_named(name),
-            lambda: self._user_client.create_storage_folder(
+        none (then told to `created`); one that exists but is not shared with the key's user
+        is an error, not a reason to create a second."""
+
+        def create() -> StorageFolder:
+            folder = self._user_client.create_storage_folder(
                 name, description="Imported from S3 by `python -m ingest`"
-            ),
+            )
+            created(folder)
+            return folder
+
+        return self._find_or_create(
+            f"Files folder {name!r}", lambda: self._folder_named(name), create
         )
 
     def folder_by_uuid(self, folder_uuid: str) -> StorageFolder:

@@ -10,9 +10,11 @@ Dataset at once, which a million rows would not survive):
   linked is missing, a linked item no entry of the scan has (its object left the bucket, or
   changed) is extra. Rows linked to the Dataset by hand, from other folders, are not seen.
 
-`ingest run` compares nothing when the run state proves the last exact verification still
-holds (`RunState.proven_verification`: the same entries, items and links, and nothing done
-to the folder since); `ingest verify` always lists and compares.
+`ingest run` compares with the folder's index in the run state, without listing, when the
+index is current: exact at the last verification with nothing done to the folder since, or
+built from the jobs' results of a folder the run created (`RunState.folder_created`); and
+it compares nothing when the state proves the last exact verification still holds
+(`RunState.proven_verification`). `ingest verify` always lists and compares.
 """
 
 from __future__ import annotations

@@ -326,3 +326,33 @@ def test_a_rerun_after_an_object_left_the_bucket_compares_again(
 
     assert kept.json()["verify"]["compared"] is True
     assert kept.json()["verify"]["extra"] == 1, kept.stdout
+
+
+def test_a_first_import_into_a_folder_it_creates_is_verified_from_its_jobs_results(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair
+) -> None:
+    first = encord_ingest("run", "--json")
+
+    assert first.code == 0, first.stdout + first.stderr
+    assert first.json()["verify"]["folder"]["items"] == len(CORPUS_TITLES)
+    # The folder was created empty by this run: its jobs' results are all it holds.
+    assert _listing_pages(sandbox) == 0
+    assert folder_item_names(sandbox, key_pair) == CORPUS_TITLES
+    verify = encord_ingest("verify", "--json")
+    assert verify.code == 0 and verify.json()["folder"]["items"] == len(CORPUS_TITLES)
+    assert _listing_pages(sandbox) > 0  # `ingest verify` lists it
+
+
+def test_a_first_import_into_a_folder_that_existed_lists_it(
+    encord_ingest: Ingest, sandbox: Sandbox, key_pair: KeyPair
+) -> None:
+    from tests.run.support import sdk_client
+
+    sdk_client(sandbox, key_pair).create_storage_folder("imports")
+    pages = _listing_pages(sandbox)
+
+    first = encord_ingest("run", "--json")
+
+    assert first.code == 0 and first.json()["verify"]["folder"]["items"] == len(CORPUS_TITLES)
+    # Not made by the run: listed once to recover what it holds (nothing), once by verify.
+    assert _listing_pages(sandbox) == pages + 2

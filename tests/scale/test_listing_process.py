@@ -11,8 +11,8 @@ import boto3
 import pytest
 
 from ingest.errors import UserError
-from ingest.listing.fast import FastLister
 from ingest.listing import process
+from ingest.listing.fast import FastLister
 from ingest.listing.process import listed_in_child, started_ahead
 from standins.local_aws import LocalAws
 from standins.s3_listing import BUCKET, start_standin
