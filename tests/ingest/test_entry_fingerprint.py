@@ -24,17 +24,9 @@ _METADATA = st.one_of(
 
 
 def _by_json_dumps(entry: Entry) -> str:
+    fields = ("kind", "title", "urls", "etags", "client_metadata", "create_video")
     payload = json.dumps(
-        [
-            entry.kind,
-            entry.title,
-            entry.urls,
-            entry.etags,
-            entry.client_metadata,
-            entry.create_video,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
+        [getattr(entry, field) for field in fields], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
