@@ -16,11 +16,10 @@ its checks, its Encord look-ups); `listed_in_child` takes that child, or starts 
 Protocol on the child's stdin: one JSON request (bucket, prefixes, workers, client
 settings, and the caller's client's own credentials when it has them: never on the child's
 command line); end of input without a request (a child started ahead and never used) ends
-it. On its stdout: frames of a 4-byte little-endian
-length then `marshal` bytes, either a list of (key, size, etag, None) tuples (nothing in a
-plan reads LastModified: `fast.parse_records`) or, for a `UserError`, its message as a
-string; a zero length ends the stream. Any other failure ends the child with its error on
-stderr.
+it. On its stdout: frames of a 4-byte little-endian length then `marshal` bytes, either a
+list of (key, size, etag, None) tuples (nothing in a plan reads LastModified:
+`fast.parse_records`) or, for a `UserError`, its message as a string; a zero length ends
+the stream. Any other failure ends the child with its error on stderr.
 """
 
 from __future__ import annotations

@@ -225,9 +225,13 @@ def test_an_unchanged_rerun_reuses_the_exact_folder_index_and_verify_lists_the_f
 
     first = encord_ingest("run", "--json")
     assert first.code == 0 and first.json()["verify"]["compared"] is True
-    pages = _listing_pages(sandbox)
+    pages, before = _listing_pages(sandbox), len(sandbox.exchanges())
     rerun = encord_ingest("run", "--json")
     assert rerun.code == 0 and rerun.json()["verify"]["folder"]["items"] == len(CORPUS_TITLES)
+    # One look-up each per run: the mirror step's folder and Dataset are verify's too.
+    paths = [e.path.split("?")[0] for e in sandbox.exchanges()[before:] if e.method == "GET"]
+    assert paths.count("/v2/public/storage/folders") == 1, paths
+    assert sum(path.endswith("datasets/list") for path in paths) == 1, paths
     assert rerun.json()["verify"]["rows"] == first.json()["verify"]["rows"]
     # The same entries, items and links: the last exact verification holds, uncompared.
     assert rerun.json()["verify"]["compared"] is False
