@@ -1,16 +1,21 @@
-"""What the Encord-facing commands share: where the import goes, and the run state."""
+"""What the Encord-facing commands share: where the import goes, an upload command's checked
+inputs, and the run state."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.cli.options import settings_overrides
+from ingest.cli.progress import Feedback
+from ingest.context import PlanContext, check_context, load_context
 from ingest.errors import UserError
-from ingest.settings import IngestSettings, load_settings
+from ingest.outputs import StackOutputs
+from ingest.plan.schema import MetadataSchema, load_schema
+from ingest.settings import GroupRule, IngestSettings, load_settings
 from ingest.state import STATE_FILE, RunState
 
 
@@ -35,6 +40,61 @@ def target_names(settings: IngestSettings) -> Target:
             f"say where to import: {' and '.join(missing)} (or the same keys in the stack's ingest config)"
         )
     return Target(settings.integration, folder, dataset)
+
+
+@dataclass(frozen=True)
+class UploadInputs:
+    """What an upload command (`run`, `retry`, `watch`) checks before it connects to Encord."""
+
+    context: PlanContext
+    names: Target
+    integration: str
+    schema: tuple[Path, MetadataSchema] | None  # the settings' metadata schema, read
+    key_file: Path | None  # --ssh-key-file
+    feedback: Feedback
+
+
+def check_upload_inputs(args: argparse.Namespace) -> UploadInputs:
+    """Settings, outputs, the output directory, the metadata schema and the bucket, checked
+    without Encord (and without importing its SDK)."""
+    feedback = Feedback.from_args(args)
+    context = load_context(args)
+    for warning in context.warnings:
+        feedback.warn(warning)
+    names = target_names(context.settings)
+    if not names.integration:
+        raise UserError(
+            "say which Encord integration reads the bucket: --integration TITLE "
+            "(or the stack output integrationTitle, or `integration` in the ingest config)"
+        )
+    require_write_access(context.settings.groups, context.outputs)
+    path = context.settings.metadata_schema
+    schema = (path, load_schema(path)) if path else None
+    check_context(context)
+    feedback.step(
+        f"s3://{context.outputs.bucket_name} answers; output directory "
+        f"{context.settings.output_dir} is writable"
+    )
+    return UploadInputs(context, names, names.integration, schema, args.ssh_key_file, feedback)
+
+
+def require_write_access(groups: Iterable[GroupRule], outputs: StackOutputs) -> None:
+    """Refuse, before anything is sent, a sync whose settings make image sequences unless the
+    stack grants Encord write access (`allowWrite`): Encord writes a sequence's video into the
+    bucket."""
+    rule = next((rule for rule in groups if rule.as_ == "imageSequence"), None)
+    if rule is None or outputs.allow_write:
+        return
+    why = (
+        "which the stack does not grant (allowWrite is false)"
+        if outputs.allow_write is False
+        else f"and {outputs.source} has no allowWrite output (a stack from before it)"
+    )
+    raise UserError(
+        f"groups rule {rule.folders!r} makes image sequences, which need Encord to write "
+        f"their video into the bucket, {why}: run `pulumi config set encord-s3:allowWrite "
+        "true` and `pulumi up`, or use `as: imageGroup` (no write access needed)"
+    )
 
 
 def settings_only(args: argparse.Namespace) -> IngestSettings:

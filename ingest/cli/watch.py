@@ -16,7 +16,9 @@ from typing import Any
 
 import boto3
 
-from ingest.cli.run import PreparedUpload, _prepare_upload, run_command
+from ingest.cli.inputs import check_upload_inputs
+from ingest.cli.run import run_command
+from ingest.cli.run_steps import PreparedUpload, prepare_upload
 from ingest.context import load_context
 from ingest.errors import UserError
 from ingest.listing.touched import TouchedListing, list_touched
@@ -80,7 +82,7 @@ def watch_command(args: argparse.Namespace) -> int:
     def sync(touched: TouchedListing) -> Any:
         nonlocal upload
         if upload is None:  # after the start-up reconcile has set up what it needs
-            upload = _prepare_upload(args)
+            upload = prepare_upload(check_upload_inputs(args))
         return sync_touched(upload, touched)
 
     watcher = Watcher(

@@ -36,9 +36,7 @@ from ingest.encord.client import EncordClient, EncordUnavailable
 from ingest.encord.upload_items import upload_items
 from ingest.errors import UserError
 from ingest.model import Entry
-from ingest.outputs import StackOutputs
 from ingest.plan.manifest import ManifestWriter
-from ingest.settings import GroupRule
 from ingest.state import RunState
 
 # Seconds one poll may wait on the server before the progress line is refreshed.
@@ -66,25 +64,6 @@ class Progress(Protocol):
     def update(self, job_id: str, result: UploadLongPollingState) -> None: ...
 
     def close(self) -> None: ...
-
-
-def require_write_access(groups: Iterable[GroupRule], outputs: StackOutputs) -> None:
-    """Refuse, before anything is sent, a sync whose settings make image sequences unless the
-    stack grants Encord write access (`allowWrite`): Encord writes a sequence's video into the
-    bucket."""
-    rule = next((rule for rule in groups if rule.as_ == "imageSequence"), None)
-    if rule is None or outputs.allow_write:
-        return
-    why = (
-        "which the stack does not grant (allowWrite is false)"
-        if outputs.allow_write is False
-        else f"and {outputs.source} has no allowWrite output (a stack from before it)"
-    )
-    raise UserError(
-        f"groups rule {rule.folders!r} makes image sequences, which need Encord to write "
-        f"their video into the bucket, {why}: run `pulumi config set encord-s3:allowWrite "
-        "true` and `pulumi up`, or use `as: imageGroup` (no write access needed)"
-    )
 
 
 @dataclass

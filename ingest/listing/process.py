@@ -11,7 +11,9 @@ consumer waits when the planner lags, while its listing threads keep spooling pa
 
 A command that will list starts the child ahead (`started_ahead`, in `ingest.cli.main`), so
 that the child's start-up (an interpreter, boto3) overlaps the caller's own (its imports,
-its checks, its Encord look-ups); `listed_in_child` takes that child, or starts one.
+its checks); a command with more to prepare once it knows what to list sends the request
+then (`listing_begun`: `ingest run`, before it imports the encord SDK), so that the listing
+overlaps the rest. `listed_in_child` takes that child, or starts one.
 
 Protocol on the child's stdin: one JSON request (bucket, prefixes, workers, client
 settings, and the caller's client's own credentials when it has them: never on the child's
@@ -32,6 +34,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice, repeat
 from pathlib import Path
 from typing import IO, Any
@@ -42,8 +45,16 @@ from ingest.listing.scan import ListedObject
 
 BATCH = 2000  # records per frame: ~150 KB
 
-# A child started by `started_ahead`, not taken yet, with the file its stderr goes to.
-_ahead: tuple[subprocess.Popen[bytes], IO[bytes]] | None = None
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    stderr: IO[bytes]  # a temporary file
+    request: dict[str, Any] | None = None  # sent: the child is listing
+
+
+# A child started ahead (`started_ahead`, `listing_begun`), not taken yet.
+_ahead: _Child | None = None
 
 
 @contextmanager
@@ -58,16 +69,50 @@ def started_ahead() -> Iterator[None]:
         end_ahead()
 
 
+@contextmanager
+def listing_begun(s3: Any, bucket: str, prefixes: list[str], workers: int) -> Iterator[None]:
+    """The listing `listed_in_child(s3, bucket, prefixes, workers)` reads, requested now
+    (from the child started ahead, or a new one): the child lists, spooling its pages, while
+    the caller goes on; ended on the way out if no `listed_in_child` read it."""
+    global _ahead
+    request = _request(s3, bucket, prefixes, workers)
+    child = _take(request)
+    if child.request is None:
+        _send_request(child, request)
+    _ahead = child
+    try:
+        yield
+    finally:
+        end_ahead()
+
+
 def end_ahead() -> None:
     """End the child started ahead, if not taken (the command lists some other way)."""
     global _ahead
     if _ahead is not None:
-        child, stderr = _ahead
-        _ahead = None
-        _end(child, stderr)
+        child, _ahead = _ahead, None
+        _end(child)
 
 
-def _start() -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+def _take(request: dict[str, Any]) -> _Child:
+    """The child started ahead, unless it was sent another request; else a new one."""
+    global _ahead
+    child, _ahead = _ahead, None
+    if child is not None and child.request not in (None, request):
+        _end(child)  # listing something else: of no use here
+        child = None
+    return child or _start()
+
+
+def _send_request(child: _Child, request: dict[str, Any]) -> None:
+    requests = child.process.stdin
+    assert requests is not None  # a pipe
+    requests.write(json.dumps(request).encode())
+    requests.close()
+    child.request = request
+
+
+def _start() -> _Child:
     root = str(Path(ingest.__file__).resolve().parent.parent)
     env = {
         **os.environ,
@@ -81,14 +126,15 @@ def _start() -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         stderr=stderr,
         env=env,
     )
-    return child, stderr
+    return _Child(child, stderr)
 
 
-def _end(child: subprocess.Popen[bytes], stderr: IO[bytes]) -> None:
-    if child.poll() is None:  # the consumer stopped early, or failed, or never began
-        child.kill()
-    child.wait()
-    for stream in (child.stdin, child.stdout, stderr):
+def _end(child: _Child) -> None:
+    process = child.process
+    if process.poll() is None:  # the consumer stopped early, or failed, or never began
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, child.stderr):
         if stream is not None:
             stream.close()
 
@@ -98,8 +144,21 @@ def listed_in_child(
 ) -> Iterator[ListedObject]:
     """`FastLister(s3, bucket, workers).objects(prefixes)`, listed by a child process,
     without LastModified (None)."""
-    global _ahead
-    request = {
+    request = _request(s3, bucket, prefixes, workers)
+    child = _take(request)
+    records = child.process.stdout
+    assert records is not None  # a pipe
+    try:
+        if child.request is None:
+            _send_request(child, request)
+        yield from _records(records, lambda: _failure(child.process, child.stderr))
+        child.process.wait(timeout=10)  # the stream ended: the child is exiting
+    finally:
+        _end(child)
+
+
+def _request(s3: Any, bucket: str, prefixes: list[str], workers: int) -> dict[str, Any]:
+    return {
         "bucket": bucket,
         "prefixes": prefixes,
         "workers": workers,
@@ -111,16 +170,6 @@ def listed_in_child(
         "proxies": s3.meta.config.proxies,
         "credentials": _credentials_of(s3),
     }
-    (child, stderr), _ahead = _ahead or _start(), None
-    requests, records = child.stdin, child.stdout
-    assert requests is not None and records is not None  # both are pipes
-    try:
-        requests.write(json.dumps(request).encode())
-        requests.close()
-        yield from _records(records, lambda: _failure(child, stderr))
-        child.wait(timeout=10)  # the stream ended: the child is exiting
-    finally:
-        _end(child, stderr)
 
 
 def _records(stream: Any, failure: Any) -> Iterator[ListedObject]:

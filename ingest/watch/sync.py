@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from ingest.cli.run import UPLOADS_DIRECTORY, PreparedUpload
+from ingest.cli.run_steps import UPLOADS_DIRECTORY, PreparedUpload
 from ingest.encord.link import link_uploaded
 from ingest.encord.upload import submit, wait_for_jobs
 from ingest.errors import UserError

@@ -71,7 +71,7 @@ def test_a_consumer_that_stops_early_ends_the_child() -> None:
         )
         listing = listed_in_child(s3, BUCKET, [""], 4)
         assert next(listing).key == "README.txt"
-        child = listing.gi_frame.f_locals["child"]  # type: ignore[attr-defined]  # a generator
+        child = listing.gi_frame.f_locals["child"].process  # type: ignore[attr-defined]  # a generator
         listing.close()  # type: ignore[attr-defined]  # long before 2M keys are listed
         assert child.returncode == -signal.SIGKILL
 
