@@ -33,22 +33,46 @@ INTEGRATION = "bench imports"
 EXTERNAL_ID = "bench-external-id"
 BUCKET = "bench-runpath"
 _ID = re.compile(r"[0-9a-fA-F-]{32,36}")
+ROUNDS = 3  # of the unchanged rerun and the plan, taking turns
 
 
 def _timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run `command` in a fresh interpreter that reports the command's own peak RSS."""
+    """Run `command` in a fresh interpreter that reports the command's own peak RSS and CPU
+    time (its child processes' included: each is waited for)."""
     wrapper = (
         "import resource, subprocess, sys, json; "
         "code = subprocess.run(sys.argv[1:]).returncode; "
-        "print(json.dumps([code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
+        "used = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(json.dumps([code, used.ru_maxrss, used.ru_utime + used.ru_stime]))"
     )
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", wrapper, *command], env=env, capture_output=True, text=True
     )
     seconds = time.perf_counter() - started
-    code, peak_kib = json.loads(result.stdout.strip().splitlines()[-1])
-    return {"exit": code, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024)}
+    code, peak_kib, cpu = json.loads(result.stdout.strip().splitlines()[-1])
+    return {
+        "exit": code,
+        "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_rss_mb": round(peak_kib / 1024),
+    }
+
+
+def _alternated(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, Any]:
+    """Each command `ROUNDS` times, taking turns (the machine is shared: its load changes
+    from one run to the next, alike for each); the median run of each, by wall time, with
+    the range of its wall times."""
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in commands}
+    for _ in range(ROUNDS):
+        for label, command in commands.items():
+            runs[label].append(_timed(command, env))
+    medians = {}
+    for label, timed in runs.items():
+        walls = sorted(run["seconds"] for run in timed)
+        median = sorted(timed, key=lambda run: run["seconds"])[len(timed) // 2]
+        medians[label] = {**median, "walls": walls}
+    return medians
 
 
 def _route(method: str, path: str, query_type: str | None) -> str:
@@ -133,7 +157,13 @@ def measure(count: int) -> dict[str, Any]:
             for label, row in rows.items():  # the breakdown behind the table's figures
                 print(f"runpath {count:,} {label}: {json.dumps(row)}", file=sys.stderr)
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]
-            rows["plan"] = _timed([*plan, "--quiet"], env)
+            timed = _alternated({"unchanged rerun": run, "plan": [*plan, "--quiet"]}, env)
+            rows["unchanged rerun"].update(timed["unchanged rerun"])  # its requests: above
+            rows["plan"] = timed["plan"]
+            for label in ("unchanged rerun", "plan"):
+                print(
+                    f"runpath {count:,} {label} timed: {json.dumps(timed[label])}", file=sys.stderr
+                )
     return {"objects": count, **rows}
 
 
