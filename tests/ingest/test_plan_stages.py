@@ -191,3 +191,28 @@ def test_sidecars_pair_with_their_object_even_with_keys_in_between() -> None:
         ("c.png", None, None),
     ]
     assert (report.sidecars, report.orphan_sidecars, report.objects) == (2, 1, 5)
+
+
+def test_an_item_is_released_as_soon_as_the_listing_passes_its_sidecars_key() -> None:
+    # Keys that start with an item's key, before and past its sidecar's key; then a folder
+    # named like the item, whose keys (all past the sidecar's) must not hold the item back.
+    keys = [
+        "a.png",
+        "a.png.a.png",  # before `a.png.metadata.json`: a.png still waits
+        "a.png.zz.png",  # past it: a.png is released, though the key starts with `a.png`
+        "b.png",
+        *(f"b.png/{i}.png" for i in range(100)),
+    ]
+    pulled = []
+
+    def listing():
+        for obj in listed(*keys):
+            pulled.append(obj.key)
+            yield obj
+
+    released = items(listing(), None, lambda key: None, PlanReport())
+    assert next(released).key == "a.png" and pulled[-1] == "a.png.zz.png"
+    assert next(released).key == "a.png.a.png" and pulled[-1] == "a.png.zz.png"
+    assert next(released).key == "a.png.zz.png" and pulled[-1] == "b.png"
+    assert next(released).key == "b.png" and pulled[-1] == "b.png/0.png"
+    assert [item.key for item in released] == keys[4:]
