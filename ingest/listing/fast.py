@@ -23,10 +23,13 @@ the top, which that listing returns anyway, are passed on as they are.
 A prefix's pages are sequential (each needs the previous one's token), so one prefix of 20k
 keys takes 20 round trips however many threads wait. A prefix whose first page is not its
 last is therefore split into key ranges listed side by side (`_split`): its sub-folders (one
-listing with delimiter `/`) are the split points, ~`PAGES_PER_RANGE` pages apart as its
-first page's keys per folder suggest. Range i is the keys after point i-1 up to and
-including point i: `StartAfter`, then stop at the first key past the next point (that last
-page's surplus is the next range's start, listed there). Ranges partition the key space
+listing with delimiter `/`) are the split points, one folder short of `PAGES_PER_RANGE`
+pages apart as its first page's keys per folder suggest. Range i is the keys after point
+i-1 up to and including point i: `StartAfter`, then stop at the first key past the next
+point (that last page's surplus is the next range's start, listed there). One folder
+short: a range of equal folders then ends inside its last page, so the key that proves
+its end comes with its own keys; a range of exactly whole pages would need one more
+request for it. Ranges partition the key space
 whatever the points are, so keys at a point, empty ranges or a folder that grew meanwhile
 cost a request at most, never a key twice or lost. Prefixes are probed (first page, folders)
 `workers` ahead of the one being read, so later ranges start without waiting.
@@ -78,7 +81,7 @@ _COMMON_PREFIX = re.compile(r"<CommonPrefixes><Prefix>([^<]*)</Prefix></CommonPr
 _NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNCATED = re.compile(rb"<IsTruncated>true</IsTruncated>")
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-PAGES_PER_RANGE = 8  # a range's expected pages; each range costs about one surplus page
+PAGES_PER_RANGE = 8  # a range's pages, as its folders' keys are expected
 
 
 class _Listed(NamedTuple):
@@ -299,7 +302,7 @@ class FastLister:
 
         The first page comes first: a prefix it holds whole is one range, no further
         request. Else one listing with delimiter `/` names its next sub-folders; as many
-        folders as the first page spanned, times `PAGES_PER_RANGE`, make a range. A
+        folders as the first page spanned, times `PAGES_PER_RANGE`, less one, make a range. A
         delimiter page that didn't reach the end (more folders than a page holds) leaves
         the rest after its last split point for another probe."""
         first = next(self._pages(prefix, after=after))
@@ -311,7 +314,7 @@ class FastLister:
         folders = sub_prefixes(listing)
         spanned = sum(folder < last for folder in folders)
         rest = [folder for folder in folders if folder > last]
-        step = max(1, spanned) * PAGES_PER_RANGE
+        step = max(1, max(1, spanned) * PAGES_PER_RANGE - 1)
         points = rest[step::step]
         more = _continuation(listing) is not None and bool(rest)
         if more and (not points or points[-1] != rest[-1]):

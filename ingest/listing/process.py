@@ -10,7 +10,7 @@ consumer waits when the planner lags, while its listing threads keep spooling pa
 (`ingest.listing.spool`), so memory stays flat in both processes.
 
 A command that will list starts the child ahead (`started_ahead`, in `ingest.cli.main`), so
-that the child's start-up (an interpreter, boto3) overlaps the caller's own (its imports,
+that the child's start-up (an interpreter, botocore) overlaps the caller's own (its imports,
 its checks); a command with more to prepare once it knows what to list sends the request
 then (`listing_begun`: `ingest run`, before it imports the encord SDK), so that the listing
 overlaps the rest. `listed_in_child` takes that child, or starts one.
@@ -181,7 +181,10 @@ def _records(stream: Any, failure: Any) -> Iterator[ListedObject]:
         size = int.from_bytes(head, "little")
         if not size:
             return
-        batch = marshal.loads(read(size))
+        frame = read(size)
+        if len(frame) < size:  # the child died mid-frame
+            raise failure()
+        batch = marshal.loads(frame)
         if isinstance(batch, str):
             raise UserError(batch)
         yield from map(new, listed, batch)  # the records are whole: no Python call per key
@@ -208,9 +211,10 @@ def _credentials_of(s3: Any) -> dict[str, str]:
     return own
 
 
-def serve(request: dict[str, Any]) -> int:
-    """The child: list, and write the records as frames to stdout."""
-    import boto3
+def serve(request: dict[str, Any], session: Any = None) -> int:
+    """The child: list, and write the records as frames to stdout. `session`: the botocore
+    session to make the client with (one that has loaded S3's model already, say)."""
+    import botocore.session
     from botocore.config import Config
 
     from ingest.listing.fast import FastLister, parse_records
@@ -221,7 +225,9 @@ def serve(request: dict[str, Any]) -> int:
         s3=request["s3"],
         proxies=request["proxies"],
     )
-    s3 = boto3.session.Session().client(
+    # botocore's own client: what boto3's would be for these calls, without importing boto3
+    # (and s3transfer) in the child.
+    s3 = (session or botocore.session.Session()).create_client(
         "s3",
         region_name=request["region"],
         endpoint_url=request["endpoint_url"],
@@ -246,15 +252,18 @@ def _send(out: Any, frame: bytes) -> None:
 
 
 if __name__ == "__main__":
-    # Before the request: a child started ahead spends its wait on its own start-up.
-    import boto3  # noqa: F401
+    # Before the request: a child started ahead spends its wait on its own start-up, S3's
+    # model (the largest part of making a client) included.
+    import botocore.session
 
     import ingest.listing.fast
 
+    botocore_session = botocore.session.Session()
+    botocore_session.get_service_model("s3")
     request = sys.stdin.buffer.read()
     if not request:  # started ahead and never used
         raise SystemExit(0)
     try:
-        raise SystemExit(serve(json.loads(request)))
+        raise SystemExit(serve(json.loads(request), botocore_session))
     except BrokenPipeError:  # the parent stopped reading: nothing left to do
         os._exit(0)

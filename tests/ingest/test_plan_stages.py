@@ -12,9 +12,10 @@ from botocore.stub import Stubber
 from ingest.errors import UserError
 from ingest.listing.paginator import S3Lister
 from ingest.listing.scan import ListedObject, normalise_prefixes, scan
+from ingest.model import Entry
 from ingest.plan.classify import DICOM, SIDECAR, classify
 from ingest.plan.group import MAX_TITLE, SEQUENCE_VIDEO, FolderRules, Item, group, title_for
-from ingest.plan.pipeline import items
+from ingest.plan.pipeline import items, validated
 from ingest.plan.report import PlanReport
 from ingest.settings import GroupRule
 
@@ -191,3 +192,44 @@ def test_sidecars_pair_with_their_object_even_with_keys_in_between() -> None:
         ("c.png", None, None),
     ]
     assert (report.sidecars, report.orphan_sidecars, report.objects) == (2, 1, 5)
+
+
+def test_an_item_is_released_as_soon_as_the_listing_passes_its_sidecars_key() -> None:
+    # Keys that start with an item's key, before and past its sidecar's key; then a folder
+    # named like the item, whose keys (all past the sidecar's) must not hold the item back.
+    keys = [
+        "a.png",
+        "a.png.a.png",  # before `a.png.metadata.json`: a.png still waits
+        "a.png.zz.png",  # past it: a.png is released, though the key starts with `a.png`
+        "b.png",
+        *(f"b.png/{i}.png" for i in range(100)),
+    ]
+    pulled = []
+
+    def listing():
+        for obj in listed(*keys):
+            pulled.append(obj.key)
+            yield obj
+
+    released = items(listing(), None, lambda key: None, PlanReport())
+    assert next(released).key == "a.png" and pulled[-1] == "a.png.zz.png"
+    assert next(released).key == "a.png.a.png" and pulled[-1] == "a.png.zz.png"
+    assert next(released).key == "a.png.zz.png" and pulled[-1] == "b.png"
+    assert next(released).key == "b.png" and pulled[-1] == "b.png/0.png"
+    assert [item.key for item in released] == keys[4:]
+
+
+def test_entries_before_an_invalid_one_are_passed_on_then_it_is_refused() -> None:
+    prefix = "https://b.s3.eu-west-2.amazonaws.com/"
+    keys = [f"{i}.png" for i in range(10)]
+    keys[6] = "6 bad.png"  # a URL left with its space
+
+    def entries():
+        for key in keys:
+            yield Entry("images", key, (key,), (prefix + key,))
+
+    passed = []
+    with pytest.raises(UserError, match=r"entry '6 bad\.png' would be an invalid manifest entry"):
+        for entry in validated(entries()):
+            passed.append(entry.title)
+    assert passed == keys[:6]

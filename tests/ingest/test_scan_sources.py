@@ -307,3 +307,28 @@ def test_a_range_keeps_only_its_own_keys_even_from_a_store_ignoring_start_after(
     assert within(None, "b/", "a/1", "b/", "b/1") == ["a/1", "b/"]
     assert within("b/", None, "b/", "b/1") == ["b/1"]
     assert within("é/", "ü/", "a", "é/x", "ü/", "ü/x") == ["é/x", "ü/"]
+
+
+def test_ranges_of_even_folders_end_inside_their_last_page(aws: LocalAws, monkeypatch):
+    # 60 folders of 10 keys at 100 keys a page: the first page spans 10 folders, so a range
+    # is 19 folders (2 pages' worth, less one): 290, 190 and 120 keys. Each inner range's
+    # last page holds its last 90 keys and the 10 that prove its end; with 20-folder ranges
+    # (300 and 200 keys) each would end at a page's edge and need one more request for them.
+    s3, bucket = fill(aws, [f"u/{folder:02d}/{i}.png" for folder in range(60) for i in range(10)])
+    monkeypatch.setattr(fast, "PAGES_PER_RANGE", 2)
+    requests = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2",
+        lambda params, **_: requests.append(params),
+        unique_id="test-even-folders",
+    )
+    try:
+        keys = [obj.key for obj in FastLister(s3, bucket, workers=4, page_size=100).objects(["u/"])]
+    finally:
+        s3.meta.events.unregister(
+            "before-parameter-build.s3.ListObjectsV2", unique_id="test-even-folders"
+        )
+    assert keys == sorted(keys) and len(set(keys)) == 600
+    # The first page, the folders, then 2 more pages per range: 7 pages for 600 keys.
+    assert len(requests) == 8
+    assert {params.get("StartAfter") for params in requests} == {None, "u/29/", "u/48/"}

@@ -148,3 +148,33 @@ def test_unreadable_files_are_one_line(tmp_path, capsys, content, message) -> No
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+_EVERY_WHITESPACE = [chr(code) for code in range(0x110000) if chr(code).isspace()]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        *(f"{BASE}a{space}b.png" for space in _EVERY_WHITESPACE),
+        *(f"{BASE}a.png{space}" for space in _EVERY_WHITESPACE),
+        *(f"{space}{BASE}a.png" for space in _EVERY_WHITESPACE),
+        "",
+        "https://",
+        "ftp://host/a.png",
+        BASE + "a%20b.png",
+        BASE + "é.png",
+        BASE + "x" * 20_000,
+    ],
+)
+def test_the_planners_quick_check_finds_what_the_full_check_finds(url: str) -> None:
+    quick = validate.entry_problems("$.images[0]", "images", "a", (url,))
+    assert quick == validate._check_urls("$.images[0]", "images", (url,), check_kind=False)
+    if any(char.isspace() for char in url):
+        assert quick and "whitespace" in quick[0].message
+
+
+def test_the_quick_check_and_the_full_check_mean_the_same_whitespace() -> None:
+    # `str.split()` cuts at `str.isspace` characters; `_url_problem` searches for `\s`.
+    matched = [chr(code) for code in range(0x110000) if validate._WHITESPACE.match(chr(code))]
+    assert matched == _EVERY_WHITESPACE

@@ -3,7 +3,9 @@ left out)."""
 
 from __future__ import annotations
 
+import io
 import itertools
+import marshal
 import signal
 import subprocess
 
@@ -112,3 +114,13 @@ def test_a_child_started_ahead_and_never_taken_is_ended(monkeypatch) -> None:
 
     [child] = started.children
     assert child.returncode is not None  # ended, not left waiting for a request
+
+
+def test_a_frame_cut_short_is_the_childs_failure_not_a_traceback() -> None:
+    # A child that dies in the middle of a frame: its failure (a one-line error), not
+    # `marshal`'s error about the half frame.
+    whole = marshal.dumps([("a.jpg", 1, "etag", None)])
+    cut = io.BytesIO(len(whole).to_bytes(4, "little") + whole[:-3])
+
+    with pytest.raises(OSError, match="listing the bucket failed: the child died"):
+        list(process._records(cut, lambda: OSError("listing the bucket failed: the child died")))
