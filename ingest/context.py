@@ -37,6 +37,9 @@ class PlanContext:
     outputs: StackOutputs
     settings: IngestSettings
     s3: Any  # a boto3 S3 client
+    # The boto3 session `s3` was made in: another client made in it (`check_context`'s)
+    # shares the S3 model it loaded. None: a new session's.
+    session: Any = None
     warnings: tuple[str, ...] = ()  # settings given that the chosen sources ignore
 
     @property
@@ -53,23 +56,27 @@ def load_context(args: argparse.Namespace) -> PlanContext:
     outputs = load_outputs(args.stack, args.outputs)
     if settings.integration is None and outputs.integration_title:
         settings = settings.model_copy(update={"integration": outputs.integration_title})
+    session, s3 = s3_client(outputs, settings)
     return PlanContext(
         outputs=outputs,
         settings=settings,
-        s3=s3_client(outputs, settings),
+        s3=s3,
+        session=session,
         warnings=tuple(inapplicable(settings)),
     )
 
 
-def s3_client(outputs: StackOutputs, settings: IngestSettings) -> Any:
-    """Credentials and endpoint the boto3 way (profile, env, role; AWS_ENDPOINT_URL)."""
+def s3_client(outputs: StackOutputs, settings: IngestSettings) -> tuple[Any, Any]:
+    """A boto3 session and its S3 client, credentials and endpoint the boto3 way (profile,
+    env, role; AWS_ENDPOINT_URL)."""
     config = Config(
         max_pool_connections=max(10, settings.scan_workers * 2),
         retries={"mode": "standard", "max_attempts": 8},
     )
     # boto3 resolves AWS_PROFILE when the session and client are made, not at the first call.
     with s3_errors("connecting to", f"S3 for s3://{outputs.bucket_name}"):
-        return boto3.session.Session().client("s3", region_name=outputs.region, config=config)
+        session = boto3.session.Session()
+        return session, session.client("s3", region_name=outputs.region, config=config)
 
 
 def check_context(context: PlanContext) -> None:
@@ -82,7 +89,7 @@ def check_context(context: PlanContext) -> None:
         return  # the inventory source checks its report location; the bucket may be unlisted
     bucket, prefix = context.outputs.bucket_name, context.prefixes[0]
     with s3_errors("listing", f"s3://{bucket}/{prefix}"):
-        quick = boto3.session.Session().client(
+        quick = (context.session or boto3.session.Session()).client(
             "s3",
             region_name=context.outputs.region,
             endpoint_url=context.s3.meta.endpoint_url,

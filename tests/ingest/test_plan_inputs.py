@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import stat
 from pathlib import Path
 
+import boto3
 import pytest
 
 from ingest.cli.main import main
+from ingest.context import check_context, load_context
 from ingest.errors import UserError
 from ingest.outputs import load_outputs
 from ingest.settings import load_settings
@@ -139,3 +142,23 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys) -> None:
     assert "'region' is missing" in err
     assert main(["plan", "--outputs", str(path), "--group", "nonsense"]) == 2
     assert "--group 'nonsense'" in capsys.readouterr().err
+
+
+def test_the_bucket_check_makes_its_client_in_the_contexts_session(
+    aws_env, tmp_path, monkeypatch
+) -> None:
+    # A second session would load S3's model a second time, for one `MaxKeys=1` call.
+    aws_env.client("s3").create_bucket(Bucket="session-check")
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps({**OUTPUTS, "bucketName": "session-check", "prefixes": []}))
+    args = argparse.Namespace(stack=None, config=None, outputs=outputs_file)
+    monkeypatch.setattr(
+        "ingest.context.settings_overrides", lambda args: {"outputDir": str(tmp_path / "out")}
+    )
+    context = load_context(args)
+
+    def no_new_session(*args, **kwargs):
+        raise AssertionError("check_context made a boto3 session of its own")
+
+    monkeypatch.setattr(boto3.session, "Session", no_new_session)
+    check_context(context)  # the bucket answers, through a client of the context's session

@@ -121,14 +121,14 @@ def sidecar_gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     make_client = context.s3_client
 
     def counted_client(*args, **kwargs):
-        client = make_client(*args, **kwargs)
+        session, client = make_client(*args, **kwargs)
 
         def record(params, **_):
             if params["Key"].endswith(".metadata.json"):
                 keys.append(params["Key"])
 
         client.meta.events.register("before-parameter-build.s3.GetObject", record)
-        return client
+        return session, client
 
     monkeypatch.setattr(context, "s3_client", counted_client)
     return keys
