@@ -65,10 +65,15 @@ SCAN_LOOKUP_BATCH = 1000
 # Rows written per transaction while recording a scan: few commits, little lost on a kill
 # (the upload jobs commit whatever they cover anyway, see `record_job`).
 SCAN_COMMIT_EVERY = 50_000
-# Bumped when the tables change: layout 5 is migrated in place (`_fold_provenance`); an older
-# file is rebuilt (losing the entries is safe: the rerun submits everything again and Encord
-# skips what it already has).
-_SCHEMA_VERSION = 6
+# Links recorded per commit: a link batch's pages of the links' index (in random order) are
+# written once per commit, not once per batch. Links a kill loses are linked again by the
+# rerun, which Encord skips (`duplicates_behavior=SKIP`): no duplicate row.
+LINK_COMMIT_EVERY = 20_000
+# Bumped when the tables change: layouts 5 and 6 are migrated in place (`_fold_provenance`;
+# layout 6 only gains `url_bases`, its rows' full first URLs stay valid); an older file is
+# rebuilt (losing the entries is safe: the rerun submits everything again and Encord skips
+# what it already has).
+_SCHEMA_VERSION = 7
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
 _CACHE_KIB = 65536
@@ -97,7 +102,7 @@ CREATE TABLE IF NOT EXISTS entries (
     fingerprint TEXT NOT NULL,
     title TEXT NOT NULL,
     kind INTEGER NOT NULL,
-    first_url TEXT NOT NULL,
+    first_url TEXT NOT NULL, -- '' when it is the folder's base followed by the title
     rebuild BLOB NOT NULL,
     seen_from INTEGER NOT NULL,
     gone_at INTEGER,
@@ -138,6 +143,12 @@ CREATE INDEX IF NOT EXISTS entries_by_signature ON entries (signature) WHERE mir
 CREATE TRIGGER IF NOT EXISTS entries_item_changed AFTER UPDATE OF item_uuid ON entries
     WHEN old.mirrored != 0 AND old.item_uuid IS NOT new.item_uuid
     BEGIN UPDATE entries SET mirrored = 0 WHERE id = new.id; END;
+-- Per folder, the URL its entries' first URLs usually are their titles after (the first new
+-- entry's, kept): those store '' (`_first_url`).
+CREATE TABLE IF NOT EXISTS url_bases (
+    base_folder TEXT PRIMARY KEY,
+    base TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -221,6 +232,16 @@ CREATE TABLE IF NOT EXISTS dicom_headers (
     instance_number INTEGER
 );
 """
+
+
+def _first_url(alias: str = "") -> str:
+    """The SQL of an entry's first URL (`alias`: the entries' table alias with its dot)."""
+    return (
+        f"CASE {alias}first_url WHEN '' THEN (SELECT base FROM url_bases"
+        f" WHERE base_folder = {alias}folder) || {alias}title ELSE {alias}first_url END"
+    )
+
+
 # An entry Encord imports from one URL (matched to its item by URL); the others (image groups,
 # DICOM series) are matched by title. `kind` is the kind's position in `KINDS`.
 _SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_FILE_KINDS)})"
@@ -228,7 +249,7 @@ _SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_F
 # file, by title for a group, the newest of several (a changed group is a new item).
 _MATCHING_ITEM = (
     "SELECT f.item_uuid FROM folder_items f WHERE f.folder_uuid = :folder_uuid AND"
-    f" CASE WHEN e.{_SINGLE_FILE} THEN f.url = e.first_url"
+    f" CASE WHEN e.{_SINGLE_FILE} THEN f.url = {_first_url('e.')}"
     " ELSE f.url IS NULL AND f.name = e.title END"
     " ORDER BY f.created_at DESC LIMIT 1"
 )
@@ -320,10 +341,14 @@ class RunState:
         self._lists_all_of: dict[int, int | None] = {}
         # Scan → the finished scan before it, when it lists exactly the entries that did.
         self._same_as: dict[int, int | None] = {}
-        # Links recorded by this connection (`unlinked_items` checks its batches were).
+        # Links recorded by this connection (`unlinked_items` checks its batches were), and
+        # those not committed yet (`record_links`).
         self._links_recorded = 0
+        self._links_uncommitted = 0
         # Folders this connection created (`folder_created`): their index follows its jobs.
         self._indexed_by_results: set[str] = set()
+        # Folder → its URL base (`_url_base`).
+        self._url_bases: dict[str, str] = {}
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -334,6 +359,7 @@ class RunState:
     def close(self) -> None:
         for lookup in self._lookups:
             lookup.close()
+        self._db.commit()  # the links recorded since the last commit
         self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the lock
@@ -353,7 +379,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        else:
+        elif version != 6:  # layout 6 only lacks `url_bases`, which the schema creates
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -573,17 +599,20 @@ class RunState:
             earlier.skip_past(max(row_id for row_id, _, _ in found.values()))
         unsubmitted: list[Entry] = []
         new: list[tuple[str, str, str, int, str, bytes, int | None, int]] = []
+        base = None
         for entry, row in zip(batch, progress, strict=True):
             if row is None:
                 known = found.get(entry.fingerprint)
                 if known is None:
+                    base = base or self._url_base(folder, entry)
+                    first_url = entry.urls[0]
                     new.append(
                         (
                             folder,
                             entry.fingerprint,
                             entry.title,
                             _KIND_NUMBER[entry.kind],
-                            entry.urls[0],
+                            "" if first_url == base + entry.title else first_url,
                             _compact(entry),
                             _content_key(entry.etags, entry.sizes),
                             scan,
@@ -610,6 +639,21 @@ class RunState:
                 "UPDATE entries SET seen_from = ?, gone_at = NULL WHERE id = ?", returning
             )
         return unsubmitted, len(new) + len(returning)
+
+    def _url_base(self, folder: str, entry: Entry) -> str:
+        """The folder's URL base, the one of `entry` if it has none yet."""
+        base = self._url_bases.get(folder)
+        if base is None:
+            first_url, title = entry.urls[0], entry.title
+            ours = first_url[: len(first_url) - len(title)] if first_url.endswith(title) else ""
+            self._db.execute(
+                "INSERT OR IGNORE INTO url_bases (base_folder, base) VALUES (?, ?)", (folder, ours)
+            )
+            (base,) = self._db.execute(
+                "SELECT base FROM url_bases WHERE base_folder = ?", (folder,)
+            ).fetchone()
+            self._url_bases[folder] = base
+        return base
 
     def _look_up(self, folder: str, fingerprints: list[str]) -> dict[str, tuple[int, bool, Any]]:
         """fingerprint → (row id, never submitted, gone_at), of those recorded, in one query."""
@@ -837,7 +881,7 @@ class RunState:
             "SELECT folder, folder_uuid FROM jobs WHERE job_id = ?", (job_id,)
         ).fetchone()
         rows = self._db.execute(
-            f"SELECT id, title, first_url, item_uuid IS NULL, {_SINGLE_FILE} FROM entries"
+            f"SELECT id, title, {_first_url()}, item_uuid IS NULL, {_SINGLE_FILE} FROM entries"
             " WHERE job = ?",
             (number,),
         ).fetchall()
@@ -1024,7 +1068,7 @@ class RunState:
         that has more than one item in the folder index. Kept: an item linked to a Dataset,
         else the one the entry already has, else the oldest."""
         rows = self._db.execute(
-            "SELECT d.fingerprint, d.since, e.item_uuid, e.title, e.first_url,"
+            f"SELECT d.fingerprint, d.since, e.item_uuid, e.title, {_first_url('e.')},"
             f" e.{_SINGLE_FILE}"
             " FROM dedupe_pending d JOIN entries e ON e.folder = d.folder"
             " AND e.fingerprint = d.fingerprint WHERE d.folder = ?",
@@ -1104,7 +1148,8 @@ class RunState:
         """(title, error record) of each failed entry the scan saw."""
         members, scanned = self._members(folder, scan)
         rows = self._db.execute(
-            "SELECT title, first_url, (SELECT job_id FROM entry_jobs WHERE number = job), error"
+            f"SELECT title, {_first_url()}, (SELECT job_id FROM entry_jobs WHERE number = job),"
+            " error"
             f" FROM entries WHERE {members} AND error IS NOT NULL ORDER BY title",
             scanned,
         )
@@ -1117,7 +1162,7 @@ class RunState:
         members, scanned = self._members(folder, scan)
         after = ""
         while rows := self._db.execute(
-            "SELECT title, kind, first_url, rebuild FROM entries"
+            f"SELECT title, kind, {_first_url()}, rebuild FROM entries"
             f" WHERE {members} AND error IS NOT NULL AND title > ? ORDER BY title LIMIT ?",
             (*scanned, after, page_size),
         ).fetchall():
@@ -1193,13 +1238,17 @@ class RunState:
         )
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
-        with self._db:
-            written = self._db.execute(
-                "INSERT OR IGNORE INTO links (dataset, item_uuid)"
-                " SELECT ?, value FROM json_each(?)",
-                (dataset, json.dumps(list(item_uuids))),
-            ).rowcount
+        """Items linked to `dataset`, committed with the next `LINK_COMMIT_EVERY` links, the
+        next change or `close`, whichever comes first."""
+        written = self._db.execute(
+            "INSERT OR IGNORE INTO links (dataset, item_uuid) SELECT ?, value FROM json_each(?)",
+            (dataset, json.dumps(list(item_uuids))),
+        ).rowcount
         self._links_recorded += written
+        self._links_uncommitted += written
+        if self._links_uncommitted >= LINK_COMMIT_EVERY:
+            self._db.commit()
+            self._links_uncommitted = 0
 
     # -- verification ------------------------------------------------------------------
 
@@ -1289,7 +1338,7 @@ class RunState:
         )
         self._db.execute(
             "INSERT OR IGNORE INTO planned_units SELECT CASE WHEN"
-            f" {_SINGLE_FILE} THEN 'u:' || first_url ELSE 't:' || title END"
+            f" {_SINGLE_FILE} THEN 'u:' || {_first_url()} ELSE 't:' || title END"
             f" FROM entries WHERE {members}",
             scanned,
         )
@@ -1436,7 +1485,7 @@ class RunState:
         """The entries the mirror step releases to the upload, those never submitted only."""
         for fingerprint in fingerprints:
             row = self._db.execute(
-                "SELECT title, kind, first_url, rebuild FROM entries WHERE folder = ?"
+                f"SELECT title, kind, {_first_url()}, rebuild FROM entries WHERE folder = ?"
                 " AND fingerprint = ? AND job IS NULL AND item_uuid IS NULL AND error IS NULL",
                 (folder, fingerprint),
             ).fetchone()
@@ -1919,7 +1968,7 @@ def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
 
 # Mirroring: what makes a `Prior` of an entry's item (`_entry_prior`), or of a recovered one
 # (`_recovered_prior`).
-_ENTRY_PRIOR = "SELECT item_uuid, title, mirrored, kind, first_url, rebuild, id FROM entries"
+_ENTRY_PRIOR = f"SELECT item_uuid, title, mirrored, kind, {_first_url()}, rebuild, id FROM entries"
 _RECOVERED_PRIOR = "SELECT item_uuid, title, urls, etags, signature_text, status FROM mirror_items"
 
 

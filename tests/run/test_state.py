@@ -736,5 +736,5 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         state.record_mirrored(FOLDER, number)  # b.png listed again: present again
         assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (6,)
+        assert db.execute("PRAGMA user_version").fetchone() == (7,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
