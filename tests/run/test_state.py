@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ingest.encord_format import KINDS
 from ingest.files import write_jsonl
 from ingest.model import Entry
 from ingest.state import STATE_FILE, RunState, _compact
@@ -738,3 +741,70 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (7,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
+
+
+def test_a_layout_6_file_keeps_its_entries_and_new_ones_store_their_url_base(
+    tmp_path: Path,
+) -> None:
+    failed = [entry("a.png"), group("ward", 2)]
+    with RunState.in_directory(tmp_path):
+        pass  # today's tables: layout 6 is them without `url_bases`
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.execute("DROP TABLE url_bases")
+        old.execute("PRAGMA user_version = 6")
+        old.execute("INSERT INTO scans (folder, finished) VALUES (?, 1)", (FOLDER,))
+        old.execute("INSERT INTO entry_jobs VALUES (1, 'job-1')")
+        for e in failed:  # layout 6 stored every first URL whole
+            old.execute(
+                "INSERT INTO entries (folder, fingerprint, title, kind, first_url, rebuild,"
+                ' seen_from, job, error) VALUES (?, ?, ?, ?, ?, ?, 1, 1, \'{"error": "x"}\')',
+                (
+                    FOLDER,
+                    e.fingerprint,
+                    e.title,
+                    KINDS.index(e.kind),
+                    e.urls[0],
+                    _compact(e),
+                ),
+            )
+    elsewhere = Entry("images", "c.png", ("c.png",), ("https://other.example/c.png",), ("e",))
+    with RunState.in_directory(tmp_path) as state:
+        number = state.start_scan(FOLDER)
+        new = list(state.record_scan(FOLDER, number, [*failed, entry("b.png"), elsewhere]))
+        assert new == [entry("b.png"), elsewhere]  # the failed ones kept: not new
+        state.finish_scan(number)
+        assert list(state.failed_entries(FOLDER, number)) == failed
+        assert list(state.held_entries(FOLDER, fingerprints(new))) == new
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (7,)
+        assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
+        stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
+        assert stored == [
+            ("a.png", PREFIX + "a.png"),
+            ("ward/", PREFIX + "ward/0.png"),
+            ("b.png", ""),  # its folder's base and its title
+            ("c.png", "https://other.example/c.png"),
+        ]
+
+
+def test_links_are_committed_on_close_and_a_kill_loses_only_links_linked_again(
+    tmp_path: Path,
+) -> None:
+    entries = [entry(f"{name}.png") for name in "abc"]
+    with RunState.in_directory(tmp_path) as state:
+        scan(state, entries)
+        state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+        state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
+        state.record_links("dataset", ["item-a.png"])
+    killed = (
+        "import os, sys; from pathlib import Path; from ingest.state import RunState;"
+        "state = RunState.in_directory(Path(sys.argv[1]));"
+        "state.record_links('dataset', ['item-b.png']); os._exit(9)"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(tmp_path)], check=False)
+    with RunState.in_directory(tmp_path) as state:
+        number, _ = scan(state, entries)
+        unlinked = [
+            item for batch in state.unlinked_items(FOLDER, number, "dataset", 10) for item in batch
+        ]
+        assert unlinked == ["item-b.png", "item-c.png"]  # b's record lost: linked again
