@@ -49,6 +49,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -65,10 +66,11 @@ SCAN_LOOKUP_BATCH = 1000
 # Rows written per transaction while recording a scan: few commits, little lost on a kill
 # (the upload jobs commit whatever they cover anyway, see `record_job`).
 SCAN_COMMIT_EVERY = 50_000
-# Links recorded per commit: a link batch's pages of the links' index (in random order) are
-# written once per commit, not once per batch. Links a kill loses are linked again by the
-# rerun, which Encord skips (`duplicates_behavior=SKIP`): no duplicate row.
-LINK_COMMIT_EVERY = 20_000
+# Rows of Encord's outcomes (job results, finished jobs, links) written per commit: the
+# pages of their random-order indexes (items, links) are written once per commit, not once
+# per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
+# again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
+OUTCOME_COMMIT_EVERY = 50_000
 # Bumped when the tables change: layouts 5 and 6 are migrated in place (`_fold_provenance`;
 # layout 6 only gains `url_bases`, its rows' full first URLs stay valid); an older file is
 # rebuilt (losing the entries is safe: the rerun submits everything again and Encord skips
@@ -341,10 +343,10 @@ class RunState:
         self._lists_all_of: dict[int, int | None] = {}
         # Scan → the finished scan before it, when it lists exactly the entries that did.
         self._same_as: dict[int, int | None] = {}
-        # Links recorded by this connection (`unlinked_items` checks its batches were), and
-        # those not committed yet (`record_links`).
+        # Links recorded by this connection (`unlinked_items` checks its batches were).
         self._links_recorded = 0
-        self._links_uncommitted = 0
+        # Rows of outcomes written since the last commit (`_outcome`).
+        self._uncommitted = 0
         # Folders this connection created (`folder_created`): their index follows its jobs.
         self._indexed_by_results: set[str] = set()
         # Folder → its URL base (`_url_base`).
@@ -359,7 +361,7 @@ class RunState:
     def close(self) -> None:
         for lookup in self._lookups:
             lookup.close()
-        self._db.commit()  # the links recorded since the last commit
+        self._db.commit()  # the outcomes recorded since the last commit (`_outcome`)
         self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the lock
@@ -870,7 +872,8 @@ class RunState:
     ) -> list[str]:
         """Store a settled job's items (name, uuid) and failed units; return the titles of
         its entries that the result accounts for neither way (e.g. skipped as duplicates).
-        The job stays pending until `finish_job`, so a kill before that settles it again.
+        The job stays pending until `finish_job`, so a kill before that settles it again
+        (an outcome: `_outcome`).
 
         The job's rows are read once (through the job index) and written by row id. The
         folder's index, if this connection created the folder, gets the result's items (the
@@ -902,7 +905,7 @@ class RunState:
             for url in unit["object_urls"]
             for row_id in by_url.get(url, ())
         ]
-        with self._db:
+        with self._outcome(len(rows)):
             self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = i.value ->> 1, error = NULL FROM json_each(?) i"
@@ -1131,7 +1134,8 @@ class RunState:
         )
 
     def finish_job(self, job_id: str, status: str) -> None:
-        with self._db:
+        """The job settled (an outcome: `_outcome`)."""
+        with self._outcome(1):
             if status != "DONE":
                 # The job failed or was cancelled as a whole: what it did not import counts
                 # as never submitted, so a rerun (after the cause is fixed) submits it again.
@@ -1238,17 +1242,33 @@ class RunState:
         )
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
-        """Items linked to `dataset`, committed with the next `LINK_COMMIT_EVERY` links, the
-        next change or `close`, whichever comes first."""
-        written = self._db.execute(
-            "INSERT OR IGNORE INTO links (dataset, item_uuid) SELECT ?, value FROM json_each(?)",
-            (dataset, json.dumps(list(item_uuids))),
-        ).rowcount
+        """Items linked to `dataset` (an outcome: `_outcome`)."""
+        item_uuids = list(item_uuids)
+        with self._outcome(len(item_uuids)):
+            written = self._db.execute(
+                "INSERT OR IGNORE INTO links (dataset, item_uuid)"
+                " SELECT ?, value FROM json_each(?)",
+                (dataset, json.dumps(item_uuids)),
+            ).rowcount
         self._links_recorded += written
-        self._links_uncommitted += written
-        if self._links_uncommitted >= LINK_COMMIT_EVERY:
+
+    @contextmanager
+    def _outcome(self, rows: int) -> Iterator[None]:
+        """The statements inside as one change recording an outcome of Encord's (`rows`
+        rows), committed with the next `OUTCOME_COMMIT_EVERY` rows, the next other change
+        (each commits what is open: an intent is never written before what came earlier)
+        or `close`, whichever comes first. On an error, what is open is rolled back: the
+        rerun redoes it."""
+        try:
+            yield
+        except BaseException:
+            self._db.rollback()
+            self._uncommitted = 0
+            raise
+        self._uncommitted += rows
+        if self._uncommitted >= OUTCOME_COMMIT_EVERY:
             self._db.commit()
-            self._links_uncommitted = 0
+            self._uncommitted = 0
 
     # -- verification ------------------------------------------------------------------
 
