@@ -1959,7 +1959,8 @@ _KIND_NUMBER = {kind: number for number, kind in enumerate(KINDS)}
 def _compact(entry: Entry) -> bytes:
     """What rebuilds the entry with its title, kind and first URL (stored beside it): the
     keys only when they are not the title alone, the URLs only when they are not the first
-    one's base followed by each key, as they usually are, the sizes only when known."""
+    one's base followed by each key, as they usually are, the sizes only when known; an
+    ETag that is an MD5 in lowercase hex as its 16 bytes."""
     first_url, keys = entry.urls[0], entry.keys
     base = first_url[: len(first_url) - len(keys[0])] if first_url.endswith(keys[0]) else None
     derived = base is not None and all(
@@ -1967,7 +1968,7 @@ def _compact(entry: Entry) -> bytes:
     )
     fields = (
         None if keys == (entry.title,) else keys,
-        entry.etags,
+        tuple(map(_packed_etag, entry.etags)),
         None if derived else entry.urls,
         entry.client_metadata,
         entry.create_video,
@@ -1983,7 +1984,20 @@ def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
     if urls is None:
         base = first_url[: len(first_url) - len(keys[0])]
         urls = tuple(base + key for key in keys)
+    etags = tuple(etag if isinstance(etag, str) else etag.hex() for etag in etags)
     return Entry(KINDS[kind], title, keys, urls, etags, client_metadata, create_video, sizes or ())
+
+
+def _packed_etag(etag: str) -> str | bytes:
+    """The ETag's 16 bytes if it is an MD5 in lowercase hex (`hex()` gives it back), else
+    the ETag."""
+    if len(etag) != 32:
+        return etag
+    try:
+        digest = bytes.fromhex(etag)
+    except ValueError:
+        return etag
+    return digest if digest.hex() == etag else etag
 
 
 # Mirroring: what makes a `Prior` of an entry's item (`_entry_prior`), or of a recovered one

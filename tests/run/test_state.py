@@ -808,3 +808,20 @@ def test_links_are_committed_on_close_and_a_kill_loses_only_links_linked_again(
             item for batch in state.unlinked_items(FOLDER, number, "dataset", 10) for item in batch
         ]
         assert unlinked == ["item-b.png", "item-c.png"]  # b's record lost: linked again
+
+
+def test_entries_rebuilt_from_the_state_keep_their_etags_as_listed(
+    state: RunState, tmp_path: Path
+) -> None:
+    md5 = "9e107d9d372bb6826bd81d3542a419d6"
+    etags = [md5, md5.upper(), f"{md5}-3", "z" * 32, " ".join([md5[:2]] * 11)[:32]]
+    entries = [entry(f"{number}.png", etag) for number, etag in enumerate(etags)]
+    number, _ = scan(state, entries)
+    state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+    state.record_job_result(
+        "job-1", [], [{"object_urls": [e.urls[0]], "error": "x"} for e in entries]
+    )
+    assert list(state.failed_entries(FOLDER, number)) == entries
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        sizes = [length for (length,) in db.execute("SELECT length(rebuild) FROM entries")]
+    assert sizes[0] < sizes[1] - 10  # an MD5 in lowercase hex: 16 bytes, not 32 characters
