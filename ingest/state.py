@@ -72,9 +72,9 @@ SCAN_COMMIT_EVERY = 50_000
 # again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
 OUTCOME_COMMIT_EVERY = 50_000
 # Bumped when the tables change: layouts 5 and 6 are migrated in place (`_fold_provenance`;
-# layout 6 only gains `url_bases`, its rows' full first URLs stay valid); an older file is
-# rebuilt (losing the entries is safe: the rerun submits everything again and Encord skips
-# what it already has).
+# from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`);
+# an older file is rebuilt (losing the entries is safe: the rerun submits everything again
+# and Encord skips what it already has).
 _SCHEMA_VERSION = 7
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
@@ -163,11 +163,16 @@ CREATE TABLE IF NOT EXISTS sidecars (
     etag TEXT NOT NULL,
     body BLOB NOT NULL
 );
+-- `dataset`: the Dataset's number in `datasets` (layout 7), not its 36-character hash.
 CREATE TABLE IF NOT EXISTS links (
-    dataset TEXT NOT NULL,
+    dataset INTEGER NOT NULL,
     item_uuid TEXT NOT NULL,
     PRIMARY KEY (dataset, item_uuid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS datasets (
+    number INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS job_intents (
     intent INTEGER PRIMARY KEY AUTOINCREMENT,
     folder TEXT NOT NULL,
@@ -349,6 +354,8 @@ class RunState:
         self._uncommitted = 0
         # Folders this connection created (`folder_created`): their index follows its jobs.
         self._indexed_by_results: set[str] = set()
+        # Dataset → its number in `datasets` (`_dataset_number`).
+        self._dataset_numbers: dict[str, int] = {}
         # Folder → its URL base (`_url_base`).
         self._url_bases: dict[str, str] = {}
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
@@ -381,7 +388,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        elif version != 6:  # layout 6 only lacks `url_bases`, which the schema creates
+        elif version != 6:  # layout 6's entries are today's (`url_bases` is new)
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -394,7 +401,29 @@ class RunState:
                         " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
                     )
                     self._migrate_mirror_items("signature")
+        self._number_datasets()
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _number_datasets(self) -> None:
+        """An older layout's links (the Dataset's hash in each) into today's table, each
+        naming its Dataset by its number in `datasets`, in the caller's transaction."""
+        if not self._exists("links"):
+            return
+        self._db.execute("ALTER TABLE links RENAME TO links_old")
+        for statement in _SCHEMA.split(";"):
+            if (
+                "TABLE IF NOT EXISTS links " in statement
+                or "TABLE IF NOT EXISTS datasets" in statement
+            ):
+                self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO datasets (dataset) SELECT DISTINCT dataset FROM links_old"
+        )
+        self._db.execute(
+            "INSERT INTO links (dataset, item_uuid) SELECT d.number, o.item_uuid"
+            " FROM links_old o JOIN datasets d ON d.dataset = o.dataset"
+        )
+        self._db.execute("DROP TABLE links_old")
 
     def _fold_provenance(self) -> None:
         """Layout 5's provenance recorded from entries (`mirror_items` rows without URLs)
@@ -1199,7 +1228,7 @@ class RunState:
             " AND item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM links"
             " WHERE links.dataset = ? AND links.item_uuid = entries.item_uuid)"
             " ORDER BY id LIMIT ?",
-            (*scanned, after, dataset, batch_size),
+            (*scanned, after, self._dataset_number(dataset), batch_size),
         ).fetchall():
             yield [item_uuid for _, item_uuid in rows]
             yielded += len(rows)
@@ -1245,12 +1274,24 @@ class RunState:
         """Items linked to `dataset` (an outcome: `_outcome`)."""
         item_uuids = list(item_uuids)
         with self._outcome(len(item_uuids)):
+            self._db.execute("INSERT OR IGNORE INTO datasets (dataset) VALUES (?)", (dataset,))
             written = self._db.execute(
                 "INSERT OR IGNORE INTO links (dataset, item_uuid)"
                 " SELECT ?, value FROM json_each(?)",
-                (dataset, json.dumps(item_uuids)),
+                (self._dataset_number(dataset), json.dumps(item_uuids)),
             ).rowcount
         self._links_recorded += written
+
+    def _dataset_number(self, dataset: str | None) -> int | None:
+        """The Dataset's number in `datasets` (None if it has no link recorded)."""
+        number = self._dataset_numbers.get(dataset) if dataset is not None else None
+        if number is None and dataset is not None:
+            row = self._db.execute(
+                "SELECT number FROM datasets WHERE dataset = ?", (dataset,)
+            ).fetchone()
+            if row is not None:
+                number = self._dataset_numbers[dataset] = row[0]
+        return number
 
     @contextmanager
     def _outcome(self, rows: int) -> Iterator[None]:
@@ -1327,7 +1368,7 @@ class RunState:
             " ON e.item_uuid = l.item_uuid AND e.folder = ?"
             " WHERE l.dataset = ? AND l.item_uuid > ? GROUP BY l.item_uuid"
             " ORDER BY l.item_uuid LIMIT ?",
-            (folder, dataset, after, page_size),
+            (folder, self._dataset_number(dataset), after, page_size),
         ).fetchall():
             for item_uuid, title in rows:
                 yield title, item_uuid
@@ -1392,7 +1433,7 @@ class RunState:
             else (
                 "count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
                 " AND links.item_uuid = entries.item_uuid) OR NULL)",
-                (dataset, *scanned),
+                (self._dataset_number(dataset), *scanned),
             )
         )
         (total, submitted, uploaded, failed, linked) = self._db.execute(
@@ -1688,7 +1729,7 @@ class RunState:
             self._items_changed()
             self._db.executemany(
                 "DELETE FROM links WHERE dataset = ? AND item_uuid = ?",
-                [(dataset, item_uuid) for item_uuid in item_uuids],
+                [(self._dataset_number(dataset), item_uuid) for item_uuid in item_uuids],
             )
             if deleted:
                 pairs = [(folder, item_uuid) for item_uuid in item_uuids]

@@ -461,11 +461,19 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
         _, new = scan(state, [entry("a.png")])
         assert new == [entry("a.png")]  # entries are rebuilt: submitted again
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("SELECT * FROM links").fetchall() == [("dataset", "item-a")]
+        assert linked(db) == [("dataset", "item-a")]
         assert db.execute("SELECT * FROM intent_entries").fetchall() == [(7, "fp")]
         for table in ("links", "intent_entries"):  # each row stored once
             (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
             assert "WITHOUT ROWID" in layout[0]
+
+
+def linked(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(Dataset, item) of each link recorded."""
+    return db.execute(
+        "SELECT d.dataset, l.item_uuid FROM links l JOIN datasets d ON d.number = l.dataset"
+        " ORDER BY 1, 2"
+    ).fetchall()
 
 
 def mirrored_rows(path: Path) -> list[tuple]:
@@ -743,15 +751,21 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
 
 
-def test_a_layout_6_file_keeps_its_entries_and_new_ones_store_their_url_base(
+def test_a_layout_6_file_keeps_its_entries_and_links_and_new_entries_store_their_url_base(
     tmp_path: Path,
 ) -> None:
     failed = [entry("a.png"), group("ward", 2)]
     with RunState.in_directory(tmp_path):
-        pass  # today's tables: layout 6 is them without `url_bases`
+        pass  # today's tables: layout 6 is them without `url_bases`, with Datasets' hashes
     with sqlite3.connect(tmp_path / STATE_FILE) as old:
-        old.execute("DROP TABLE url_bases")
-        old.execute("PRAGMA user_version = 6")
+        old.executescript(
+            "DROP TABLE url_bases; DROP TABLE links; DROP TABLE datasets;"
+            "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID;"
+            "INSERT INTO links VALUES ('dataset-1', 'item-x'), ('dataset-1', 'item-y'),"
+            " ('dataset-2', 'item-x');"
+            "PRAGMA user_version = 6;"
+        )
         old.execute("INSERT INTO scans (folder, finished) VALUES (?, 1)", (FOLDER,))
         old.execute("INSERT INTO entry_jobs VALUES (1, 'job-1')")
         for e in failed:  # layout 6 stored every first URL whole
@@ -775,8 +789,10 @@ def test_a_layout_6_file_keeps_its_entries_and_new_ones_store_their_url_base(
         state.finish_scan(number)
         assert list(state.failed_entries(FOLDER, number)) == failed
         assert list(state.held_entries(FOLDER, fingerprints(new))) == new
+        state.finish_removal(FOLDER, "dataset-1", ["item-y"], "unlink", deleted=False)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (7,)
+        assert linked(db) == [("dataset-1", "item-x"), ("dataset-2", "item-x")]
         assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
         stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
         assert stored == [
