@@ -47,7 +47,7 @@ import marshal
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -66,6 +66,9 @@ SCAN_LOOKUP_BATCH = 1000
 # Rows written per transaction while recording a scan: few commits, little lost on a kill
 # (the upload jobs commit whatever they cover anyway, see `record_job`).
 SCAN_COMMIT_EVERY = 50_000
+# New entries whose row ids this connection keeps (the latest recorded), so that `record_job`
+# writes a job's entries by id rather than through the fingerprint index (random order).
+NEW_IDS_KEPT = 50_000
 # Rows of Encord's outcomes (job results, finished jobs, links) written per commit: the
 # pages of their random-order indexes (items, links) are written once per commit, not once
 # per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
@@ -354,6 +357,8 @@ class RunState:
         self._uncommitted = 0
         # Folders this connection created (`folder_created`): their index follows its jobs.
         self._indexed_by_results: set[str] = set()
+        # (folder, fingerprint) → row id of the latest new entries (`NEW_IDS_KEPT`).
+        self._new_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
         # Dataset → its number in `datasets` (`_dataset_number`).
         self._dataset_numbers: dict[str, int] = {}
         # Folder → its URL base (`_url_base`).
@@ -660,16 +665,27 @@ class RunState:
             if never_submitted:
                 unsubmitted.append(entry)
         if new:
-            self._db.executemany(
+            inserted = self._db.executemany(
                 "INSERT OR IGNORE INTO entries (folder, fingerprint, title, kind, first_url,"
                 " rebuild, signature, seen_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 new,
-            )
+            ).rowcount
+            if inserted == len(new):  # each given the next id
+                (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
+                self._keep_new_ids(folder, [row[1] for row in new], last - len(new) + 1)
         if returning:
             self._db.executemany(
                 "UPDATE entries SET seen_from = ?, gone_at = NULL WHERE id = ?", returning
             )
         return unsubmitted, len(new) + len(returning)
+
+    def _keep_new_ids(self, folder: str, fingerprints: list[str], first: int) -> None:
+        """Keep the row ids of new entries, `first` and on, dropping the oldest kept."""
+        kept = self._new_ids
+        for row_id, fingerprint in enumerate(fingerprints, first):
+            kept[(folder, fingerprint)] = row_id
+        while len(kept) > NEW_IDS_KEPT:
+            kept.popitem(last=False)
 
     def _url_base(self, folder: str, entry: Entry) -> str:
         """The folder's URL base, the one of `entry` if it has none yet."""
@@ -867,11 +883,31 @@ class RunState:
                 (job_id, folder, folder_uuid, str(manifest)),
             )
             number = self._job_number(job_id)
-            self._db.execute(
-                "UPDATE entries SET job = ?, error = NULL WHERE folder = ?"
-                " AND fingerprint IN (SELECT value FROM json_each(?))",
-                (number, folder, json.dumps(fingerprints)),
-            )
+            # By the row ids kept from `record_scan`, checked against the fingerprints (a
+            # rolled-back insert's ids go to other entries); the others by fingerprint.
+            kept: list[tuple[int, str]] = []
+            unkept: list[str] = []
+            for fingerprint in fingerprints:
+                row_id = self._new_ids.pop((folder, fingerprint), None)
+                if row_id is None:
+                    unkept.append(fingerprint)
+                else:
+                    kept.append((row_id, fingerprint))
+            if kept:
+                written = self._db.execute(
+                    "UPDATE entries SET job = ?, error = NULL FROM json_each(?) i"
+                    " WHERE entries.id = i.value ->> 0 AND entries.fingerprint = i.value ->> 1"
+                    " AND entries.folder = ?",
+                    (number, json.dumps(kept), folder),
+                ).rowcount
+                if written != len(kept):  # not all theirs: every one by fingerprint
+                    unkept = fingerprints
+            if unkept:
+                self._db.execute(
+                    "UPDATE entries SET job = ?, error = NULL WHERE folder = ?"
+                    " AND fingerprint IN (SELECT value FROM json_each(?))",
+                    (number, folder, json.dumps(unkept)),
+                )
             if intent is not None:
                 self._delete_intent(intent)
 

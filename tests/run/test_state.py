@@ -841,3 +841,19 @@ def test_entries_rebuilt_from_the_state_keep_their_etags_as_listed(
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         sizes = [length for (length,) in db.execute("SELECT length(rebuild) FROM entries")]
     assert sizes[0] < sizes[1] - 10  # an MD5 in lowercase hex: 16 bytes, not 32 characters
+
+
+def test_a_job_marks_its_own_entries_even_when_their_kept_row_ids_went_to_others(
+    state: RunState, tmp_path: Path
+) -> None:
+    a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
+    number = state.start_scan(FOLDER)
+    recording = state.record_scan(FOLDER, number, [a])
+    assert next(recording) == a  # inserted, not committed yet
+    state._db.rollback()  # as an error would: a's row is gone, its id free again
+    recording.close()
+    _, new = scan(state, [b, c])
+    assert new == [b, c]  # b took a's id
+    state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints([a, c]))
+    _, new = scan(state, [b, c])
+    assert new == [b]  # c submitted; b not, whatever id was kept for a
