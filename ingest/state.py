@@ -896,8 +896,8 @@ class RunState:
             if kept:
                 written = self._db.execute(
                     "UPDATE entries SET job = ?, error = NULL FROM json_each(?) i"
-                    " WHERE entries.id = i.value ->> 0 AND entries.fingerprint = i.value ->> 1"
-                    " AND entries.folder = ?",
+                    " WHERE entries.id = i.value ->> 0 AND +entries.fingerprint = i.value ->> 1"
+                    " AND +entries.folder = ?",  # `+`: by id, never through an index on them
                     (number, json.dumps(kept), folder),
                 ).rowcount
                 if written != len(kept):  # not all theirs: every one by fingerprint
