@@ -17,7 +17,9 @@ a write. The interval is exact for the latest scans, the only ones read (the run
 and the latest finished one for `retry`, `verify`, `status`). A partial scan (a batch of
 `ingest watch`) records what it lists into the latest finished scan, and stands for just
 that itself (`start_scan`). What `retry` needs to rebuild an entry beyond its title, kind
-and first URL is one compact `marshal` blob.
+and first URL is one compact `marshal` blob; the first URL is '' when it is the folder's URL
+base followed by the title (`url_bases`, `_first_url`). Links name their Dataset by a small
+number (`datasets`).
 
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
@@ -34,6 +36,8 @@ this scan lists exactly the entries of one all of whose items were linked, and n
 another item nor was a link removed since (`links_checked`, counted by `item_changes`).
 
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
+What only records Encord's outcomes (job results, finished jobs, links) shares one with the
+changes after it (`_outcome`): a kill loses what the rerun settles or links again.
 Nothing here holds a secret: no key, no external ID.
 """
 
