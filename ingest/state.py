@@ -72,7 +72,7 @@ SCAN_LOOKUP_BATCH = 1000
 SCAN_COMMIT_EVERY = 50_000
 # New entries whose row ids this connection keeps (the latest recorded), so that `record_job`
 # writes a job's entries by id rather than through the fingerprint index (random order).
-NEW_IDS_KEPT = 50_000
+NEW_IDS_KEPT = 20_000  # two of the largest jobs (10,000 entries); ~5 MB
 # Rows of Encord's outcomes (job results, finished jobs, links) written per commit: the
 # pages of their random-order indexes (items, links) are written once per commit, not once
 # per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
