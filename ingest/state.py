@@ -256,6 +256,9 @@ def _first_url(alias: str = "") -> str:
     )
 
 
+# The number in `datasets` of the Dataset given as the parameter (NULL, matching no link, for
+# a Dataset with none recorded); computed once per statement.
+_DATASET_NUMBER = "(SELECT number FROM datasets WHERE dataset = ?)"
 # An entry Encord imports from one URL (matched to its item by URL); the others (image groups,
 # DICOM series) are matched by title. `kind` is the kind's position in `KINDS`.
 _SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_FILE_KINDS)})"
@@ -363,10 +366,6 @@ class RunState:
         self._indexed_by_results: set[str] = set()
         # (folder, fingerprint) → row id of the latest new entries (`NEW_IDS_KEPT`).
         self._new_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # Dataset → its number in `datasets` (`_dataset_number`).
-        self._dataset_numbers: dict[str, int] = {}
-        # Folder → its URL base (`_url_base`).
-        self._url_bases: dict[str, str] = {}
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -639,12 +638,13 @@ class RunState:
             earlier.skip_past(max(row_id for row_id, _, _ in found.values()))
         unsubmitted: list[Entry] = []
         new: list[tuple[str, str, str, int, str, bytes, int | None, int]] = []
-        base = None
+        base: str | None = None
         for entry, row in zip(batch, progress, strict=True):
             if row is None:
                 known = found.get(entry.fingerprint)
                 if known is None:
-                    base = base or self._url_base(folder, entry)
+                    if base is None:
+                        base = self._url_base(folder, entry)
                     first_url = entry.urls[0]
                     new.append(
                         (
@@ -692,19 +692,18 @@ class RunState:
             kept.popitem(last=False)
 
     def _url_base(self, folder: str, entry: Entry) -> str:
-        """The folder's URL base, the one of `entry` if it has none yet."""
-        base = self._url_bases.get(folder)
-        if base is None:
-            first_url, title = entry.urls[0], entry.title
-            ours = first_url[: len(first_url) - len(title)] if first_url.endswith(title) else ""
-            self._db.execute(
-                "INSERT OR IGNORE INTO url_bases (base_folder, base) VALUES (?, ?)", (folder, ours)
-            )
-            (base,) = self._db.execute(
-                "SELECT base FROM url_bases WHERE base_folder = ?", (folder,)
-            ).fetchone()
-            self._url_bases[folder] = base
-        return base
+        """The folder's URL base, the one of `entry` if it has none yet: written in the
+        transaction of the rows that rely on it (not kept across batches, which a rollback
+        could part from it)."""
+        first_url, title = entry.urls[0], entry.title
+        ours = first_url[: len(first_url) - len(title)] if first_url.endswith(title) else ""
+        self._db.execute(
+            "INSERT OR IGNORE INTO url_bases (base_folder, base) VALUES (?, ?)", (folder, ours)
+        )
+        (base,) = self._db.execute(
+            "SELECT base FROM url_bases WHERE base_folder = ?", (folder,)
+        ).fetchone()
+        return str(base)
 
     def _look_up(self, folder: str, fingerprints: list[str]) -> dict[str, tuple[int, bool, Any]]:
         """fingerprint → (row id, never submitted, gone_at), of those recorded, in one query."""
@@ -1266,9 +1265,9 @@ class RunState:
         while rows := self._db.execute(
             f"SELECT id, item_uuid FROM entries WHERE {members} AND id > ?"
             " AND item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM links"
-            " WHERE links.dataset = ? AND links.item_uuid = entries.item_uuid)"
+            f" WHERE links.dataset = {_DATASET_NUMBER} AND links.item_uuid = entries.item_uuid)"
             " ORDER BY id LIMIT ?",
-            (*scanned, after, self._dataset_number(dataset), batch_size),
+            (*scanned, after, dataset, batch_size),
         ).fetchall():
             yield [item_uuid for _, item_uuid in rows]
             yielded += len(rows)
@@ -1317,21 +1316,10 @@ class RunState:
             self._db.execute("INSERT OR IGNORE INTO datasets (dataset) VALUES (?)", (dataset,))
             written = self._db.execute(
                 "INSERT OR IGNORE INTO links (dataset, item_uuid)"
-                " SELECT ?, value FROM json_each(?)",
-                (self._dataset_number(dataset), json.dumps(item_uuids)),
+                f" SELECT {_DATASET_NUMBER}, value FROM json_each(?)",
+                (dataset, json.dumps(item_uuids)),
             ).rowcount
         self._links_recorded += written
-
-    def _dataset_number(self, dataset: str | None) -> int | None:
-        """The Dataset's number in `datasets` (None if it has no link recorded)."""
-        number = self._dataset_numbers.get(dataset) if dataset is not None else None
-        if number is None and dataset is not None:
-            row = self._db.execute(
-                "SELECT number FROM datasets WHERE dataset = ?", (dataset,)
-            ).fetchone()
-            if row is not None:
-                number = self._dataset_numbers[dataset] = row[0]
-        return number
 
     @contextmanager
     def _outcome(self, rows: int) -> Iterator[None]:
@@ -1406,9 +1394,9 @@ class RunState:
         while rows := self._db.execute(
             "SELECT l.item_uuid, min(e.title) FROM links l JOIN entries e"
             " ON e.item_uuid = l.item_uuid AND e.folder = ?"
-            " WHERE l.dataset = ? AND l.item_uuid > ? GROUP BY l.item_uuid"
+            f" WHERE l.dataset = {_DATASET_NUMBER} AND l.item_uuid > ? GROUP BY l.item_uuid"
             " ORDER BY l.item_uuid LIMIT ?",
-            (folder, self._dataset_number(dataset), after, page_size),
+            (folder, dataset, after, page_size),
         ).fetchall():
             for item_uuid, title in rows:
                 yield title, item_uuid
@@ -1471,9 +1459,9 @@ class RunState:
             ("count(item_uuid)", scanned)
             if self._all_linked(folder, scan, dataset)
             else (
-                "count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
+                f"count(EXISTS (SELECT 1 FROM links WHERE links.dataset = {_DATASET_NUMBER}"
                 " AND links.item_uuid = entries.item_uuid) OR NULL)",
-                (self._dataset_number(dataset), *scanned),
+                (dataset, *scanned),
             )
         )
         (total, submitted, uploaded, failed, linked) = self._db.execute(
@@ -1768,8 +1756,8 @@ class RunState:
         with self._db:
             self._items_changed()
             self._db.executemany(
-                "DELETE FROM links WHERE dataset = ? AND item_uuid = ?",
-                [(self._dataset_number(dataset), item_uuid) for item_uuid in item_uuids],
+                f"DELETE FROM links WHERE dataset = {_DATASET_NUMBER} AND item_uuid = ?",
+                [(dataset, item_uuid) for item_uuid in item_uuids],
             )
             if deleted:
                 pairs = [(folder, item_uuid) for item_uuid in item_uuids]
