@@ -843,7 +843,7 @@ def test_entries_rebuilt_from_the_state_keep_their_etags_as_listed(
     assert sizes[0] < sizes[1] - 10  # an MD5 in lowercase hex: 16 bytes, not 32 characters
 
 
-def test_a_job_marks_its_own_entries_even_when_their_kept_row_ids_went_to_others(
+def test_a_rolled_back_insert_parts_no_entry_from_its_url_base_nor_its_job(
     state: RunState, tmp_path: Path
 ) -> None:
     a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
@@ -854,6 +854,7 @@ def test_a_job_marks_its_own_entries_even_when_their_kept_row_ids_went_to_others
     recording.close()
     _, new = scan(state, [b, c])
     assert new == [b, c]  # b took a's id
+    assert list(state.held_entries(FOLDER, fingerprints(new))) == new  # their URL base too
     state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints([a, c]))
     _, new = scan(state, [b, c])
     assert new == [b]  # c submitted; b not, whatever id was kept for a
