@@ -851,7 +851,7 @@ def test_a_rolled_back_insert_parts_no_entry_from_its_url_base_nor_its_job(
     recording = state.record_scan(FOLDER, number, [a])
     assert next(recording) == a  # inserted, not committed yet
     state._db.rollback()  # as an error would: a's row is gone, its id free again
-    recording.close()
+    assert list(recording) == []  # the scan records nothing more
     _, new = scan(state, [b, c])
     assert new == [b, c]  # b took a's id
     assert list(state.held_entries(FOLDER, fingerprints(new))) == new  # their URL base too
