@@ -17,7 +17,9 @@ a write. The interval is exact for the latest scans, the only ones read (the run
 and the latest finished one for `retry`, `verify`, `status`). A partial scan (a batch of
 `ingest watch`) records what it lists into the latest finished scan, and stands for just
 that itself (`start_scan`). What `retry` needs to rebuild an entry beyond its title, kind
-and first URL is one compact `marshal` blob.
+and first URL is one compact `marshal` blob; the first URL is '' when it is the folder's URL
+base followed by the title (`url_bases`, `_first_url`). Links name their Dataset by a small
+number (`datasets`).
 
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
@@ -34,6 +36,8 @@ this scan lists exactly the entries of one all of whose items were linked, and n
 another item nor was a link removed since (`links_checked`, counted by `item_changes`).
 
 Every change is one SQLite transaction, so a kill at any moment leaves a consistent file.
+What only records Encord's outcomes (job results, finished jobs, links) shares one with the
+changes after it (`_outcome`): a kill loses what the rerun settles or links again.
 Nothing here holds a secret: no key, no external ID.
 """
 
@@ -47,8 +51,9 @@ import marshal
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -65,10 +70,19 @@ SCAN_LOOKUP_BATCH = 1000
 # Rows written per transaction while recording a scan: few commits, little lost on a kill
 # (the upload jobs commit whatever they cover anyway, see `record_job`).
 SCAN_COMMIT_EVERY = 50_000
-# Bumped when the tables change: layout 5 is migrated in place (`_fold_provenance`); an older
-# file is rebuilt (losing the entries is safe: the rerun submits everything again and Encord
-# skips what it already has).
-_SCHEMA_VERSION = 6
+# New entries whose row ids this connection keeps (the latest recorded), so that `record_job`
+# writes a job's entries by id rather than through the fingerprint index (random order).
+NEW_IDS_KEPT = 20_000  # two of the largest jobs (10,000 entries); ~5 MB
+# Rows of Encord's outcomes (job results, finished jobs, links) written per commit: the
+# pages of their random-order indexes (items, links) are written once per commit, not once
+# per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
+# again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
+OUTCOME_COMMIT_EVERY = 50_000
+# Bumped when the tables change: layouts 5 and 6 are migrated in place (`_fold_provenance`;
+# from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`);
+# an older file is rebuilt (losing the entries is safe: the rerun submits everything again
+# and Encord skips what it already has).
+_SCHEMA_VERSION = 7
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
 _CACHE_KIB = 65536
@@ -97,7 +111,7 @@ CREATE TABLE IF NOT EXISTS entries (
     fingerprint TEXT NOT NULL,
     title TEXT NOT NULL,
     kind INTEGER NOT NULL,
-    first_url TEXT NOT NULL,
+    first_url TEXT NOT NULL, -- '' when it is the folder's base followed by the title
     rebuild BLOB NOT NULL,
     seen_from INTEGER NOT NULL,
     gone_at INTEGER,
@@ -138,6 +152,12 @@ CREATE INDEX IF NOT EXISTS entries_by_signature ON entries (signature) WHERE mir
 CREATE TRIGGER IF NOT EXISTS entries_item_changed AFTER UPDATE OF item_uuid ON entries
     WHEN old.mirrored != 0 AND old.item_uuid IS NOT new.item_uuid
     BEGIN UPDATE entries SET mirrored = 0 WHERE id = new.id; END;
+-- Per folder, the URL its entries' first URLs usually are their titles after (the first new
+-- entry's, kept): those store '' (`_first_url`).
+CREATE TABLE IF NOT EXISTS url_bases (
+    base_folder TEXT PRIMARY KEY,
+    base TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -150,11 +170,16 @@ CREATE TABLE IF NOT EXISTS sidecars (
     etag TEXT NOT NULL,
     body BLOB NOT NULL
 );
+-- `dataset`: the Dataset's number in `datasets` (layout 7), not its 36-character hash.
 CREATE TABLE IF NOT EXISTS links (
-    dataset TEXT NOT NULL,
+    dataset INTEGER NOT NULL,
     item_uuid TEXT NOT NULL,
     PRIMARY KEY (dataset, item_uuid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS datasets (
+    number INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS job_intents (
     intent INTEGER PRIMARY KEY AUTOINCREMENT,
     folder TEXT NOT NULL,
@@ -221,6 +246,19 @@ CREATE TABLE IF NOT EXISTS dicom_headers (
     instance_number INTEGER
 );
 """
+
+
+def _first_url(alias: str = "") -> str:
+    """The SQL of an entry's first URL (`alias`: the entries' table alias with its dot)."""
+    return (
+        f"CASE {alias}first_url WHEN '' THEN (SELECT base FROM url_bases"
+        f" WHERE base_folder = {alias}folder) || {alias}title ELSE {alias}first_url END"
+    )
+
+
+# The number in `datasets` of the Dataset given as the parameter (NULL, matching no link, for
+# a Dataset with none recorded); computed once per statement.
+_DATASET_NUMBER = "(SELECT number FROM datasets WHERE dataset = ?)"
 # An entry Encord imports from one URL (matched to its item by URL); the others (image groups,
 # DICOM series) are matched by title. `kind` is the kind's position in `KINDS`.
 _SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_FILE_KINDS)})"
@@ -228,7 +266,7 @@ _SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_F
 # file, by title for a group, the newest of several (a changed group is a new item).
 _MATCHING_ITEM = (
     "SELECT f.item_uuid FROM folder_items f WHERE f.folder_uuid = :folder_uuid AND"
-    f" CASE WHEN e.{_SINGLE_FILE} THEN f.url = e.first_url"
+    f" CASE WHEN e.{_SINGLE_FILE} THEN f.url = {_first_url('e.')}"
     " ELSE f.url IS NULL AND f.name = e.title END"
     " ORDER BY f.created_at DESC LIMIT 1"
 )
@@ -322,8 +360,12 @@ class RunState:
         self._same_as: dict[int, int | None] = {}
         # Links recorded by this connection (`unlinked_items` checks its batches were).
         self._links_recorded = 0
+        # Rows of outcomes written since the last commit (`_outcome`).
+        self._uncommitted = 0
         # Folders this connection created (`folder_created`): their index follows its jobs.
         self._indexed_by_results: set[str] = set()
+        # (folder, fingerprint) → row id of the latest new entries (`NEW_IDS_KEPT`).
+        self._new_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
         # (folder, scan) whose titles `temp.scan_titles` holds (`_list_scan_titles`).
         self._titles_of: tuple[str, int] | None = None
 
@@ -334,6 +376,7 @@ class RunState:
     def close(self) -> None:
         for lookup in self._lookups:
             lookup.close()
+        self._db.commit()  # the outcomes recorded since the last commit (`_outcome`)
         self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the lock
@@ -353,7 +396,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        else:
+        elif version != 6:  # layout 6's entries are today's (`url_bases` is new)
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -366,7 +409,29 @@ class RunState:
                         " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
                     )
                     self._migrate_mirror_items("signature")
+        self._number_datasets()
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _number_datasets(self) -> None:
+        """An older layout's links (the Dataset's hash in each) into today's table, each
+        naming its Dataset by its number in `datasets`, in the caller's transaction."""
+        if not self._exists("links"):
+            return
+        self._db.execute("ALTER TABLE links RENAME TO links_old")
+        for statement in _SCHEMA.split(";"):
+            if (
+                "TABLE IF NOT EXISTS links " in statement
+                or "TABLE IF NOT EXISTS datasets" in statement
+            ):
+                self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO datasets (dataset) SELECT DISTINCT dataset FROM links_old"
+        )
+        self._db.execute(
+            "INSERT INTO links (dataset, item_uuid) SELECT d.number, o.item_uuid"
+            " FROM links_old o JOIN datasets d ON d.dataset = o.dataset"
+        )
+        self._db.execute("DROP TABLE links_old")
 
     def _fold_provenance(self) -> None:
         """Layout 5's provenance recorded from entries (`mirror_items` rows without URLs)
@@ -573,17 +638,21 @@ class RunState:
             earlier.skip_past(max(row_id for row_id, _, _ in found.values()))
         unsubmitted: list[Entry] = []
         new: list[tuple[str, str, str, int, str, bytes, int | None, int]] = []
+        base: str | None = None
         for entry, row in zip(batch, progress, strict=True):
             if row is None:
                 known = found.get(entry.fingerprint)
                 if known is None:
+                    if base is None:
+                        base = self._url_base(folder, entry)
+                    first_url = entry.urls[0]
                     new.append(
                         (
                             folder,
                             entry.fingerprint,
                             entry.title,
                             _KIND_NUMBER[entry.kind],
-                            entry.urls[0],
+                            "" if first_url == base + entry.title else first_url,
                             _compact(entry),
                             _content_key(entry.etags, entry.sizes),
                             scan,
@@ -600,16 +669,41 @@ class RunState:
             if never_submitted:
                 unsubmitted.append(entry)
         if new:
-            self._db.executemany(
+            inserted = self._db.executemany(
                 "INSERT OR IGNORE INTO entries (folder, fingerprint, title, kind, first_url,"
                 " rebuild, signature, seen_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 new,
-            )
+            ).rowcount
+            if inserted == len(new):  # each given the next id
+                (last,) = self._db.execute("SELECT last_insert_rowid()").fetchone()
+                self._keep_new_ids(folder, [row[1] for row in new], last - len(new) + 1)
         if returning:
             self._db.executemany(
                 "UPDATE entries SET seen_from = ?, gone_at = NULL WHERE id = ?", returning
             )
         return unsubmitted, len(new) + len(returning)
+
+    def _keep_new_ids(self, folder: str, fingerprints: list[str], first: int) -> None:
+        """Keep the row ids of new entries, `first` and on, dropping the oldest kept."""
+        kept = self._new_ids
+        for row_id, fingerprint in enumerate(fingerprints, first):
+            kept[(folder, fingerprint)] = row_id
+        while len(kept) > NEW_IDS_KEPT:
+            kept.popitem(last=False)
+
+    def _url_base(self, folder: str, entry: Entry) -> str:
+        """The folder's URL base, the one of `entry` if it has none yet: written in the
+        transaction of the rows that rely on it (not kept across batches, which a rollback
+        could part from it)."""
+        first_url, title = entry.urls[0], entry.title
+        ours = first_url[: len(first_url) - len(title)] if first_url.endswith(title) else ""
+        self._db.execute(
+            "INSERT OR IGNORE INTO url_bases (base_folder, base) VALUES (?, ?)", (folder, ours)
+        )
+        (base,) = self._db.execute(
+            "SELECT base FROM url_bases WHERE base_folder = ?", (folder,)
+        ).fetchone()
+        return str(base)
 
     def _look_up(self, folder: str, fingerprints: list[str]) -> dict[str, tuple[int, bool, Any]]:
         """fingerprint → (row id, never submitted, gone_at), of those recorded, in one query."""
@@ -792,11 +886,31 @@ class RunState:
                 (job_id, folder, folder_uuid, str(manifest)),
             )
             number = self._job_number(job_id)
-            self._db.execute(
-                "UPDATE entries SET job = ?, error = NULL WHERE folder = ?"
-                " AND fingerprint IN (SELECT value FROM json_each(?))",
-                (number, folder, json.dumps(fingerprints)),
-            )
+            # By the row ids kept from `record_scan`, checked against the fingerprints (a
+            # rolled-back insert's ids go to other entries); the others by fingerprint.
+            kept: list[tuple[int, str]] = []
+            unkept: list[str] = []
+            for fingerprint in fingerprints:
+                row_id = self._new_ids.pop((folder, fingerprint), None)
+                if row_id is None:
+                    unkept.append(fingerprint)
+                else:
+                    kept.append((row_id, fingerprint))
+            if kept:
+                written = self._db.execute(
+                    "UPDATE entries SET job = ?, error = NULL FROM json_each(?) i"
+                    " WHERE entries.id = i.value ->> 0 AND +entries.fingerprint = i.value ->> 1"
+                    " AND +entries.folder = ?",  # `+`: by id, never through an index on them
+                    (number, json.dumps(kept), folder),
+                ).rowcount
+                if written != len(kept):  # not all theirs: every one by fingerprint
+                    unkept = fingerprints
+            if unkept:
+                self._db.execute(
+                    "UPDATE entries SET job = ?, error = NULL WHERE folder = ?"
+                    " AND fingerprint IN (SELECT value FROM json_each(?))",
+                    (number, folder, json.dumps(unkept)),
+                )
             if intent is not None:
                 self._delete_intent(intent)
 
@@ -826,7 +940,8 @@ class RunState:
     ) -> list[str]:
         """Store a settled job's items (name, uuid) and failed units; return the titles of
         its entries that the result accounts for neither way (e.g. skipped as duplicates).
-        The job stays pending until `finish_job`, so a kill before that settles it again.
+        The job stays pending until `finish_job`, so a kill before that settles it again
+        (an outcome: `_outcome`).
 
         The job's rows are read once (through the job index) and written by row id. The
         folder's index, if this connection created the folder, gets the result's items (the
@@ -837,7 +952,7 @@ class RunState:
             "SELECT folder, folder_uuid FROM jobs WHERE job_id = ?", (job_id,)
         ).fetchone()
         rows = self._db.execute(
-            f"SELECT id, title, first_url, item_uuid IS NULL, {_SINGLE_FILE} FROM entries"
+            f"SELECT id, title, {_first_url()}, item_uuid IS NULL, {_SINGLE_FILE} FROM entries"
             " WHERE job = ?",
             (number,),
         ).fetchall()
@@ -858,7 +973,7 @@ class RunState:
             for url in unit["object_urls"]
             for row_id in by_url.get(url, ())
         ]
-        with self._db:
+        with self._outcome(len(rows)):
             self._items_changed()
             self._db.execute(
                 "UPDATE entries SET item_uuid = i.value ->> 1, error = NULL FROM json_each(?) i"
@@ -1024,7 +1139,7 @@ class RunState:
         that has more than one item in the folder index. Kept: an item linked to a Dataset,
         else the one the entry already has, else the oldest."""
         rows = self._db.execute(
-            "SELECT d.fingerprint, d.since, e.item_uuid, e.title, e.first_url,"
+            f"SELECT d.fingerprint, d.since, e.item_uuid, e.title, {_first_url('e.')},"
             f" e.{_SINGLE_FILE}"
             " FROM dedupe_pending d JOIN entries e ON e.folder = d.folder"
             " AND e.fingerprint = d.fingerprint WHERE d.folder = ?",
@@ -1087,7 +1202,8 @@ class RunState:
         )
 
     def finish_job(self, job_id: str, status: str) -> None:
-        with self._db:
+        """The job settled (an outcome: `_outcome`)."""
+        with self._outcome(1):
             if status != "DONE":
                 # The job failed or was cancelled as a whole: what it did not import counts
                 # as never submitted, so a rerun (after the cause is fixed) submits it again.
@@ -1104,7 +1220,8 @@ class RunState:
         """(title, error record) of each failed entry the scan saw."""
         members, scanned = self._members(folder, scan)
         rows = self._db.execute(
-            "SELECT title, first_url, (SELECT job_id FROM entry_jobs WHERE number = job), error"
+            f"SELECT title, {_first_url()}, (SELECT job_id FROM entry_jobs WHERE number = job),"
+            " error"
             f" FROM entries WHERE {members} AND error IS NOT NULL ORDER BY title",
             scanned,
         )
@@ -1117,7 +1234,7 @@ class RunState:
         members, scanned = self._members(folder, scan)
         after = ""
         while rows := self._db.execute(
-            "SELECT title, kind, first_url, rebuild FROM entries"
+            f"SELECT title, kind, {_first_url()}, rebuild FROM entries"
             f" WHERE {members} AND error IS NOT NULL AND title > ? ORDER BY title LIMIT ?",
             (*scanned, after, page_size),
         ).fetchall():
@@ -1148,7 +1265,7 @@ class RunState:
         while rows := self._db.execute(
             f"SELECT id, item_uuid FROM entries WHERE {members} AND id > ?"
             " AND item_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM links"
-            " WHERE links.dataset = ? AND links.item_uuid = entries.item_uuid)"
+            f" WHERE links.dataset = {_DATASET_NUMBER} AND links.item_uuid = entries.item_uuid)"
             " ORDER BY id LIMIT ?",
             (*scanned, after, dataset, batch_size),
         ).fetchall():
@@ -1193,13 +1310,34 @@ class RunState:
         )
 
     def record_links(self, dataset: str, item_uuids: Iterable[str]) -> None:
-        with self._db:
+        """Items linked to `dataset` (an outcome: `_outcome`)."""
+        item_uuids = list(item_uuids)
+        with self._outcome(len(item_uuids)):
+            self._db.execute("INSERT OR IGNORE INTO datasets (dataset) VALUES (?)", (dataset,))
             written = self._db.execute(
                 "INSERT OR IGNORE INTO links (dataset, item_uuid)"
-                " SELECT ?, value FROM json_each(?)",
-                (dataset, json.dumps(list(item_uuids))),
+                f" SELECT {_DATASET_NUMBER}, value FROM json_each(?)",
+                (dataset, json.dumps(item_uuids)),
             ).rowcount
         self._links_recorded += written
+
+    @contextmanager
+    def _outcome(self, rows: int) -> Iterator[None]:
+        """The statements inside as one change recording an outcome of Encord's (`rows`
+        rows), committed with the next `OUTCOME_COMMIT_EVERY` rows, the next other change
+        (each commits what is open: an intent is never written before what came earlier)
+        or `close`, whichever comes first. On an error, what is open is rolled back: the
+        rerun redoes it."""
+        try:
+            yield
+        except BaseException:
+            self._db.rollback()
+            self._uncommitted = 0
+            raise
+        self._uncommitted += rows
+        if self._uncommitted >= OUTCOME_COMMIT_EVERY:
+            self._db.commit()
+            self._uncommitted = 0
 
     # -- verification ------------------------------------------------------------------
 
@@ -1256,7 +1394,7 @@ class RunState:
         while rows := self._db.execute(
             "SELECT l.item_uuid, min(e.title) FROM links l JOIN entries e"
             " ON e.item_uuid = l.item_uuid AND e.folder = ?"
-            " WHERE l.dataset = ? AND l.item_uuid > ? GROUP BY l.item_uuid"
+            f" WHERE l.dataset = {_DATASET_NUMBER} AND l.item_uuid > ? GROUP BY l.item_uuid"
             " ORDER BY l.item_uuid LIMIT ?",
             (folder, dataset, after, page_size),
         ).fetchall():
@@ -1289,7 +1427,7 @@ class RunState:
         )
         self._db.execute(
             "INSERT OR IGNORE INTO planned_units SELECT CASE WHEN"
-            f" {_SINGLE_FILE} THEN 'u:' || first_url ELSE 't:' || title END"
+            f" {_SINGLE_FILE} THEN 'u:' || {_first_url()} ELSE 't:' || title END"
             f" FROM entries WHERE {members}",
             scanned,
         )
@@ -1321,7 +1459,7 @@ class RunState:
             ("count(item_uuid)", scanned)
             if self._all_linked(folder, scan, dataset)
             else (
-                "count(EXISTS (SELECT 1 FROM links WHERE links.dataset = ?"
+                f"count(EXISTS (SELECT 1 FROM links WHERE links.dataset = {_DATASET_NUMBER}"
                 " AND links.item_uuid = entries.item_uuid) OR NULL)",
                 (dataset, *scanned),
             )
@@ -1436,7 +1574,7 @@ class RunState:
         """The entries the mirror step releases to the upload, those never submitted only."""
         for fingerprint in fingerprints:
             row = self._db.execute(
-                "SELECT title, kind, first_url, rebuild FROM entries WHERE folder = ?"
+                f"SELECT title, kind, {_first_url()}, rebuild FROM entries WHERE folder = ?"
                 " AND fingerprint = ? AND job IS NULL AND item_uuid IS NULL AND error IS NULL",
                 (folder, fingerprint),
             ).fetchone()
@@ -1618,7 +1756,7 @@ class RunState:
         with self._db:
             self._items_changed()
             self._db.executemany(
-                "DELETE FROM links WHERE dataset = ? AND item_uuid = ?",
+                f"DELETE FROM links WHERE dataset = {_DATASET_NUMBER} AND item_uuid = ?",
                 [(dataset, item_uuid) for item_uuid in item_uuids],
             )
             if deleted:
@@ -1890,7 +2028,8 @@ _KIND_NUMBER = {kind: number for number, kind in enumerate(KINDS)}
 def _compact(entry: Entry) -> bytes:
     """What rebuilds the entry with its title, kind and first URL (stored beside it): the
     keys only when they are not the title alone, the URLs only when they are not the first
-    one's base followed by each key, as they usually are, the sizes only when known."""
+    one's base followed by each key, as they usually are, the sizes only when known; an
+    ETag that is an MD5 in lowercase hex as its 16 bytes."""
     first_url, keys = entry.urls[0], entry.keys
     base = first_url[: len(first_url) - len(keys[0])] if first_url.endswith(keys[0]) else None
     derived = base is not None and all(
@@ -1898,7 +2037,7 @@ def _compact(entry: Entry) -> bytes:
     )
     fields = (
         None if keys == (entry.title,) else keys,
-        entry.etags,
+        tuple(map(_packed_etag, entry.etags)),
         None if derived else entry.urls,
         entry.client_metadata,
         entry.create_video,
@@ -1914,12 +2053,25 @@ def _rebuild(title: str, kind: int, first_url: str, rebuild: bytes) -> Entry:
     if urls is None:
         base = first_url[: len(first_url) - len(keys[0])]
         urls = tuple(base + key for key in keys)
+    etags = tuple(etag if isinstance(etag, str) else etag.hex() for etag in etags)
     return Entry(KINDS[kind], title, keys, urls, etags, client_metadata, create_video, sizes or ())
+
+
+def _packed_etag(etag: str) -> str | bytes:
+    """The ETag's 16 bytes if it is an MD5 in lowercase hex (`hex()` gives it back), else
+    the ETag."""
+    if len(etag) != 32:
+        return etag
+    try:
+        digest = bytes.fromhex(etag)
+    except ValueError:
+        return etag
+    return digest if digest.hex() == etag else etag
 
 
 # Mirroring: what makes a `Prior` of an entry's item (`_entry_prior`), or of a recovered one
 # (`_recovered_prior`).
-_ENTRY_PRIOR = "SELECT item_uuid, title, mirrored, kind, first_url, rebuild, id FROM entries"
+_ENTRY_PRIOR = f"SELECT item_uuid, title, mirrored, kind, {_first_url()}, rebuild, id FROM entries"
 _RECOVERED_PRIOR = "SELECT item_uuid, title, urls, etags, signature_text, status FROM mirror_items"
 
 

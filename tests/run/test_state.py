@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ingest.encord_format import KINDS
 from ingest.files import write_jsonl
 from ingest.model import Entry
 from ingest.state import STATE_FILE, RunState, _compact
@@ -458,11 +461,19 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
         _, new = scan(state, [entry("a.png")])
         assert new == [entry("a.png")]  # entries are rebuilt: submitted again
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("SELECT * FROM links").fetchall() == [("dataset", "item-a")]
+        assert linked(db) == [("dataset", "item-a")]
         assert db.execute("SELECT * FROM intent_entries").fetchall() == [(7, "fp")]
         for table in ("links", "intent_entries"):  # each row stored once
             (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
             assert "WITHOUT ROWID" in layout[0]
+
+
+def linked(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(Dataset, item) of each link recorded."""
+    return db.execute(
+        "SELECT d.dataset, l.item_uuid FROM links l JOIN datasets d ON d.number = l.dataset"
+        " ORDER BY 1, 2"
+    ).fetchall()
 
 
 def mirrored_rows(path: Path) -> list[tuple]:
@@ -736,5 +747,114 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         state.record_mirrored(FOLDER, number)  # b.png listed again: present again
         assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (6,)
+        assert db.execute("PRAGMA user_version").fetchone() == (7,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
+
+
+def test_a_layout_6_file_keeps_its_entries_and_links_and_new_entries_store_their_url_base(
+    tmp_path: Path,
+) -> None:
+    failed = [entry("a.png"), group("ward", 2)]
+    with RunState.in_directory(tmp_path):
+        pass  # today's tables: layout 6 is them without `url_bases`, with Datasets' hashes
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.executescript(
+            "DROP TABLE url_bases; DROP TABLE links; DROP TABLE datasets;"
+            "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID;"
+            "INSERT INTO links VALUES ('dataset-1', 'item-x'), ('dataset-1', 'item-y'),"
+            " ('dataset-2', 'item-x');"
+            "PRAGMA user_version = 6;"
+        )
+        old.execute("INSERT INTO scans (folder, finished) VALUES (?, 1)", (FOLDER,))
+        old.execute("INSERT INTO entry_jobs VALUES (1, 'job-1')")
+        for e in failed:  # layout 6 stored every first URL whole
+            old.execute(
+                "INSERT INTO entries (folder, fingerprint, title, kind, first_url, rebuild,"
+                ' seen_from, job, error) VALUES (?, ?, ?, ?, ?, ?, 1, 1, \'{"error": "x"}\')',
+                (
+                    FOLDER,
+                    e.fingerprint,
+                    e.title,
+                    KINDS.index(e.kind),
+                    e.urls[0],
+                    _compact(e),
+                ),
+            )
+    elsewhere = Entry("images", "c.png", ("c.png",), ("https://other.example/c.png",), ("e",))
+    with RunState.in_directory(tmp_path) as state:
+        number = state.start_scan(FOLDER)
+        new = list(state.record_scan(FOLDER, number, [*failed, entry("b.png"), elsewhere]))
+        assert new == [entry("b.png"), elsewhere]  # the failed ones kept: not new
+        state.finish_scan(number)
+        assert list(state.failed_entries(FOLDER, number)) == failed
+        assert list(state.held_entries(FOLDER, fingerprints(new))) == new
+        state.finish_removal(FOLDER, "dataset-1", ["item-y"], "unlink", deleted=False)
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (7,)
+        assert linked(db) == [("dataset-1", "item-x"), ("dataset-2", "item-x")]
+        assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
+        stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
+        assert stored == [
+            ("a.png", PREFIX + "a.png"),
+            ("ward/", PREFIX + "ward/0.png"),
+            ("b.png", ""),  # its folder's base and its title
+            ("c.png", "https://other.example/c.png"),
+        ]
+
+
+def test_links_are_committed_on_close_and_a_kill_loses_only_links_linked_again(
+    tmp_path: Path,
+) -> None:
+    entries = [entry(f"{name}.png") for name in "abc"]
+    with RunState.in_directory(tmp_path) as state:
+        scan(state, entries)
+        state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+        state.record_job_result("job-1", [(e.title, f"item-{e.title}") for e in entries], [])
+        state.record_links("dataset", ["item-a.png"])
+    killed = (
+        "import os, sys; from pathlib import Path; from ingest.state import RunState;"
+        "state = RunState.in_directory(Path(sys.argv[1]));"
+        "state.record_links('dataset', ['item-b.png']); os._exit(9)"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(tmp_path)], check=False)
+    with RunState.in_directory(tmp_path) as state:
+        number, _ = scan(state, entries)
+        unlinked = [
+            item for batch in state.unlinked_items(FOLDER, number, "dataset", 10) for item in batch
+        ]
+        assert unlinked == ["item-b.png", "item-c.png"]  # b's record lost: linked again
+
+
+def test_entries_rebuilt_from_the_state_keep_their_etags_as_listed(
+    state: RunState, tmp_path: Path
+) -> None:
+    md5 = "9e107d9d372bb6826bd81d3542a419d6"
+    etags = [md5, md5.upper(), f"{md5}-3", "z" * 32, " ".join([md5[:2]] * 11)[:32]]
+    entries = [entry(f"{number}.png", etag) for number, etag in enumerate(etags)]
+    number, _ = scan(state, entries)
+    state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints(entries))
+    state.record_job_result(
+        "job-1", [], [{"object_urls": [e.urls[0]], "error": "x"} for e in entries]
+    )
+    assert list(state.failed_entries(FOLDER, number)) == entries
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        sizes = [length for (length,) in db.execute("SELECT length(rebuild) FROM entries")]
+    assert sizes[0] < sizes[1] - 10  # an MD5 in lowercase hex: 16 bytes, not 32 characters
+
+
+def test_a_rolled_back_insert_parts_no_entry_from_its_url_base_nor_its_job(
+    state: RunState, tmp_path: Path
+) -> None:
+    a, b, c = entry("a.png"), entry("b.png"), entry("c.png")
+    number = state.start_scan(FOLDER)
+    recording = state.record_scan(FOLDER, number, [a])
+    assert next(recording) == a  # inserted, not committed yet
+    state._db.rollback()  # as an error would: a's row is gone, its id free again
+    assert list(recording) == []  # the scan records nothing more
+    _, new = scan(state, [b, c])
+    assert new == [b, c]  # b took a's id
+    assert list(state.held_entries(FOLDER, fingerprints(new))) == new  # their URL base too
+    state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints([a, c]))
+    _, new = scan(state, [b, c])
+    assert new == [b]  # c submitted; b not, whatever id was kept for a
