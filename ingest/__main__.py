@@ -1,3 +1,4 @@
 from ingest.cli.main import main
+from ingest.exit import exit_now
 
-raise SystemExit(main())
+exit_now(main())

@@ -925,6 +925,16 @@ class RunState:
             else None
         )
 
+    def uploads_settled(self, folder: str) -> bool:
+        """Whether the folder's uploads leave nothing to ask Encord: no job start a killed run
+        left open, no job pending, no submitted entry unmatched, no duplicates to look for."""
+        return not (
+            self.orphaned_intents(folder)
+            or self.pending_jobs(folder)
+            or self.unmatched_entries(folder)
+            or self.needs_dedupe(folder)
+        )
+
     def pending_jobs(self, folder: str) -> list[str]:
         rows = self._db.execute(
             "SELECT job_id FROM jobs WHERE folder = ? AND status = 'PENDING' ORDER BY rowid",

@@ -60,6 +60,9 @@ class Command:
     description: str | None = None
     # Lists the whole bucket: its listing child starts before the command's imports.
     lists_bucket: bool = False
+    # May sync a folder mirrored before: the child that asks Encord meanwhile
+    # (`ingest.encord.ahead`) starts before the command's imports too.
+    syncs: bool = False
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +162,7 @@ COMMANDS = (
         "ingest.cli.run:run_command",
         _upload_arguments,
         lists_bucket=True,
+        syncs=True,
     ),
     Command(
         "retry",
@@ -203,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_arguments(sub)
         options.add_output_flags(sub)
-        sub.set_defaults(handler=command.handler, lists_bucket=command.lists_bucket)
+        sub.set_defaults(
+            handler=command.handler, lists_bucket=command.lists_bucket, syncs=command.syncs
+        )
     return parser
 
 
@@ -226,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help()
                 return 0
-            with _listing_started_ahead(args.lists_bucket):
+            with _listing_started_ahead(args.lists_bucket), _lookups_started_ahead(args.syncs):
                 module, function = args.handler.split(":")
                 handler = getattr(importlib.import_module(module), function)
                 return handler(args)
@@ -250,6 +256,14 @@ def _listing_started_ahead(lists_bucket: bool) -> AbstractContextManager[None]:
     if not lists_bucket:
         return nullcontext()
     from ingest.listing.process import started_ahead
+
+    return started_ahead()
+
+
+def _lookups_started_ahead(syncs: bool) -> AbstractContextManager[None]:
+    if not syncs:
+        return nullcontext()
+    from ingest.encord.ahead import started_ahead
 
     return started_ahead()
 

@@ -7,28 +7,33 @@ directory and uploads and links only what is new; `retry` resubmits only the uni
 failed.
 
 Look before you write: every input is checked first (settings, outputs, the output
-directory, the key, the integration, a schema conflict, the bucket), and Encord is changed
-only once there is something to put in it: the schema is applied and the Files folder found
-or created just before the first upload job starts, the Dataset just before the first link.
+directory, the key, the integration, a schema conflict, the bucket; for a sync of a folder
+mirrored before, the last three by a child process while the bucket is scanned:
+`ingest.cli.run_scan`), and Encord is changed only once there is something to put in it:
+the schema is applied and the Files folder found or created just before the first upload
+job starts, the Dataset just before the first link.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any
 
 from encord.dataset import Dataset
 from encord.storage import StorageFolder
 
 from ingest.cli.inputs import Target, UploadInputs, existing_state, latest_scan
 from ingest.cli.progress import Feedback
-from ingest.cli.render import print_result
+from ingest.cli.run_report import (
+    FAILED_UNITS_FILE,
+    SchemaApplied,
+    report_run,
+    write_failed_units,
+    write_scan_report,
+)
+from ingest.cli.run_scan import SyncScan, scanned_entries, sync_scanned
 from ingest.context import PlanContext
 from ingest.encord.client import EncordClient, connect
 from ingest.encord.link import link_uploaded
@@ -40,36 +45,15 @@ from ingest.encord.upload import (
     wait_for_jobs,
 )
 from ingest.encord.verify import DIFFERENCES_FILE, Verification, verify
-from ingest.errors import EXIT_DIFFERENCES, EXIT_EXACT
-from ingest.files import write_atomic, write_jsonl
-from ingest.mirror.apply import Classifier, MirrorReport, mirror, recover_provenance
+from ingest.files import write_jsonl
+from ingest.mirror.apply import MirrorReport, mirror, recover_provenance
 from ingest.mirror.diff import Policy
 from ingest.model import Entry
-from ingest.plan.manifest import REPORT_FILE
-from ingest.plan.pipeline import iter_entries
 from ingest.plan.report import PlanReport
 from ingest.plan.schema import MetadataSchema
 from ingest.state import RunState
 
-FAILED_UNITS_FILE = "failed-units.jsonl"
 UPLOADS_DIRECTORY = "uploads"
-
-
-@dataclass(frozen=True)
-class SchemaApplied:
-    """What an upload command did to Encord's metadata schema before starting any job."""
-
-    source: Path
-    keys: int  # declared in the file
-    changes: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": str(self.source), "keys": self.keys, "changes": self.changes}
-
-    def summary(self) -> str:
-        if not self.changes:
-            return f"schema: unchanged (Encord already has the {self.keys} keys of {self.source})"
-        return f"schema: {self.keys} keys applied from {self.source}: {'; '.join(self.changes)}"
 
 
 class FolderOnDemand(UploadTarget):
@@ -155,78 +139,76 @@ class PreparedUpload:
 
 
 def run(args: argparse.Namespace, inputs: UploadInputs) -> int:
-    """`ingest run`, its inputs checked (and, with the fast listing, its listing begun)."""
+    """`ingest run` of a folder without provenance in the run state (a first sync, or a lost
+    run state), its inputs checked (and, with the fast listing, its listing begun)."""
     upload = prepare_upload(inputs)
-    context, names, feedback = upload.context, upload.names, upload.feedback
-    out = context.settings.output_dir
-    report = PlanReport()
-    mirrored = MirrorReport(Policy.from_settings(context.settings))
-    with RunState.in_directory(out, exclusive=True) as state:
-        # A folder this run creates is empty: its jobs' results keep its index exact.
-        upload.target.when_created(
-            lambda folder: state.folder_created(names.folder, str(folder.uuid))
-        )
+    names, feedback = upload.names, upload.feedback
+    mirrored = MirrorReport(Policy.from_settings(upload.context.settings))
+    with RunState.in_directory(upload.context.settings.output_dir, exclusive=True) as state:
         if not state.has_mirrored(names.folder):
             existing = upload.client.find_folder(names.folder)
             if existing is not None:  # a lost (or older) run state: rebuilt from the folder
                 mirrored.recovered_items = recover_provenance(upload.client, state, existing)
-        scan = state.start_scan(names.folder)
-        # Sidecars whose ETag is unchanged since an earlier sync come from the state, not S3.
-        planned = iter_entries(
-            context,
-            report,
-            state.cached_sidecars,
-            state.cached_dicom_headers,
-            listed=lambda objects: feedback.counted(objects, "listing", "objects"),
+        if state.has_mirrored(names.folder):
+            with sync_scanned(inputs, state, mirrored) as scanned:
+                return sync_changes(args, upload, state, scanned)
+        # A first sync: nothing to remove, so each job starts as soon as it is full.
+        _record_creation(upload, state)
+        report = PlanReport()
+        scan, new_entries = scanned_entries(inputs, state, report, mirrored)
+        submission = _submit(
+            feedback.counted(new_entries, "uploading", "new entries"), state, upload
         )
-        # Moves and entries to reimport are held back for the mirror step (ingest/mirror).
-        new_entries = Classifier(state, names.folder, scan, mirrored)(
-            state.record_scan(names.folder, scan, planned)
-        )
-        dataset = None
-        if state.has_mirrored(names.folder):  # items from earlier syncs: gone, changed, moved?
-            submission, dataset = _sync(upload, state, scan, new_entries, mirrored)
-        else:  # a first sync: nothing to remove, so each job starts as soon as it is full
-            submission = _submit(
-                feedback.counted(new_entries, "uploading", "new entries"), state, upload
-            )
-        state.finish_scan(scan)
-        upload.apply_schema()  # a rerun with nothing new still brings the schema up to date
-        report.manifests = [manifest for _, manifest in submission.jobs]
-        document = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
-        write_atomic(out / REPORT_FILE, document)
-        feedback.step(
-            f"scan {scan}: {len(submission.jobs)} upload job(s) started; "
-            f"report: {out / REPORT_FILE}"
-        )
-        return _finish(args, upload, state, scan, submission, report, mirrored, dataset)
+        return _scan_done(args, upload, state, scan, submission, report, mirrored, None)
 
 
-def _sync(
+def sync_changes(
+    args: argparse.Namespace, upload: PreparedUpload, state: RunState, scanned: SyncScan
+) -> int:
+    """The rest of a sync (`run_scan.sync_scanned`): the mirror step's removals and moves,
+    then the uploads, then as any run. The Dataset is looked up once per run."""
+    names = upload.names
+    _record_creation(upload, state)
+    dataset = upload.client.dataset(names.dataset)
+    released = mirror(
+        upload.client,
+        state,
+        upload.target.folder,
+        dataset,
+        scanned.scan,
+        scanned.mirrored,
+        scanned.decisions,
+    )
+    new = state.held_entries(names.folder, (line.rstrip("\n") for line in scanned.new))
+    submission = _submit(
+        upload.feedback.counted(chain(new, released), "uploading", "new entries"), state, upload
+    )
+    return _scan_done(
+        args, upload, state, scanned.scan, submission, scanned.report, scanned.mirrored, dataset
+    )
+
+
+def _record_creation(upload: PreparedUpload, state: RunState) -> None:
+    """A folder this run creates is empty: its jobs' results keep its index exact."""
+    upload.target.when_created(
+        lambda folder: state.folder_created(upload.names.folder, str(folder.uuid))
+    )
+
+
+def _scan_done(
+    args: argparse.Namespace,
     upload: PreparedUpload,
     state: RunState,
     scan: int,
-    new_entries: Iterable[Entry],
+    submission: Submission,
+    report: PlanReport,
     mirrored: MirrorReport,
-) -> tuple[Submission, Dataset]:
-    """A sync of a folder mirrored before: the new entries wait (their fingerprints in a
-    temporary file; the entries themselves are in the run state) until the listing is
-    complete and the mirror step has checked its safety limits, so a refused sync changes
-    nothing in Encord; then the removals and moves, then the uploads. Returns the Dataset
-    too (looked up once per run)."""
-    names = upload.names
-    with tempfile.TemporaryFile("w+", prefix="ingest-new-") as waiting:
-        waiting.writelines(f"{entry.fingerprint}\n" for entry in new_entries)
-        waiting.seek(0)
-        dataset = upload.client.dataset(names.dataset)
-        released = mirror(upload.client, state, upload.target.folder, dataset, scan, mirrored)
-        new = state.held_entries(names.folder, (line.rstrip("\n") for line in waiting))
-        submission = _submit(
-            upload.feedback.counted(chain(new, released), "uploading", "new entries"),
-            state,
-            upload,
-        )
-        return submission, dataset
+    dataset: Dataset | None,
+) -> int:
+    state.finish_scan(scan)
+    upload.apply_schema()  # a rerun with nothing new still brings the schema up to date
+    write_scan_report(report, scan, submission.jobs, state.path.parent, upload.feedback)
+    return _finish(args, upload, state, scan, submission, report, mirrored, dataset)
 
 
 def retry(args: argparse.Namespace, inputs: UploadInputs) -> int:
@@ -281,7 +263,7 @@ def _finish(
         try:
             deleted = wait_for_jobs(state, upload.target, feedback.upload())
         finally:
-            failed_units = _write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
+            failed_units = write_failed_units(state, names.folder, scan, out / FAILED_UNITS_FILE)
         if dataset is None and state.counts(names.folder, scan, None)["entries"]:
             feedback.step(f"Dataset {names.dataset!r} (created if missing)")
             dataset = client.dataset(names.dataset)
@@ -308,38 +290,21 @@ def _finish(
             )
     finally:
         feedback.close()
-    counts = state.counts(names.folder, scan, verification.dataset_hash or None)
-    summary = {
-        "scan": report.to_json() if report else None,
-        "schema": upload.schema.to_json() if upload.schema else None,
-        "jobsStarted": [job_id for job_id, _ in submission.jobs],
-        "uploadNotes": submission.notes,
-        "duplicatesDeleted": deleted,
-        "entries": counts,
-        "failedUnits": {"count": counts["failed"], "report": str(out / FAILED_UNITS_FILE)},
-        "linked": linked,
-        "mirror": mirrored.to_json() if mirrored else None,
-        "verify": verification.to_json(),
-        "state": str(state.path),
-    }
-    print_result(
+    return report_run(
         args,
-        summary,
-        lambda: _run_summary(
-            report,
-            upload.schema,
-            submission,
-            deleted,
-            counts,
-            failed_units,
-            linked,
-            mirrored,
-            verification,
-        ),
+        state,
+        names.folder,
+        scan,
+        report=report,
+        schema=upload.schema,
+        jobs=submission.jobs,
+        notes=submission.notes,
+        deleted=deleted,
+        failed_units=failed_units,
+        linked=linked,
+        mirrored=mirrored,
+        verification=verification,
     )
-    # Objects left out for metadata that breaks the schema are not in Encord either.
-    left_out = report.metadata_error_count if report else 0
-    return EXIT_EXACT if verification.exact and not left_out else EXIT_DIFFERENCES
 
 
 def _nothing_to_verify(title: str, out: Path) -> Verification:
@@ -358,52 +323,3 @@ def _nothing_to_verify(title: str, out: Path) -> Verification:
         report=report,
         folder_uuid="",
     )
-
-
-def _write_failed_units(state: RunState, folder: str, scan: int, path: Path) -> list[dict]:
-    """Write every failed unit of the scan to the report; return the first few."""
-    return write_jsonl(
-        path, ({"title": title, **failure} for title, failure in state.failed_units(folder, scan))
-    )
-
-
-def _run_summary(
-    report: PlanReport | None,
-    schema: SchemaApplied | None,
-    submission: Submission,
-    deleted: int,
-    counts: dict[str, int],
-    failed_units: list[dict],
-    linked: int,
-    mirrored: MirrorReport | None,
-    verification: Verification,
-) -> str:
-    lines = [report.summary()] if report else []
-    if schema:
-        lines.append(schema.summary())
-    jobs = submission.jobs
-    lines.append(
-        f"upload: {len(jobs)} job(s) started"
-        + (f" ({', '.join(job_id for job_id, _ in jobs)})" if jobs else ", nothing new to upload")
-        + f"; {counts['uploaded']} of {counts['entries']} entries in Encord, {counts['failed']} failed"
-    )
-    lines += [f"  {note}" for note in submission.notes]
-    if deleted:
-        lines.append(f"  {deleted} duplicate item(s) deleted from the Files folder")
-    for unit in failed_units:
-        reason = (unit.get("error") or "").splitlines()[:1] or [""]
-        lines.append(f"  failed: {unit['title']}: {reason[0][:200]}")
-    if counts["failed"]:
-        lines.append(
-            f"  all failed units: {FAILED_UNITS_FILE}; resubmit them with `python -m ingest retry` (same flags)"
-        )
-    lines.append(f"dataset: linked {linked} new item(s)")
-    if mirrored:
-        lines.append(mirrored.summary())
-    lines.append(verification.summary())
-    if report and report.metadata_error_count:
-        lines.append(
-            f"left out: {report.metadata_error_count} object(s) whose metadata breaks the "
-            "schema (listed above); fix them, then rerun"
-        )
-    return "\n".join(lines)

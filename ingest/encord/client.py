@@ -217,10 +217,12 @@ class EncordClient:
 
     def find_dataset(self, title: str) -> Dataset | None:
         """The Dataset titled exactly `title` that this user can see, if any."""
-        dataset_hash = self._call(
-            f"looking up Dataset {title!r}", lambda: self._dataset_hash(title)
-        )
+        dataset_hash = self.find_dataset_hash(title)
         return None if dataset_hash is None else self._open_dataset(title, dataset_hash)
+
+    def find_dataset_hash(self, title: str) -> str | None:
+        """The hash of the Dataset `find_dataset` would open, without opening it."""
+        return self._call(f"looking up Dataset {title!r}", lambda: self._dataset_hash(title))
 
     def dataset(self, title: str) -> Dataset:
         """The Dataset titled exactly `title`, created without a backing folder if the

@@ -23,13 +23,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from encord.dataset import Dataset
-from encord.storage import StorageFolder
-
-from ingest.encord.client import EncordClient
 from ingest.files import write_jsonl
 from ingest.state import RunState
+
+if TYPE_CHECKING:  # the SDK is not imported for `unchanged_verification` (ingest.cli.sync)
+    from encord.dataset import Dataset
+    from encord.storage import StorageFolder
+
+    from ingest.encord.client import EncordClient
 
 DIFFERENCES_FILE = "verify-differences.jsonl"
 SHOWN_DIFFERENCES = 10
@@ -112,41 +115,41 @@ def verify(
         if reuse_state and storage_folder is not None
         else None
     )
-    counts: Counter = Counter()
     if proven is not None:
-        rows, items = proven
-        sample = write_jsonl(report, iter(()), SHOWN_DIFFERENCES)  # none, as last time
-    else:
-        items = 0
-        if storage_folder is not None:
-            kept = state.folder_index_current(folder, folder_uuid) if reuse_state else None
-            items = (
-                kept
-                if kept is not None
-                else client.index_folder(
-                    storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
-                )
+        return unchanged_verification(
+            dataset.title, dataset.dataset_hash, folder, folder_uuid, proven, directory
+        )
+    counts: Counter = Counter()
+    items = 0
+    if storage_folder is not None:
+        kept = state.folder_index_current(folder, folder_uuid) if reuse_state else None
+        items = (
+            kept
+            if kept is not None
+            else client.index_folder(
+                storage_folder, lambda listed: state.index_folder(folder_uuid, listed)
             )
-        rows = 0
+        )
+    rows = 0
 
-        def linked() -> Iterator[tuple[str, str | None]]:
-            nonlocal rows
-            for row in state.linked_rows(folder, dataset.dataset_hash):
-                rows += 1
-                yield row
+    def linked() -> Iterator[tuple[str, str | None]]:
+        nonlocal rows
+        for row in state.linked_rows(folder, dataset.dataset_hash):
+            rows += 1
+            yield row
 
-        def counted(differences: Iterator[tuple[str, str]]) -> Iterator[dict[str, str]]:
-            for difference, title in differences:
-                counts[difference] += 1
-                yield {"difference": difference, "title": title}
+    def counted(differences: Iterator[tuple[str, str]]) -> Iterator[dict[str, str]]:
+        for difference, title in differences:
+            counts[difference] += 1
+            yield {"difference": difference, "title": title}
 
-        def differences() -> Iterator[tuple[str, str]]:
-            yield from state.compare_with_dataset(folder, scan, (progress or iter)(linked()))
-            yield from state.compare_with_folder(folder, scan, folder_uuid)
+    def differences() -> Iterator[tuple[str, str]]:
+        yield from state.compare_with_dataset(folder, scan, (progress or iter)(linked()))
+        yield from state.compare_with_folder(folder, scan, folder_uuid)
 
-        sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
-        if storage_folder is not None and not counts:
-            state.record_verified(folder, folder_uuid, dataset.dataset_hash, scan, rows, items)
+    sample = write_jsonl(report, counted(differences()), SHOWN_DIFFERENCES)
+    if storage_folder is not None and not counts:
+        state.record_verified(folder, folder_uuid, dataset.dataset_hash, scan, rows, items)
     return Verification(
         dataset=dataset.title,
         dataset_hash=dataset.dataset_hash,
@@ -159,5 +162,33 @@ def verify(
         sample=sample,
         report=report,
         folder_uuid=folder_uuid,
-        unchanged=proven is not None,
+    )
+
+
+def unchanged_verification(
+    title: str,
+    dataset_hash: str,
+    folder: str,
+    folder_uuid: str,
+    proven: tuple[int, int],
+    directory: Path,
+) -> Verification:
+    """What `verify` finds when the run state proves the last exact verification still
+    holds (`RunState.proven_verification`: `proven` is its rows and items): no differences,
+    written as none."""
+    report = directory / DIFFERENCES_FILE
+    rows, items = proven
+    return Verification(
+        dataset=title,
+        dataset_hash=dataset_hash,
+        folder=folder,
+        rows=rows,
+        items=items,
+        missing=0,
+        extra=0,
+        folder_differences=dict.fromkeys(FOLDER_DIFFERENCES, 0),
+        sample=write_jsonl(report, iter(()), SHOWN_DIFFERENCES),
+        report=report,
+        folder_uuid=folder_uuid,
+        unchanged=True,
     )

@@ -112,12 +112,18 @@ def _send_request(child: _Child, request: dict[str, Any]) -> None:
     child.request = request
 
 
-def _start() -> _Child:
+def child_environment() -> dict[str, str]:
+    """This environment, with `ingest` importable by a child `python -m ingest.…` from any
+    working directory."""
     root = str(Path(ingest.__file__).resolve().parent.parent)
-    env = {
+    return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
     }
+
+
+def _start() -> _Child:
+    env = child_environment()
     stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `_end`, after the child)
     child = subprocess.Popen(
         [sys.executable, "-m", "ingest.listing.process"],
@@ -257,13 +263,14 @@ if __name__ == "__main__":
     import botocore.session
 
     import ingest.listing.fast
+    from ingest.exit import exit_now
 
     botocore_session = botocore.session.Session()
     botocore_session.get_service_model("s3")
     request = sys.stdin.buffer.read()
     if not request:  # started ahead and never used
-        raise SystemExit(0)
+        exit_now(0)
     try:
-        raise SystemExit(serve(json.loads(request), botocore_session))
+        exit_now(serve(json.loads(request), botocore_session))
     except BrokenPipeError:  # the parent stopped reading: nothing left to do
         os._exit(0)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ingest.mirror.diff import (
     Change,
@@ -191,11 +191,22 @@ class Classifier:
             yield entry
 
 
-def decide(
-    state: RunState, folder: str, scan: int | None, report: MirrorReport
-) -> tuple[list[tuple[Prior, Held]], list[Held], list[Held]]:
-    """After the scan: (moves, reimports, held entries to add after all), with the report's
-    counts of what is gone and what happens to it, the limits checked (nothing changed yet)."""
+class Decisions(NamedTuple):
+    """What `mirror` is to do after a scan (`decide`)."""
+
+    moves: list[tuple[Prior, Held]]
+    reimports: list[Held]
+    unpaired: list[Held]  # held entries to add after all
+
+    def change_nothing(self, report: MirrorReport) -> bool:
+        """Whether carrying them out asks nothing of Encord: no move, no reimport, no held
+        entry to add, and nothing gone (`report.gone`, which `decide` counted)."""
+        return not (self.moves or self.reimports or self.unpaired or report.gone)
+
+
+def decide(state: RunState, folder: str, scan: int | None, report: MirrorReport) -> Decisions:
+    """After the scan: the decisions, with the report's counts of what is gone and what
+    happens to it, the limits checked (nothing changed yet)."""
     policy = report.policy
     candidates = state.held(folder, scan, Change.MOVE.value)
     reimports = state.held(folder, scan, Change.CONTENT.value)
@@ -219,7 +230,7 @@ def decide(
         report.moves = [_move(prior, held) for prior, held in moves[:SHOWN_MOVES]]
         report.reimported = len(reimports)
         report.unlinked, report.deleted = fates["unlink"], fates["delete"]
-    return moves, reimports, unpaired
+    return Decisions(moves, reimports, unpaired)
 
 
 def mirror(
@@ -229,11 +240,12 @@ def mirror(
     dataset: Dataset,
     scan: int,
     report: MirrorReport,
+    decisions: Decisions,
 ) -> Iterator[Entry]:
-    """Carry out the decisions for this scan; return the held entries that still need
-    uploading (unpaired move candidates, and the replacements of reimported items)."""
+    """Carry out the decisions for this scan (`decide`); return the held entries that still
+    need uploading (unpaired move candidates, and the replacements of reimported items)."""
     name = folder.name
-    moves, reimports, unpaired = decide(state, name, scan, report)
+    moves, reimports, unpaired = decisions
     actions = _Actions(client, state, folder, dataset, report)
     for prior, held in moves:
         actions.repoint(prior, held)
