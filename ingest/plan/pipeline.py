@@ -160,6 +160,7 @@ def iter_entries(
     `read_through`, if given, wraps the sidecar reader (`ingest run` passes a cache in its
     run state: `RunState.cached_sidecars`); `ingest plan` reads every sidecar from S3.
     `header_read_through` does the same for DICOM headers (`RunState.cached_dicom_headers`).
+    The garbage collector is tuned for streaming while the entries are planned.
     `objects`, if given, replaces the configured listing source (`ingest watch` passes just
     the keys a batch of S3 events touched, in key order). `listed`, if given, wraps the
     listing (the CLI counts it for its progress display)."""
@@ -182,6 +183,7 @@ def iter_entries(
             read_header = header_read_through(read_header)
         if objects is None:
             objects = listed_objects(context, report.warnings.append)
+        cleanup.enter_context(_collector_tuned_for_streaming())
         yield from validated(
             entries(
                 listed(objects) if listed else objects,
@@ -273,9 +275,8 @@ def plan(
     writers = None
     try:
         writers = OutputProcess(staging, context.settings.chunk_size)
-        with _collector_tuned_for_streaming():
-            planning = iter_entries(context, report, listed=listed)
-            writers.write(planned(planning) if planned else planning)
+        planning = iter_entries(context, report, listed=listed)
+        writers.write(planned(planning) if planned else planning)
         written, writers = writers.close(), None
         final = [out / path.relative_to(staging) for path in written]
         report.manifests = [str(path) for path in final if path.parent == out]

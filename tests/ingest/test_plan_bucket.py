@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from ingest.cli.main import main
 from ingest.context import PlanContext
 from ingest.errors import UserError
 from ingest.outputs import StackOutputs
-from ingest.plan.pipeline import plan
+from ingest.plan.pipeline import iter_entries, plan
+from ingest.plan.report import PlanReport
 from ingest.plan.validate import validate_file
 from ingest.settings import IngestSettings
 
@@ -287,3 +289,27 @@ def test_an_output_directory_that_cannot_be_created_is_one_line(tmp_path: Path) 
     )
     with pytest.raises(UserError, match=rf"^cannot write to {blocker / 'out'} \(Not a directory"):
         plan(PlanContext(outputs, settings, FlakyS3([["a/1.png"]], None)))
+
+
+def test_the_collector_is_tuned_while_entries_stream_and_restored_after(tmp_path: Path) -> None:
+    # `ingest run` scans through `iter_entries` too, not only `plan`: both stream millions
+    # of short-lived objects.
+    outputs = StackOutputs.model_validate(
+        {
+            "source": "test",
+            "bucketName": "media",
+            "region": "us-east-1",
+            "objectUrlPrefix": "s3://media/",
+        }
+    )
+    settings = IngestSettings.model_validate({"outputDir": str(tmp_path), "listing": "paginator"})
+    context = PlanContext(outputs, settings, FlakyS3([["a/1.png", "a/2.png"]], None))
+    before = gc.get_threshold()
+
+    entries = iter_entries(context, PlanReport())
+    next(entries)
+    during = gc.get_threshold()
+    list(entries)
+
+    assert during[0] > before[0] and during[1:] == before[1:]
+    assert gc.get_threshold() == before
