@@ -19,6 +19,7 @@ itself, as it does when something changed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,9 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # Its answers are needed only once the scan is over: the scan and the listing, which
+    # this child's import would otherwise slow down on a busy machine, come first.
+    os.nice(10)
     from ingest.encord import client  # noqa: F401 (the SDK, imported while the request comes)
     from ingest.exit import exit_now
 
