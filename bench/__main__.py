@@ -54,6 +54,9 @@ TARGET_STATE_BYTES = 300  # on disk per entry
 TARGET_STATE_RERUN_US = 5
 TARGET_STATE_RERUN_MB = 10
 TARGET_RERUN_OVER_PLAN = 1.2
+# The ratio's target applies from this size (#16: "at 100k objects"); below it the rerun's
+# fixed cost, the encord SDK's import in its look-ups child, outweighs the bucket.
+RERUN_OVER_PLAN_FROM = 100_000
 
 
 def measure(implementation: str, keys: int) -> dict:
@@ -273,7 +276,7 @@ def runpath_table(sizes: list[int]) -> list[str]:
             f"unchanged rerun / plan at {count:,}: {ratio:.2f}× "
             f"(medians of {runpath.ROUNDS} runs each, taking turns)"
         )
-        if ratio > TARGET_RERUN_OVER_PLAN:
+        if count >= RERUN_OVER_PLAN_FROM and ratio > TARGET_RERUN_OVER_PLAN:
             failed.append(f"rerun at {count:,}: {ratio:.2f}× the plan > {TARGET_RERUN_OVER_PLAN}×")
         for label, target in (("first run", 15), ("unchanged rerun", 5)):
             per_10k = row[label]["requests"] * 10_000 / count

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from ingest.errors import UserError
 from ingest.listing.process import child_environment
+from ingest.started_ahead import StartedAhead
 
 
 @dataclass(frozen=True)
@@ -106,27 +107,20 @@ class LookupsAhead:
 
 
 # A child started ahead (`started_ahead`), not taken yet.
-_ahead: LookupsAhead | None = None
+_ahead: StartedAhead[LookupsAhead] = StartedAhead(LookupsAhead, LookupsAhead.close)
 
 
 @contextmanager
 def started_ahead() -> Iterator[None]:
     """The child started now, importing the SDK while the command starts up, for the next
     `lookups_ahead` to take; ended on the way out if none took it."""
-    global _ahead
-    _ahead = _ahead or LookupsAhead()
-    try:
+    with _ahead.started():
         yield
-    finally:
-        end_ahead()
 
 
 def end_ahead() -> None:
     """End the child started ahead, if not taken (the run is no sync: it asks itself)."""
-    global _ahead
-    if _ahead is not None:
-        child, _ahead = _ahead, None
-        child.close()
+    _ahead.end()
 
 
 @contextmanager
@@ -143,8 +137,7 @@ def lookups_ahead(
     """The child (the one started ahead, or a new one) asking what `prepare_upload` and a
     sync's look-ups ask: the integration for the role, what the schema at `schema` would
     change, the folder's uuid and the Dataset's hash; ended on the way out."""
-    global _ahead
-    ahead, _ahead = _ahead or LookupsAhead(), None
+    ahead = _ahead.take() or LookupsAhead()
     ahead.ask(
         {
             "domain": domain,

@@ -42,6 +42,7 @@ from typing import IO, Any
 import ingest
 from ingest.errors import UserError
 from ingest.listing.scan import ListedObject
+from ingest.started_ahead import StartedAhead
 
 BATCH = 2000  # records per frame: ~150 KB
 
@@ -53,20 +54,12 @@ class _Child:
     request: dict[str, Any] | None = None  # sent: the child is listing
 
 
-# A child started ahead (`started_ahead`, `listing_begun`), not taken yet.
-_ahead: _Child | None = None
-
-
 @contextmanager
 def started_ahead() -> Iterator[None]:
     """The listing child started now, for the next `listed_in_child` to take; ended on the
     way out if none took it."""
-    global _ahead
-    _ahead = _ahead or _start()
-    try:
+    with _ahead.started():
         yield
-    finally:
-        end_ahead()
 
 
 @contextmanager
@@ -74,30 +67,25 @@ def listing_begun(s3: Any, bucket: str, prefixes: list[str], workers: int) -> It
     """The listing `listed_in_child(s3, bucket, prefixes, workers)` reads, requested now
     (from the child started ahead, or a new one): the child lists, spooling its pages, while
     the caller goes on; ended on the way out if no `listed_in_child` read it."""
-    global _ahead
     request = _request(s3, bucket, prefixes, workers)
     child = _take(request)
     if child.request is None:
         _send_request(child, request)
-    _ahead = child
+    _ahead.hold(child)
     try:
         yield
     finally:
-        end_ahead()
+        _ahead.end()
 
 
 def end_ahead() -> None:
     """End the child started ahead, if not taken (the command lists some other way)."""
-    global _ahead
-    if _ahead is not None:
-        child, _ahead = _ahead, None
-        _end(child)
+    _ahead.end()
 
 
 def _take(request: dict[str, Any]) -> _Child:
     """The child started ahead, unless it was sent another request; else a new one."""
-    global _ahead
-    child, _ahead = _ahead, None
+    child = _ahead.take()
     if child is not None and child.request not in (None, request):
         _end(child)  # listing something else: of no use here
         child = None
@@ -143,6 +131,10 @@ def _end(child: _Child) -> None:
     for stream in (process.stdin, process.stdout, child.stderr):
         if stream is not None:
             stream.close()
+
+
+# A child started ahead (`started_ahead`, `listing_begun`), not taken yet.
+_ahead: StartedAhead[_Child] = StartedAhead(_start, _end)
 
 
 def listed_in_child(

@@ -249,8 +249,9 @@ class FlakyS3:
             yield {"Contents": [{"Key": key, "Size": 1, "ETag": '"e"'} for key in keys]}
 
 
-def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
-    outputs = StackOutputs.model_validate(
+def _media_outputs() -> StackOutputs:
+    """The outputs of a stack whose bucket `FlakyS3` lists."""
+    return StackOutputs.model_validate(
         {
             "source": "test",
             "bucketName": "media",
@@ -258,6 +259,10 @@ def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
             "objectUrlPrefix": "s3://media/",
         }
     )
+
+
+def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
+    outputs = _media_outputs()
     settings = IngestSettings.model_validate(
         {"outputDir": str(tmp_path), "chunkSize": 2, "listing": "paginator"}
     )
@@ -274,14 +279,7 @@ def test_a_failed_plan_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
 
 
 def test_an_output_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
-    outputs = StackOutputs.model_validate(
-        {
-            "source": "test",
-            "bucketName": "media",
-            "region": "us-east-1",
-            "objectUrlPrefix": "s3://media/",
-        }
-    )
+    outputs = _media_outputs()
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     settings = IngestSettings.model_validate(
@@ -294,14 +292,7 @@ def test_an_output_directory_that_cannot_be_created_is_one_line(tmp_path: Path) 
 def test_the_collector_is_tuned_while_entries_stream_and_restored_after(tmp_path: Path) -> None:
     # `ingest run` scans through `iter_entries` too, not only `plan`: both stream millions
     # of short-lived objects.
-    outputs = StackOutputs.model_validate(
-        {
-            "source": "test",
-            "bucketName": "media",
-            "region": "us-east-1",
-            "objectUrlPrefix": "s3://media/",
-        }
-    )
+    outputs = _media_outputs()
     settings = IngestSettings.model_validate({"outputDir": str(tmp_path), "listing": "paginator"})
     context = PlanContext(outputs, settings, FlakyS3([["a/1.png", "a/2.png"]], None))
     before = gc.get_threshold()

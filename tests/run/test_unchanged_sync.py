@@ -185,12 +185,12 @@ def test_the_child_started_ahead_is_taken_by_a_sync_and_ended_before_a_first_syn
 
     def first_sync(*args: object) -> int:
         [child] = started  # started ahead by `main`, for `run`
-        assert ahead._ahead is None and child._process.poll() is not None  # already ended
+        assert ahead._ahead.waiting is None and child._process.poll() is not None  # already ended
         return first_run(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(run_steps, "run", first_sync)
     assert encord_ingest("run").code == 0
 
     assert encord_ingest("run").code == 0  # a sync: it takes the one started ahead
-    assert len(started) == 2 and ahead._ahead is None
+    assert len(started) == 2 and ahead._ahead.waiting is None
     assert started[1]._process.returncode == 0  # it answered, and exited

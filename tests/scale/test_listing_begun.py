@@ -53,7 +53,7 @@ def test_a_listing_begun_and_never_read_is_ended(bucket, monkeypatch) -> None:  
 
     [child] = started.children
     assert child.returncode is not None
-    assert process._ahead is None
+    assert process._ahead.waiting is None
 
 
 def test_the_run_command_imports_no_encord_module_before_it_begins_the_listing() -> None:
