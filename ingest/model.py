@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,6 @@ from ingest.encord_format import KINDS, SINGLE_FILE_KINDS
 # reader (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
 ReadObject = Callable[[str, str | None], bytes]
 _KINDS = frozenset(KINDS)
-# Text `json.dumps` writes as it is, between quotes: printable ASCII but `"` and `\`.
-_VERBATIM_IN_JSON = re.compile(r"[ !#-\[\]-~]*").fullmatch
 
 
 @dataclass(slots=True, init=False)
@@ -84,13 +81,20 @@ class Entry:
         """The JSON the fingerprint hashes. Written here when `json.dumps` would write each
         string as it is (no metadata, no character to escape): one is computed per object
         listed, and `json.dumps` costs several times this (`bench/README.md`)."""
-        if self.client_metadata is None and all(
-            map(_VERBATIM_IN_JSON, (self.kind, self.title, *self.urls, *self.etags))
+        urls, etags = '","'.join(self.urls), '","'.join(self.etags)
+        etags = f'"{etags}"' if self.etags else ""
+        create_video = "true" if self.create_video else "false"
+        text = f'["{self.kind}","{self.title}",["{urls}"],[{etags}],null,{create_video}]'
+        # Verbatim when no string holds a quote, a backslash or a character outside
+        # printable ASCII: then the only quotes are the ones written here.
+        if (
+            self.client_metadata is None
+            and text.isascii()
+            and text.isprintable()
+            and "\\" not in text
+            and text.count('"') == 4 + 2 * (len(self.urls) + len(self.etags))
         ):
-            urls = '","'.join(self.urls)
-            etags = '"' + '","'.join(self.etags) + '"' if self.etags else ""
-            create_video = "true" if self.create_video else "false"
-            return f'["{self.kind}","{self.title}",["{urls}"],[{etags}],null,{create_video}]'
+            return text
         return json.dumps(
             [
                 self.kind,

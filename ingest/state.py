@@ -622,6 +622,10 @@ class RunState:
         seen: _SeenRows,
     ) -> tuple[list[Entry], int]:
         """Record one batch; return its entries never submitted, and how many rows it wrote."""
+        lined_up = earlier.take_if_next([entry.fingerprint for entry in batch])
+        if lined_up is not None:  # an unchanged rerun's batch: the next earlier entries, all
+            seen.add_all(row_id for row_id, _, _ in lined_up)
+            return [entry for entry, row in zip(batch, lined_up, strict=True) if row[2]], 0
         progress: list[tuple[int, bool] | None] = []  # per entry: (row id, unsubmitted)
         misses: list[str] = []
         for entry in batch:
@@ -1986,6 +1990,22 @@ class _EarlierEntries:
         rows.popleft()
         return row_id, bool(unsubmitted)
 
+    def take_if_next(self, fingerprints: list[str]) -> list[tuple[int, str, int]] | None:
+        """The next earlier entries (id, fingerprint, never submitted), consumed, if their
+        fingerprints are exactly `fingerprints`; else None, and nothing moves (`next_if`,
+        for a whole batch at once)."""
+        rows, count = self._rows, len(fingerprints)
+        while len(rows) < count and self._fill():
+            pass
+        if len(rows) < count:
+            return None
+        head = list(islice(rows, count))
+        if [row[1] for row in head] != fingerprints:
+            return None
+        for _ in range(count):
+            rows.popleft()
+        return head
+
     def skip_past(self, row_id: int) -> None:
         """Drop the rows up to `row_id` if it is among those read: the entries between were
         not listed where they stood (gone, or found later by fingerprint). A row further on
@@ -2026,6 +2046,10 @@ class _SeenRows:
         if not self._bits[byte] & bit:
             self._bits[byte] |= bit
             self.count += 1
+
+    def add_all(self, row_ids: Iterable[int]) -> None:
+        for row_id in row_ids:
+            self.add(row_id)
 
     def __contains__(self, row_id: int) -> bool:
         byte = row_id >> 3
