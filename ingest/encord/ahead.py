@@ -7,7 +7,7 @@ schema needs anything, and which Files folder and Dataset carry the settings' na
 encord SDK's import is most of what such a rerun does beyond `ingest plan`, and one process
 runs Python on one core at a time: so a child process (`python -m ingest.encord.ahead`)
 imports the SDK and asks, the scan runs meanwhile, and when the run state proves nothing
-changed (`ingest.cli.sync`) this process never imports the SDK at all.
+changed (`ingest.cli.run_scan`) this process never imports the SDK at all.
 
 The request (the settings' Encord domain, the key's file as given, names; never a key) goes
 on the child's stdin, its answer is one JSON line on stdout. A check the child fails is the
