@@ -39,9 +39,8 @@ class StartedAhead(Generic[Child]):
         return child
 
     def hold(self, child: Child) -> None:
-        """`child` waits for the next `take` (ending any other that waited)."""
-        if self._waiting is not None and self._waiting is not child:
-            self.end()
+        """`child`, taken, waits again for the next `take`."""
+        assert self._waiting is None  # taken: no other waits
         self._waiting = child
 
     def end(self) -> None:
