@@ -78,11 +78,11 @@ NEW_IDS_KEPT = 20_000  # two of the largest jobs (10,000 entries); ~5 MB
 # per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
 # again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
 OUTCOME_COMMIT_EVERY = 50_000
-# Bumped when the tables change: layouts 5 and 6 are migrated in place (`_fold_provenance`;
-# from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`);
-# an older file is rebuilt (losing the entries is safe: the rerun submits everything again
-# and Encord skips what it already has).
-_SCHEMA_VERSION = 7
+# Bumped when the tables change: layouts 5 to 7 are migrated in place (`_fold_provenance`;
+# from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`;
+# up to 7, `_fold_intent_entries`); an older file is rebuilt (losing the entries is safe:
+# the rerun submits everything again and Encord skips what it already has).
+_SCHEMA_VERSION = 8
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
 _CACHE_KIB = 65536
@@ -185,13 +185,9 @@ CREATE TABLE IF NOT EXISTS job_intents (
     folder TEXT NOT NULL,
     folder_uuid TEXT NOT NULL,
     manifest TEXT NOT NULL,
-    started_at REAL NOT NULL
+    started_at REAL NOT NULL,
+    fingerprints TEXT NOT NULL DEFAULT '[]' -- its entries', a JSON array (layout 8)
 );
-CREATE TABLE IF NOT EXISTS intent_entries (
-    intent INTEGER NOT NULL,
-    fingerprint TEXT NOT NULL,
-    PRIMARY KEY (intent, fingerprint)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedupe_pending (
     folder TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -256,6 +252,8 @@ def _first_url(alias: str = "") -> str:
     )
 
 
+# The fingerprints of job intent `:intent`'s entries, a JSON array.
+_INTENT_FINGERPRINTS = "(SELECT fingerprints FROM job_intents WHERE intent = :intent)"
 # The number in `datasets` of the Dataset given as the parameter (NULL, matching no link, for
 # a Dataset with none recorded); computed once per statement.
 _DATASET_NUMBER = "(SELECT number FROM datasets WHERE dataset = ?)"
@@ -396,7 +394,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        elif version != 6:  # layout 6's entries are today's (`url_bases` is new)
+        elif version not in (6, 7):  # layout 6's entries are today's (`url_bases` is new)
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -409,7 +407,9 @@ class RunState:
                         " (SELECT folder FROM mirror_items WHERE urls IS NULL)"
                     )
                     self._migrate_mirror_items("signature")
-        self._number_datasets()
+        if version < 7:
+            self._number_datasets()
+        self._fold_intent_entries()
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _number_datasets(self) -> None:
@@ -432,6 +432,23 @@ class RunState:
             " FROM links_old o JOIN datasets d ON d.dataset = o.dataset"
         )
         self._db.execute("DROP TABLE links_old")
+
+    def _fold_intent_entries(self) -> None:
+        """An older layout's job intents' entries (a row each) into their intents, as the
+        JSON array of their fingerprints, in the caller's transaction."""
+        if not self._exists("intent_entries"):
+            return
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(job_intents)")]
+        if "fingerprints" not in columns:
+            self._db.execute(
+                "ALTER TABLE job_intents ADD COLUMN fingerprints TEXT NOT NULL DEFAULT '[]'"
+            )
+        self._db.execute(
+            "UPDATE job_intents SET fingerprints = (SELECT json_group_array(fingerprint)"
+            " FROM intent_entries i WHERE i.intent = job_intents.intent)"
+            " WHERE intent IN (SELECT intent FROM intent_entries)"
+        )
+        self._db.execute("DROP TABLE intent_entries")
 
     def _fold_provenance(self) -> None:
         """Layout 5's provenance recorded from entries (`mirror_items` rows without URLs)
@@ -456,12 +473,9 @@ class RunState:
             self._migrate_mirror_items("signature_text")
 
     def _migrate_keyed_tables(self) -> None:
-        """Layout 4's links and job intents' entries (rowid tables and their keys' indexes:
-        each row twice) into today's WITHOUT ROWID tables, in the caller's transaction."""
-        for table, columns in (
-            ("links", "dataset TEXT NOT NULL, item_uuid TEXT NOT NULL"),
-            ("intent_entries", "intent INTEGER NOT NULL, fingerprint TEXT NOT NULL"),
-        ):
+        """Layout 4's links (a rowid table and its key's index: each row twice) into a
+        WITHOUT ROWID table, in the caller's transaction."""
+        for table, columns in (("links", "dataset TEXT NOT NULL, item_uuid TEXT NOT NULL"),):
             if not self._exists(table):
                 continue
             names = ", ".join(column.split()[0] for column in columns.split(", "))
@@ -793,20 +807,23 @@ class RunState:
         self, folder: str, folder_uuid: str, manifest: str, fingerprints: list[str]
     ) -> int:
         """An upload job about to be started with these entries, committed before the request
-        is sent: if the process dies before `record_job`, the rerun knows a job may exist."""
+        is sent: if the process dies before `record_job`, the rerun knows a job may exist.
+        Its entries are one JSON array in its row (a row per entry cost as much as the
+        entry's own insert, and was deleted with the intent)."""
         with self._db:
             if folder_uuid not in self._indexed_by_results:
                 self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
             intent = self._db.execute(
-                "INSERT INTO job_intents (folder, folder_uuid, manifest, started_at)"
-                " VALUES (?, ?, ?, ?)",
-                (folder, folder_uuid, manifest, time.time()),
+                "INSERT INTO job_intents (folder, folder_uuid, manifest, started_at,"
+                " fingerprints) VALUES (?, ?, ?, ?, ?)",
+                (
+                    folder,
+                    folder_uuid,
+                    manifest,
+                    time.time(),
+                    json.dumps(list(dict.fromkeys(fingerprints))),
+                ),
             ).lastrowid
-            self._db.execute(
-                "INSERT OR IGNORE INTO intent_entries (intent, fingerprint)"
-                " SELECT ?, value FROM json_each(?)",
-                (intent, json.dumps(fingerprints)),
-            )
         assert intent is not None  # an INSERT's rowid
         return intent
 
@@ -826,9 +843,9 @@ class RunState:
     def intent_urls_unmatched(self, intent: int, folder_uuid: str) -> int:
         """How many of the intent's entries have no item in the folder index yet."""
         (count,) = self._db.execute(
-            "SELECT count(*) FROM intent_entries i JOIN entries e ON e.fingerprint = i.fingerprint"
-            " JOIN job_intents j ON j.intent = i.intent AND e.folder = j.folder"
-            f" WHERE i.intent = :intent AND NOT EXISTS ({_MATCHING_ITEM})",
+            "SELECT count(*) FROM job_intents j, json_each(j.fingerprints) i"
+            " JOIN entries e ON e.folder = j.folder AND e.fingerprint = i.value"
+            f" WHERE j.intent = :intent AND NOT EXISTS ({_MATCHING_ITEM})",
             {"intent": intent, "folder_uuid": folder_uuid},
         ).fetchone()
         return count
@@ -852,7 +869,7 @@ class RunState:
             found = self._db.execute(
                 f"UPDATE entries AS e SET job = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
                 " WHERE e.folder = :folder AND e.item_uuid IS NULL AND e.fingerprint IN"
-                " (SELECT fingerprint FROM intent_entries WHERE intent = :intent)"
+                f" (SELECT value FROM json_each({_INTENT_FINGERPRINTS}))"
                 f" AND EXISTS ({_MATCHING_ITEM})",
                 {
                     "job": self._job_number(job_id),
@@ -863,14 +880,13 @@ class RunState:
             ).rowcount
             self._db.execute(
                 "INSERT OR IGNORE INTO dedupe_pending (folder, fingerprint, since)"
-                " SELECT ?, fingerprint, ? FROM intent_entries WHERE intent = ?",
-                (folder, started_at, intent),
+                f" SELECT :folder, value, :since FROM json_each({_INTENT_FINGERPRINTS})",
+                {"folder": folder, "since": started_at, "intent": intent},
             )
             self._delete_intent(intent)
         return found
 
     def _delete_intent(self, intent: int) -> None:
-        self._db.execute("DELETE FROM intent_entries WHERE intent = ?", (intent,))
         self._db.execute("DELETE FROM job_intents WHERE intent = ?", (intent,))
 
     def record_job(

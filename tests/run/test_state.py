@@ -462,10 +462,11 @@ def test_a_layout_4_file_keeps_its_links_jobs_and_provenance(tmp_path: Path) -> 
         assert new == [entry("a.png")]  # entries are rebuilt: submitted again
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         assert linked(db) == [("dataset", "item-a")]
-        assert db.execute("SELECT * FROM intent_entries").fetchall() == [(7, "fp")]
-        for table in ("links", "intent_entries"):  # each row stored once
-            (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
-            assert "WITHOUT ROWID" in layout[0]
+        assert db.execute("SELECT intent, fingerprints FROM job_intents").fetchall() == [
+            (7, '["fp"]')
+        ]
+        (layout,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'links'")
+        assert "WITHOUT ROWID" in layout[0]  # each link stored once
 
 
 def linked(db: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -747,7 +748,7 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         state.record_mirrored(FOLDER, number)  # b.png listed again: present again
         assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (7,)
+        assert db.execute("PRAGMA user_version").fetchone() == (8,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
 
 
@@ -791,7 +792,7 @@ def test_a_layout_6_file_keeps_its_entries_and_links_and_new_entries_store_their
         assert list(state.held_entries(FOLDER, fingerprints(new))) == new
         state.finish_removal(FOLDER, "dataset-1", ["item-y"], "unlink", deleted=False)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (7,)
+        assert db.execute("PRAGMA user_version").fetchone() == (8,)
         assert linked(db) == [("dataset-1", "item-x"), ("dataset-2", "item-x")]
         assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
         stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
@@ -858,3 +859,48 @@ def test_a_rolled_back_insert_parts_no_entry_from_its_url_base_nor_its_job(
     state.record_job(FOLDER, "fu", "job-1", tmp_path / "m.json", fingerprints([a, c]))
     _, new = scan(state, [b, c])
     assert new == [b]  # c submitted; b not, whatever id was kept for a
+
+
+def _settled_orphan(state: RunState, intent: int) -> tuple[int, int, bool]:
+    """(entries without an item in the folder, entries found, dedupe marked) for `intent`,
+    with the folder holding an item for a.png only."""
+    state.index_folder("fu", [("item-a", "a.png", PREFIX + "a.png", 1.0)])
+    unmatched = state.intent_urls_unmatched(intent, "fu")
+    found = state.settle_intent(intent, FOLDER, "fu", "m.json")
+    return unmatched, found, state.needs_dedupe(FOLDER)
+
+
+def test_an_orphaned_intent_settles_its_entries_from_the_folder(state: RunState) -> None:
+    a, b = entry("a.png"), entry("b.png")
+    scan(state, [a, b])
+    intent = state.record_intent(FOLDER, "fu", "m.json", [*fingerprints([a, b]), b.fingerprint])
+    assert state.orphaned_intents(FOLDER)[0][0] == intent
+    assert _settled_orphan(state, intent) == (1, 1, True)
+    assert state.orphaned_intents(FOLDER) == []
+    _, new = scan(state, [a, b])
+    assert new == [b]  # a.png got the folder's item; b.png is submitted again
+
+
+def test_a_layout_7_file_keeps_its_job_intents_entries(tmp_path: Path) -> None:
+    a, b = entry("a.png"), entry("b.png")
+    with RunState.in_directory(tmp_path) as state:
+        scan(state, [a, b])
+        intent = state.record_intent(FOLDER, "fu", "m.json", fingerprints([a, b]))
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:  # layout 7: a row per intent's entry
+        old.execute(
+            "CREATE TABLE intent_entries (intent INTEGER NOT NULL, fingerprint TEXT NOT NULL,"
+            " PRIMARY KEY (intent, fingerprint)) WITHOUT ROWID"
+        )
+        old.execute(
+            "INSERT INTO intent_entries SELECT intent, value FROM job_intents, json_each(fingerprints)"
+        )
+        old.execute("ALTER TABLE job_intents DROP COLUMN fingerprints")
+        old.execute("PRAGMA user_version = 7")
+    with RunState.in_directory(tmp_path) as state:
+        assert [row[0] for row in state.orphaned_intents(FOLDER)] == [intent]
+        assert _settled_orphan(state, intent) == (1, 1, True)
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (8,)
+        assert not db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'intent_entries'"
+        ).fetchall()
