@@ -9,7 +9,7 @@
 4. endtoend: the `ingest plan` command against the stand-in (320k keys, 16 prefixes, 50 ms
    per request), start-up included, next to the listing alone (`bench.end_to_end`).
 5. state: the run state's first run and unchanged rerun at 100k and 1M entries
-   (`bench.state`).
+   (`bench.state`), and at 1M the SQLite floor under them (`bench.state_floor`).
 6. runpath: `ingest run` (first import, unchanged rerun) and `ingest plan` against moto and
    the Encord sandbox (`bench.runpath`), at 10k and 100k objects by default.
 7. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
@@ -240,7 +240,29 @@ def state_table(sizes: list[int]) -> list[str]:
         ):
             if measured > target:
                 failed.append(f"state at {count:,}: {what} {measured} > {target}")
+    _state_floor_table([count for count in sizes if count >= 1_000_000])
     return failed
+
+
+def _state_floor_table(sizes: list[int]) -> None:
+    """The SQLite floor under the state's first-run targets (`bench.state_floor`)."""
+    from bench import state_floor
+
+    if not sizes:
+        return
+    print()
+    print("| entries | keys | floor CPU µs/entry (insert + item + link) | floor on disk B/entry |")
+    print("|---:|---|---:|---:|")
+    for count in sizes:
+        row = state_floor.in_subprocess(count)
+        for encoding in ("text", "binary"):
+            floor = row[encoding]
+            parts = " + ".join(str(floor["stages"][name]) for name in ("insert", "item", "link"))
+            print(
+                f"| {count:,} | {encoding} | {floor['cpu_us_per_entry']} ({parts}) "
+                f"| {floor['bytes_on_disk_per_entry']} |",
+                flush=True,
+            )
 
 
 def runpath_table(sizes: list[int]) -> list[str]:

@@ -327,6 +327,18 @@ _IN_SCAN = "+folder = ? AND seen_from <= ? AND (gone_at IS NULL OR gone_at > ?)"
 _LISTED_BEFORE = "+folder = ? AND seen_from < ? AND gone_at IS NULL"
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the state file at `path`, set up as the run state uses it."""
+    db = sqlite3.connect(path)
+    # WAL: readers (`status`, `verify`) never wait for a run; NORMAL sync: a commit is safe
+    # from a killed process, and a power cut can only lose the last few commits, which a
+    # rerun redoes (resubmitting is harmless, see `ingest.encord.upload.submit`).
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+    return db
+
+
 class RunState:
     """`exclusive`: for the commands that upload. Two of them on one state would both see
     the same entries as unsubmitted and upload them twice, so the second one is refused."""
@@ -335,13 +347,7 @@ class RunState:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = _lock(path.with_name(f"{path.name}.lock")) if exclusive else None
-        self._db = sqlite3.connect(path)
-        # WAL: readers (`status`, `verify`) never wait for a run; NORMAL sync: a commit is
-        # safe from a killed process, and a power cut can only lose the last few commits,
-        # which a rerun redoes (resubmitting is harmless, see `ingest.encord.upload.submit`).
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+        self._db = connect(path)
         self._create_tables()
         # Sidecars read from S3 by the metadata stage's threads, written by this connection
         # with the scan's own commits (`record_scan`).
