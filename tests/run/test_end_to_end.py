@@ -5,6 +5,7 @@ The resulting Dataset is checked through the SDK, as a user would, not through o
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from tests.run.support import (
     CORPUS_TITLES,
     EXTERNAL_ID,
     ROLE_ARN,
+    UPLOAD_JOBS,
     Bucket,
     Ingest,
     dataset_rows,
@@ -345,7 +348,7 @@ def test_a_killed_run_resumes_its_job_without_duplicates(
     process = cli()
     try:
         recorded = _wait_for_progress(
-            tmp_path / "out/state.sqlite", "SELECT count(*) FROM jobs", process
+            lambda: _count(tmp_path / "out/state.sqlite", "SELECT count(*) FROM jobs"), process
         )
     finally:
         kill(process)
@@ -376,20 +379,30 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
         },
     )
     state = tmp_path / "out/state.sqlite"
-    # Kill each run the moment it has made progress of this kind since the last one.
+
+    def answered(method: str, path: str, query_type: str | None = None) -> Callable[[], int]:
+        return lambda: sum(
+            e.method == method and fnmatch.fnmatchcase(e.path, path) and e.query_type == query_type
+            for e in sandbox.exchanges()
+        )
+
+    # Kill each run the moment it has made progress of this kind since the last one: jobs
+    # recorded in the state (each committed before the next start), then Encord's answers
+    # (the state commits job results and links with later changes, so they show late).
     stages = [
-        "SELECT count(*) FROM jobs",  # while submitting
-        "SELECT count(*) FROM jobs",  # again, on the rerun's new chunks
-        "SELECT count(*) FROM jobs WHERE status != 'PENDING'",  # while settling jobs
-        "SELECT count(*) FROM links",  # after linking, before verifying
+        lambda: _count(state, "SELECT count(*) FROM jobs"),  # while submitting
+        lambda: _count(state, "SELECT count(*) FROM jobs"),  # again, on the rerun's new chunks
+        answered("GET", f"{UPLOAD_JOBS}/*"),  # while settling jobs
+        answered("POST", "/public", "datasetlinkitems"),  # after linking, before verifying
     ]
     killed = 0
-    for query in stages:
+    for progress in stages:
         process = cli("--chunk-size", "4")
         try:
-            killed += _wait_for_progress(state, query, process)
+            progressed = _wait_for_progress(progress, process)
         finally:
             kill(process)
+        killed += progressed and process.returncode == -signal.SIGKILL  # not ended before
 
     final = cli("--chunk-size", "4")
     # A kill that lands between a job start's intent and its request leaves an intent no
@@ -405,12 +418,12 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
     assert folder_item_names(sandbox, key_pair) == titles
 
 
-def _wait_for_progress(state: Path, query: str, process: subprocess.Popen) -> bool:
-    """Wait until `query`'s count grows; False if the process ended first."""
-    baseline = _count(state, query)
+def _wait_for_progress(count: Callable[[], int], process: subprocess.Popen) -> bool:
+    """Wait until `count()` grows; False if the process ended first."""
+    baseline = count()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
-        if _count(state, query) > baseline:
+        if count() > baseline:
             return True
         time.sleep(0.02)
     return False
