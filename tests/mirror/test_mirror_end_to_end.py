@@ -3,7 +3,6 @@ content and moves under each policy, the safety limits, kills, and the plan prev
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import signal
 import time
@@ -18,13 +17,14 @@ from tests.run.support import (
     CORPUS_TITLES,
     Bucket,
     Ingest,
+    answered,
     dataset_rows,
     dataset_titles,
     folder_item_names,
     jobs_started,
     sdk_client,
 )
-from tests.run.test_end_to_end import _wait_for_progress, kill
+from tests.run.test_end_to_end import _count, _wait_for_progress, kill
 
 GROUPED = ("--group", "groups/*=imageGroup")
 GROUP_TITLE = "groups/ward-a/"
@@ -285,16 +285,9 @@ def test_the_plan_preview_matches_what_the_run_then_does(
 SUMMARY = "/v2/public/storage/folders/*/items/*/summary"
 
 
-def _answered(sandbox: Sandbox, method: str, route: str) -> bool:
-    return any(
-        exchange.method == method and fnmatch.fnmatchcase(exchange.path, route)
-        for exchange in sandbox.exchanges()
-    )
-
-
 def _wait_for_answer(sandbox: Sandbox, method: str, route: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while not _answered(sandbox, method, route):
+    while not answered(sandbox, method, route):
         assert time.monotonic() < deadline, f"no answer to {method} {route}"
         time.sleep(0.1)
 
@@ -333,7 +326,8 @@ def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
     process = cli(*GROUPED, *args)
     try:
         recorded = _wait_for_progress(
-            tmp_path / "out/state.sqlite", "SELECT count(*) FROM mirror_actions", process
+            lambda: _count(tmp_path / "out/state.sqlite", "SELECT count(*) FROM mirror_actions"),
+            process,
         )
         if preceding is not None:  # the last look before the change; the change follows
             _wait_for_answer(sandbox, "GET", preceding)
@@ -345,7 +339,7 @@ def test_a_kill_during_each_mirror_stage_then_a_rerun_ends_exact(
     # meets a change Encord made that the run state never recorded as done. On a loaded
     # machine the kill can land between the intent and the request: the rerun must cope too.
     deadline = time.monotonic() + 10.0
-    while not _answered(sandbox, "POST", route) and time.monotonic() < deadline:
+    while not answered(sandbox, "POST", route) and time.monotonic() < deadline:
         time.sleep(0.1)
 
     rerun = cli(*GROUPED, *args, "--json")

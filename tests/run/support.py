@@ -128,6 +128,16 @@ def folder_item_names(sandbox: Sandbox, key_pair: KeyPair, name: str = "imports"
     return sorted(item.name for item in folder.list_items())
 
 
+def answered(sandbox: Sandbox, method: str, route: str, query_type: str | None = None) -> int:
+    """How many calls to `route` (a glob) the sandbox has answered so far."""
+    return sum(
+        exchange.method == method
+        and fnmatch.fnmatchcase(exchange.path, route)
+        and exchange.query_type == query_type
+        for exchange in sandbox.exchanges()
+    )
+
+
 def jobs_started(sandbox: Sandbox) -> list:
     """The upload jobs Encord accepted, as exchanges, oldest first."""
     return [

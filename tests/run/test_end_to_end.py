@@ -5,7 +5,6 @@ The resulting Dataset is checked through the SDK, as a user would, not through o
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import signal
@@ -31,6 +30,7 @@ from tests.run.support import (
     UPLOAD_JOBS,
     Bucket,
     Ingest,
+    answered,
     dataset_rows,
     dataset_titles,
     folder_item_names,
@@ -380,20 +380,15 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
     )
     state = tmp_path / "out/state.sqlite"
 
-    def answered(method: str, path: str, query_type: str | None = None) -> Callable[[], int]:
-        return lambda: sum(
-            e.method == method and fnmatch.fnmatchcase(e.path, path) and e.query_type == query_type
-            for e in sandbox.exchanges()
-        )
-
     # Kill each run the moment it has made progress of this kind since the last one: jobs
     # recorded in the state (each committed before the next start), then Encord's answers
     # (the state commits job results and links with later changes, so they show late).
     stages = [
         lambda: _count(state, "SELECT count(*) FROM jobs"),  # while submitting
         lambda: _count(state, "SELECT count(*) FROM jobs"),  # again, on the rerun's new chunks
-        answered("GET", f"{UPLOAD_JOBS}/*"),  # while settling jobs
-        answered("POST", "/public", "datasetlinkitems"),  # after linking, before verifying
+        lambda: answered(sandbox, "GET", f"{UPLOAD_JOBS}/*"),  # while settling jobs
+        # After linking, before verifying.
+        lambda: answered(sandbox, "POST", "/public", "datasetlinkitems"),
     ]
     killed = 0
     for progress in stages:
