@@ -42,6 +42,7 @@ from typing import IO, Any
 import ingest
 from ingest.errors import UserError
 from ingest.listing.scan import ListedObject
+from ingest.pipes import widened
 from ingest.started_ahead import StartedAhead
 
 BATCH = 2000  # records per frame: ~150 KB
@@ -120,6 +121,8 @@ def _start() -> _Child:
         stderr=stderr,
         env=env,
     )
+    assert child.stdout is not None  # a pipe, as asked
+    widened(child.stdout)
     return _Child(child, stderr)
 
 

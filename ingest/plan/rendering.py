@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, NoReturn
 from ingest.errors import EXIT_USER_ERROR
 from ingest.files import cannot_write, os_reason
 from ingest.model import Entry
+from ingest.pipes import widened
 from ingest.plan.manifest import CsvWriter, ManifestWriter
 
 
@@ -64,7 +65,7 @@ class OutputProcess:
         )
         stdin, stdout = self._child.stdin, self._child.stdout
         assert stdin is not None and stdout is not None  # both are pipes, as asked
-        self._stdin, self._stdout = stdin, stdout
+        self._stdin, self._stdout = widened(stdin), stdout
 
     def write(self, entries: Iterable[Entry]) -> None:
         """Hand `entries` over, in order (their rendering happens in the child): the fields

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
 
 from ingest.errors import UserError
 from ingest.model import Entry
+from ingest.pipes import PIPE_BYTES
 from ingest.plan.manifest import CsvWriter, ManifestWriter, object_url
 from ingest.plan.rendering import BATCH, OutputProcess
 
@@ -75,3 +77,13 @@ def test_kill_stops_the_child(tmp_path: Path) -> None:
     child.write(sample_entries(10))
     child.kill()
     assert child._child.returncode is not None
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_entries_pipe_holds_several_frames(tmp_path: Path) -> None:
+    child = OutputProcess(tmp_path, 500)
+    try:
+        pipe = child._stdin.fileno()  # the writer's end: its pipe is the child's stdin
+        assert fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    finally:
+        child.kill()

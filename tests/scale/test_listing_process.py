@@ -3,6 +3,7 @@ left out)."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import itertools
 import marshal
@@ -16,6 +17,7 @@ from ingest.errors import UserError
 from ingest.listing import process
 from ingest.listing.fast import FastLister
 from ingest.listing.process import listed_in_child, started_ahead
+from ingest.pipes import PIPE_BYTES
 from standins.local_aws import LocalAws
 from standins.s3_listing import BUCKET, start_standin
 
@@ -124,3 +126,13 @@ def test_a_frame_cut_short_is_the_childs_failure_not_a_traceback() -> None:
 
     with pytest.raises(OSError, match="listing the bucket failed: the child died"):
         list(process._records(cut, lambda: OSError("listing the bucket failed: the child died")))
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_records_pipe_holds_several_frames(monkeypatch) -> None:
+    started = _Started(monkeypatch)
+
+    with started_ahead():
+        [child] = started.children
+        assert child.stdout is not None
+        assert fcntl.fcntl(child.stdout.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
