@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bench.measure import cpu_seconds, peak_rss_mb
+from bench.measure import cpu_seconds, in_fresh_interpreter, peak_rss_mb
 from ingest.listing.fast import FastLister
 from ingest.listing.paginator import S3Lister
 from ingest.listing.scan import ListedObject, scan
@@ -109,9 +108,7 @@ def _obstore(endpoint_url: str) -> int:
 
 
 def in_subprocess(source: str, endpoint_url: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.listers", source, endpoint_url]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
+    return in_fresh_interpreter("bench.listers", source, endpoint_url)
 
 
 if __name__ == "__main__":

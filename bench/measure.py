@@ -1,8 +1,13 @@
-"""What every benchmark row reports about its own process: CPU time and peak RSS."""
+"""What every benchmark row reports about its own process (CPU time and peak RSS), and the
+fresh interpreter a row runs in."""
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
+import sys
+from typing import Any
 
 _WHO = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
 
@@ -18,3 +23,10 @@ def peak_rss_mb() -> float:
     For a process that renders in a child (`ingest.plan.rendering`) the sum is an upper
     bound: the child's `ru_maxrss` seems to count the parent's pages between fork and exec."""
     return sum(resource.getrusage(who).ru_maxrss / 1024 for who in _WHO)
+
+
+def in_fresh_interpreter(module: str, *args: str) -> dict[str, Any]:
+    """`python -m module args` in a fresh interpreter: the JSON it prints."""
+    command = [sys.executable, "-m", module, *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)

@@ -21,7 +21,6 @@ temporary files alike).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.measure import peak_rss_mb
+from bench.measure import in_fresh_interpreter, peak_rss_mb
 from ingest.model import Entry
 from ingest.state import STATE_FILE, RunState
 
@@ -177,9 +176,7 @@ def measure(count: int) -> dict[str, Any]:
 
 
 def in_subprocess(count: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.state", str(count)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
+    return in_fresh_interpreter("bench.state", str(count))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ uuids are built before the clock starts; times are CPU µs per entry
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.measure import in_fresh_interpreter
 from bench.state import FOLDER, synthetic_entries
 from ingest.state import OUTCOME_COMMIT_EVERY, SCAN_COMMIT_EVERY, _compact, connect
 
@@ -126,9 +126,7 @@ def _floor(rows: list[tuple[str, Any, str, bytes]], items: list[tuple[int, Any]]
 
 
 def in_subprocess(count: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.state_floor", str(count)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
+    return in_fresh_interpreter("bench.state_floor", str(count))
 
 
 if __name__ == "__main__":
