@@ -404,7 +404,7 @@ class RunState:
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
-                self._migrate_keyed_tables()
+                self._migrate_links()
                 if self._exists("mirror_items"):
                     # Provenance read from entries is lost with them: the folder's is dropped
                     # whole, so the next run recovers it from the Folder (`seed_mirrored`).
@@ -478,19 +478,18 @@ class RunState:
             self._db.execute("DELETE FROM mirror_items WHERE urls IS NULL")
             self._migrate_mirror_items("signature_text")
 
-    def _migrate_keyed_tables(self) -> None:
+    def _migrate_links(self) -> None:
         """Layout 4's links (a rowid table and its key's index: each row twice) into a
         WITHOUT ROWID table, in the caller's transaction."""
-        for table, columns in (("links", "dataset TEXT NOT NULL, item_uuid TEXT NOT NULL"),):
-            if not self._exists(table):
-                continue
-            names = ", ".join(column.split()[0] for column in columns.split(", "))
-            self._db.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
-            self._db.execute(
-                f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({names})) WITHOUT ROWID"
-            )
-            self._db.execute(f"INSERT INTO {table} SELECT {names} FROM {table}_old")
-            self._db.execute(f"DROP TABLE {table}_old")
+        if not self._exists("links"):
+            return
+        self._db.execute("ALTER TABLE links RENAME TO links_old")
+        self._db.execute(
+            "CREATE TABLE links (dataset TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " PRIMARY KEY (dataset, item_uuid)) WITHOUT ROWID"
+        )
+        self._db.execute("INSERT INTO links SELECT dataset, item_uuid FROM links_old")
+        self._db.execute("DROP TABLE links_old")
 
     def _exists(self, table: str) -> bool:
         row = self._db.execute(
