@@ -383,18 +383,24 @@ def test_kills_at_every_stage_still_converge_on_the_exact_dataset(
     # Kill each run the moment it has made progress of this kind since the last one: jobs
     # recorded in the state (each committed before the next start), then Encord's answers
     # (the state commits job results and links with later changes, so they show late).
+    # After a job is recorded the run commits the next start's intent and sends it: the
+    # pause lets that request reach Encord (its answer takes 0.5 s), for a kill between the
+    # intent and the request leaves a start no job answers, which every later run waits
+    # out (`ORPHAN_WAIT_SECONDS`) without progress.
+    submitting = 0.25
     stages = [
-        lambda: _count(state, "SELECT count(*) FROM jobs"),  # while submitting
-        lambda: _count(state, "SELECT count(*) FROM jobs"),  # again, on the rerun's new chunks
-        lambda: answered(sandbox, "GET", f"{UPLOAD_JOBS}/*"),  # while settling jobs
+        (lambda: _count(state, "SELECT count(*) FROM jobs"), submitting),
+        (lambda: _count(state, "SELECT count(*) FROM jobs"), submitting),  # the rerun's chunks
+        (lambda: answered(sandbox, "GET", f"{UPLOAD_JOBS}/*"), 0.0),  # while settling jobs
         # After linking, before verifying.
-        lambda: answered(sandbox, "POST", "/public", "datasetlinkitems"),
+        (lambda: answered(sandbox, "POST", "/public", "datasetlinkitems"), 0.0),
     ]
     killed = 0
-    for progress in stages:
+    for progress, pause in stages:
         process = cli("--chunk-size", "4")
         try:
             progressed = _wait_for_progress(progress, process)
+            time.sleep(pause)
         finally:
             kill(process)
         killed += progressed and process.returncode == -signal.SIGKILL  # not ended before
