@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -204,10 +205,21 @@ def end_to_end_table(keys: int) -> list[str]:
             f"| {measured['peak_rss_mb']} |",
             flush=True,
         )
+    # Two bounds on this machine at this hour: `ingest plan` lists the same keys through the
+    # same lister, then plans them, so it cannot beat the listing alone; and its CPU time,
+    # spread over every core without a gap, is the least wall time it can take.
+    cores = os.cpu_count() or 1
+    by_cpu = round(plan["keys"] / (plan["cpu_seconds"] / cores))
+    print(
+        f"`ingest plan` at {plan['keys_per_second'] / listing['keys_per_second']:.0%} of the"
+        f" listing alone ({listing['keys_per_second']:,} keys/s); its {plan['cpu_seconds']} CPU s"
+        f" over {cores} cores allow at most {by_cpu:,} keys/s"
+    )
     if plan["keys_per_second"] < TARGET_END_TO_END_KEYS_PER_SECOND:
+        bound = min(listing["keys_per_second"], by_cpu)
         return [
             f"ingest plan at 50 ms: {plan['keys_per_second']:,} keys/s"
-            f" < {TARGET_END_TO_END_KEYS_PER_SECOND:,}"
+            f" < {TARGET_END_TO_END_KEYS_PER_SECOND:,} (bound in this run: {bound:,})"
         ]
     return []
 
