@@ -19,7 +19,8 @@ and the latest finished one for `retry`, `verify`, `status`). A partial scan (a 
 that itself (`start_scan`). What `retry` needs to rebuild an entry beyond its title, kind
 and first URL is one compact `marshal` blob; the first URL is '' when it is the folder's URL
 base followed by the title (`url_bases`, `_first_url`). Links name their Dataset by a small
-number (`datasets`).
+number (`datasets`), and the folder index (`folder_items`) its storage folder
+(`storage_folders`).
 
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
@@ -78,11 +79,12 @@ NEW_IDS_KEPT = 20_000  # two of the largest jobs (10,000 entries); ~5 MB
 # per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
 # again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
 OUTCOME_COMMIT_EVERY = 50_000
-# Bumped when the tables change: layouts 5 to 7 are migrated in place (`_fold_provenance`;
+# Bumped when the tables change: layouts 5 to 8 are migrated in place (`_fold_provenance`;
 # from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`;
-# up to 7, `_fold_intent_entries`); an older file is rebuilt (losing the entries is safe:
-# the rerun submits everything again and Encord skips what it already has).
-_SCHEMA_VERSION = 8
+# up to 7, `_fold_intent_entries`; up to 8, `_number_storage_folders`); an older file is
+# rebuilt (losing the entries is safe: the rerun submits everything again and Encord skips
+# what it already has).
+_SCHEMA_VERSION = 9
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
 _CACHE_KIB = 65536
@@ -200,16 +202,25 @@ CREATE TABLE IF NOT EXISTS folder_index_current (
     folder TEXT PRIMARY KEY,
     folder_uuid TEXT NOT NULL
 );
+-- `storage_folder`: the folder's number in `storage_folders` (layout 9), not its 36-character
+-- uuid in the row and each of its indexes.
 CREATE TABLE IF NOT EXISTS folder_items (
-    folder_uuid TEXT NOT NULL,
+    storage_folder INTEGER NOT NULL,
     item_uuid TEXT NOT NULL,
     name TEXT NOT NULL,
     url TEXT,
     created_at REAL NOT NULL,
-    PRIMARY KEY (folder_uuid, item_uuid)
+    PRIMARY KEY (storage_folder, item_uuid)
 );
-CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (folder_uuid, url);
-CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (folder_uuid, name);
+CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (storage_folder, url);
+-- By name only the items without a single file (groups, series: `url` NULL), the only ones
+-- looked up by name: a folder of single files leaves it empty.
+CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (storage_folder, name)
+    WHERE url IS NULL;
+CREATE TABLE IF NOT EXISTS storage_folders (
+    number INTEGER PRIMARY KEY,
+    folder_uuid TEXT NOT NULL UNIQUE
+);
 -- Per folder and Dataset, the latest scan all of whose imported entries were linked, as of
 -- the `item_changes` count then (see `unlinked_items`).
 CREATE TABLE IF NOT EXISTS links_checked (
@@ -260,13 +271,25 @@ _DATASET_NUMBER = "(SELECT number FROM datasets WHERE dataset = ?)"
 # An entry Encord imports from one URL (matched to its item by URL); the others (image groups,
 # DICOM series) are matched by title. `kind` is the kind's position in `KINDS`.
 _SINGLE_FILE = f"kind IN ({', '.join(str(KINDS.index(kind)) for kind in SINGLE_FILE_KINDS)})"
-# The folder index's item for entry `e` (parameter: the folder's uuid): by URL for a single
-# file, by title for a group, the newest of several (a changed group is a new item).
+
+
+def _storage_folder_number(parameter: str = "?") -> str:
+    """The SQL of the number in `storage_folders` of the folder whose uuid is `parameter`
+    (NULL, matching no item, for a folder never indexed); computed once per statement."""
+    return f"(SELECT number FROM storage_folders WHERE folder_uuid = {parameter})"
+
+
+_STORAGE_FOLDER = _storage_folder_number()
+_IN_FOLDER = f"f.storage_folder = {_storage_folder_number(':folder_uuid')}"
+# The folder index's item for entry `e` (parameter `:folder_uuid`), NULL if it has none: by
+# URL for a single file, by title for a group, the newest of several (a changed group is a
+# new item). Two subqueries, not one with the choice inside its condition: each is one
+# search of its index, where a condition that chooses scans the folder's items per entry.
 _MATCHING_ITEM = (
-    "SELECT f.item_uuid FROM folder_items f WHERE f.folder_uuid = :folder_uuid AND"
-    f" CASE WHEN e.{_SINGLE_FILE} THEN f.url = {_first_url('e.')}"
-    " ELSE f.url IS NULL AND f.name = e.title END"
-    " ORDER BY f.created_at DESC LIMIT 1"
+    f"CASE WHEN e.{_SINGLE_FILE} THEN (SELECT f.item_uuid FROM folder_items f WHERE {_IN_FOLDER}"
+    f" AND f.url = {_first_url('e.')} ORDER BY f.created_at DESC LIMIT 1)"
+    f" ELSE (SELECT f.item_uuid FROM folder_items f WHERE {_IN_FOLDER}"
+    " AND f.url IS NULL AND f.name = e.title ORDER BY f.created_at DESC LIMIT 1) END"
 )
 # Encord's clock against ours, when telling a group's fresh duplicates from its old versions.
 GROUP_CLOCK_SKEW_SECONDS = 600
@@ -400,7 +423,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        elif version not in (6, 7):  # layout 6's entries are today's (`url_bases` is new)
+        elif version not in (6, 7, 8):  # layout 6's entries are today's (`url_bases` is new)
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -416,6 +439,7 @@ class RunState:
         if version < 7:
             self._number_datasets()
         self._fold_intent_entries()
+        self._number_storage_folders()
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _number_datasets(self) -> None:
@@ -438,6 +462,36 @@ class RunState:
             " FROM links_old o JOIN datasets d ON d.dataset = o.dataset"
         )
         self._db.execute("DROP TABLE links_old")
+
+    def _number_storage_folders(self) -> None:
+        """An older layout's folder index (the folder's uuid in each row and index) into
+        today's table, each item naming its folder by its number in `storage_folders`, in
+        the caller's transaction."""
+        if not self._exists("folder_items"):
+            return
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(folder_items)")]
+        if "folder_uuid" not in columns:
+            return
+        # The indexes keep their names through a rename: dropped, so that today's are made.
+        self._db.execute("DROP INDEX IF EXISTS folder_items_by_url")
+        self._db.execute("DROP INDEX IF EXISTS folder_items_by_name")
+        self._db.execute("ALTER TABLE folder_items RENAME TO folder_items_old")
+        for statement in _SCHEMA.split(";"):
+            if (
+                "TABLE IF NOT EXISTS folder_items " in statement
+                or "TABLE IF NOT EXISTS storage_folders" in statement
+            ):
+                self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO storage_folders (folder_uuid)"
+            " SELECT DISTINCT folder_uuid FROM folder_items_old"
+        )
+        self._db.execute(
+            "INSERT INTO folder_items (storage_folder, item_uuid, name, url, created_at)"
+            " SELECT s.number, o.item_uuid, o.name, o.url, o.created_at FROM folder_items_old o"
+            " JOIN storage_folders s ON s.folder_uuid = o.folder_uuid"
+        )
+        self._db.execute("DROP TABLE folder_items_old")
 
     def _fold_intent_entries(self) -> None:
         """An older layout's job intents' entries (a row each) into their intents, as the
@@ -850,7 +904,7 @@ class RunState:
         (count,) = self._db.execute(
             "SELECT count(*) FROM job_intents j, json_each(j.fingerprints) i"
             " JOIN entries e ON e.folder = j.folder AND e.fingerprint = i.value"
-            f" WHERE j.intent = :intent AND NOT EXISTS ({_MATCHING_ITEM})",
+            f" WHERE j.intent = :intent AND {_MATCHING_ITEM} IS NULL",
             {"intent": intent, "folder_uuid": folder_uuid},
         ).fetchone()
         return count
@@ -872,10 +926,10 @@ class RunState:
                 (job_id, folder, folder_uuid, manifest),
             )
             found = self._db.execute(
-                f"UPDATE entries AS e SET job = :job, error = NULL, item_uuid = ({_MATCHING_ITEM})"
+                f"UPDATE entries AS e SET job = :job, error = NULL, item_uuid = {_MATCHING_ITEM}"
                 " WHERE e.folder = :folder AND e.item_uuid IS NULL AND e.fingerprint IN"
                 f" (SELECT value FROM json_each({_INTENT_FINGERPRINTS}))"
-                f" AND EXISTS ({_MATCHING_ITEM})",
+                f" AND {_MATCHING_ITEM} IS NOT NULL",
                 {
                     "job": self._job_number(job_id),
                     "folder_uuid": folder_uuid,
@@ -1038,11 +1092,19 @@ class RunState:
             )
 
     def _job_number(self, job_id: str) -> int:
-        """The job's number in `entry_jobs`, given one on first use (in the caller's
-        transaction, or its own)."""
-        self._db.execute("INSERT OR IGNORE INTO entry_jobs (job_id) VALUES (?)", (job_id,))
+        """The job's number in `entry_jobs`, given one on first use."""
+        return self._number("entry_jobs", "job_id", job_id)
+
+    def _storage_folder(self, folder_uuid: str) -> int:
+        """The folder's number in `storage_folders`, given one on first use."""
+        return self._number("storage_folders", "folder_uuid", folder_uuid)
+
+    def _number(self, table: str, column: str, value: str) -> int:
+        """`value`'s number in `table` (keyed by `column`), given one on first use (in the
+        caller's transaction, or its own)."""
+        self._db.execute(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)", (value,))
         (number,) = self._db.execute(
-            "SELECT number FROM entry_jobs WHERE job_id = ?", (job_id,)
+            f"SELECT number FROM {table} WHERE {column} = ?", (value,)
         ).fetchone()
         return int(number)
 
@@ -1065,10 +1127,11 @@ class RunState:
             self._db.execute(
                 "DELETE FROM folder_index_current WHERE folder_uuid = ?", (folder_uuid,)
             )
-            self._db.execute("DELETE FROM folder_items WHERE folder_uuid = ?", (folder_uuid,))
-        batch: list[tuple[str, str, str, str | None, float]] = []
+            storage_folder = self._storage_folder(folder_uuid)
+            self._db.execute("DELETE FROM folder_items WHERE storage_folder = ?", (storage_folder,))
+        batch: list[tuple[int, str, str, str | None, float]] = []
         for item_uuid, name, url, created_at in items:
-            batch.append((folder_uuid, item_uuid, name, url, created_at))
+            batch.append((storage_folder, item_uuid, name, url, created_at))
             if len(batch) >= SCAN_COMMIT_EVERY:
                 count += self._index_batch(batch)
         return count + self._index_batch(batch)
@@ -1078,7 +1141,10 @@ class RunState:
         so while the run's own jobs add to it (`record_job_result`); a listing, a mirror
         action or a later run's job ends that."""
         with self._db:
-            self._db.execute("DELETE FROM folder_items WHERE folder_uuid = ?", (folder_uuid,))
+            self._db.execute(
+                f"DELETE FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}",
+                (folder_uuid,),
+            )
             self._db.execute(
                 "INSERT OR REPLACE INTO folder_index_current (folder, folder_uuid) VALUES (?, ?)",
                 (folder, folder_uuid),
@@ -1089,9 +1155,9 @@ class RunState:
         """A job's result's items — (name, uuid, the URL of the single-file entry so named or
         None) — into the folder index, as a listing would have them."""
         self._db.execute(
-            "INSERT OR REPLACE INTO folder_items (folder_uuid, item_uuid, name, url, created_at)"
+            "INSERT OR REPLACE INTO folder_items (storage_folder, item_uuid, name, url, created_at)"
             " SELECT ?, i.value ->> 1, i.value ->> 0, i.value ->> 2, ? FROM json_each(?) i",
-            (folder_uuid, time.time(), json.dumps(items)),
+            (self._storage_folder(folder_uuid), time.time(), json.dumps(items)),
         )
 
     def folder_index_current(self, folder: str, folder_uuid: str) -> int | None:
@@ -1103,7 +1169,8 @@ class RunState:
         ).fetchone():
             return None
         (count,) = self._db.execute(
-            "SELECT count(*) FROM folder_items WHERE folder_uuid = ?", (folder_uuid,)
+            f"SELECT count(*) FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}",
+            (folder_uuid,),
         ).fetchone()
         return int(count)
 
@@ -1147,10 +1214,10 @@ class RunState:
         self.record_verified(folder, folder_uuid, dataset, scan, rows, items)
         return int(rows), int(items)
 
-    def _index_batch(self, batch: list[tuple[str, str, str, str | None, float]]) -> int:
+    def _index_batch(self, batch: list[tuple[int, str, str, str | None, float]]) -> int:
         with self._db:
             self._db.executemany(
-                "INSERT OR REPLACE INTO folder_items (folder_uuid, item_uuid, name, url, created_at)"
+                "INSERT OR REPLACE INTO folder_items (storage_folder, item_uuid, name, url, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 batch,
             )
@@ -1164,7 +1231,7 @@ class RunState:
         with self._db:
             self._items_changed()
             self._db.execute(
-                f"UPDATE entries AS e SET item_uuid = ({_MATCHING_ITEM})"
+                f"UPDATE entries AS e SET item_uuid = {_MATCHING_ITEM}"
                 " WHERE e.job = :job AND e.item_uuid IS NULL AND e.error IS NULL",
                 {"folder_uuid": folder_uuid, "job": self._job_number(job_id)},
             )
@@ -1194,7 +1261,8 @@ class RunState:
                 )
             items = self._db.execute(
                 "SELECT item_uuid, EXISTS (SELECT 1 FROM links WHERE links.item_uuid ="
-                f" folder_items.item_uuid) FROM folder_items WHERE folder_uuid = ? AND {query}"
+                " folder_items.item_uuid) FROM folder_items"
+                f" WHERE storage_folder = {_STORAGE_FOLDER} AND {query}"
                 " ORDER BY created_at, item_uuid",
                 (folder_uuid, *args),
             ).fetchall()
@@ -1440,7 +1508,9 @@ class RunState:
     def file_links(self, folder_uuid: str) -> Iterator[str]:
         """Each indexed item's URL (or, for a group or series, its name), by name."""
         for name, url in self._db.execute(
-            "SELECT name, url FROM folder_items WHERE folder_uuid = ? ORDER BY name", (folder_uuid,)
+            f"SELECT name, url FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}"
+            " ORDER BY name",
+            (folder_uuid,),
         ):
             yield url or f"(no single file: {name})"
 
@@ -1468,14 +1538,15 @@ class RunState:
         )
         yield from self._db.execute(
             f"SELECT 'not in folder', e.title FROM entries e WHERE {members}"
-            " AND NOT EXISTS (SELECT 1 FROM folder_items f WHERE f.folder_uuid = ?"
+            " AND NOT EXISTS (SELECT 1 FROM folder_items f"
+            f" WHERE f.storage_folder = {_STORAGE_FOLDER}"
             " AND f.item_uuid = e.item_uuid) ORDER BY e.title",
             (*scanned, folder_uuid),
         )
         yield from self._db.execute(
             "SELECT CASE WHEN (CASE WHEN url IS NULL THEN 't:' || name ELSE 'u:' || url END)"
             " IN planned_units THEN 'duplicate' ELSE 'unplanned' END, name FROM folder_items"
-            " WHERE folder_uuid = ? AND item_uuid NOT IN planned_items"
+            f" WHERE storage_folder = {_STORAGE_FOLDER} AND item_uuid NOT IN planned_items"
             # Left in the folder on purpose: unlinked by `deletions: unlink`.
             " AND item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
             " WHERE folder = ? AND status = 'unlinked' UNION ALL SELECT item_uuid FROM entries"

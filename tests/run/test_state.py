@@ -14,7 +14,7 @@ import pytest
 from ingest.encord_format import KINDS
 from ingest.files import write_jsonl
 from ingest.model import Entry
-from ingest.state import STATE_FILE, RunState, _compact
+from ingest.state import _MATCHING_ITEM, STATE_FILE, RunState, _compact
 
 FOLDER = "imports"
 PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
@@ -748,7 +748,7 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         state.record_mirrored(FOLDER, number)  # b.png listed again: present again
         assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (8,)
+        assert db.execute("PRAGMA user_version").fetchone() == (9,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
 
 
@@ -792,7 +792,7 @@ def test_a_layout_6_file_keeps_its_entries_and_links_and_new_entries_store_their
         assert list(state.held_entries(FOLDER, fingerprints(new))) == new
         state.finish_removal(FOLDER, "dataset-1", ["item-y"], "unlink", deleted=False)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (8,)
+        assert db.execute("PRAGMA user_version").fetchone() == (9,)
         assert linked(db) == [("dataset-1", "item-x"), ("dataset-2", "item-x")]
         assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
         stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
@@ -900,7 +900,65 @@ def test_a_layout_7_file_keeps_its_job_intents_entries(tmp_path: Path) -> None:
         assert [row[0] for row in state.orphaned_intents(FOLDER)] == [intent]
         assert _settled_orphan(state, intent) == (1, 1, True)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (8,)
+        assert db.execute("PRAGMA user_version").fetchone() == (9,)
         assert not db.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'intent_entries'"
         ).fetchall()
+
+
+def _folder_with_a_file_and_a_group(state: RunState) -> tuple[int, list[Entry]]:
+    """A scan of a.png and group g/, both in an orphaned start, and the folder's index
+    holding an item for each (the group's with no URL, as Encord lists it)."""
+    a, g = entry("a.png"), group("g", 2)
+    scan(state, [a, g])
+    intent = state.record_intent(FOLDER, "fu", "m.json", fingerprints([a, g]))
+    state.index_folder(
+        "fu", [("item-a", "a.png", PREFIX + "a.png", 1.0), ("item-g", "g/", None, 2.0)]
+    )
+    return intent, [a, g]
+
+
+def test_an_entry_is_matched_to_its_folder_item_by_one_index_search(state: RunState) -> None:
+    intent, _ = _folder_with_a_file_and_a_group(state)
+    assert state.intent_urls_unmatched(intent, "fu") == 0
+    assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
+    plan = " | ".join(
+        row[3]
+        for row in state._db.execute(
+            f"EXPLAIN QUERY PLAN SELECT e.id FROM entries e WHERE {_MATCHING_ITEM} IS NULL",
+            {"folder_uuid": "fu"},
+        )
+    )
+    # By URL for a file, by name for a group: never the folder's items one by one.
+    assert "folder_items_by_url (storage_folder=? AND url=?)" in plan
+    assert "folder_items_by_name (storage_folder=? AND name=?)" in plan
+
+
+def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
+    with RunState.in_directory(tmp_path) as state:
+        intent, _ = _folder_with_a_file_and_a_group(state)
+        state.record_verified(FOLDER, "fu", "ds", 1, 2, 2)
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:  # layout 8: the folder's uuid per item
+        old.executescript(
+            "DROP INDEX folder_items_by_url; DROP INDEX folder_items_by_name;"
+            " CREATE TABLE old_items (folder_uuid TEXT NOT NULL, item_uuid TEXT NOT NULL,"
+            " name TEXT NOT NULL, url TEXT, created_at REAL NOT NULL,"
+            " PRIMARY KEY (folder_uuid, item_uuid));"
+            " INSERT INTO old_items SELECT s.folder_uuid, f.item_uuid, f.name, f.url, f.created_at"
+            " FROM folder_items f JOIN storage_folders s ON s.number = f.storage_folder;"
+            " DROP TABLE folder_items; DROP TABLE storage_folders;"
+            " ALTER TABLE old_items RENAME TO folder_items;"
+            " CREATE INDEX folder_items_by_url ON folder_items (folder_uuid, url);"
+            " CREATE INDEX folder_items_by_name ON folder_items (folder_uuid, name);"
+            " PRAGMA user_version = 8;"
+        )
+    with RunState.in_directory(tmp_path) as state:
+        assert state.folder_index_current(FOLDER, "fu") == 2
+        assert list(state.file_links("fu")) == [PREFIX + "a.png", "(no single file: g/)"]
+        assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (9,)
+        (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items'")
+        assert "storage_folder INTEGER" in table[0]
+        (by_name,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items_by_name'")
+        assert "WHERE url IS NULL" in by_name[0]  # a folder of files leaves it empty
