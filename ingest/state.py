@@ -445,23 +445,8 @@ class RunState:
     def _number_datasets(self) -> None:
         """An older layout's links (the Dataset's hash in each) into today's table, each
         naming its Dataset by its number in `datasets`, in the caller's transaction."""
-        if not self._exists("links"):
-            return
-        self._db.execute("ALTER TABLE links RENAME TO links_old")
-        for statement in _SCHEMA.split(";"):
-            if (
-                "TABLE IF NOT EXISTS links " in statement
-                or "TABLE IF NOT EXISTS datasets" in statement
-            ):
-                self._db.execute(statement)
-        self._db.execute(
-            "INSERT OR IGNORE INTO datasets (dataset) SELECT DISTINCT dataset FROM links_old"
-        )
-        self._db.execute(
-            "INSERT INTO links (dataset, item_uuid) SELECT d.number, o.item_uuid"
-            " FROM links_old o JOIN datasets d ON d.dataset = o.dataset"
-        )
-        self._db.execute("DROP TABLE links_old")
+        if self._exists("links"):
+            self._renumber("links", "dataset", ("datasets", "dataset"), ("item_uuid",))
 
     def _number_storage_folders(self) -> None:
         """An older layout's folder index (the folder's uuid in each row and index) into
@@ -475,23 +460,33 @@ class RunState:
         # The indexes keep their names through a rename: dropped, so that today's are made.
         self._db.execute("DROP INDEX IF EXISTS folder_items_by_url")
         self._db.execute("DROP INDEX IF EXISTS folder_items_by_name")
-        self._db.execute("ALTER TABLE folder_items RENAME TO folder_items_old")
+        self._renumber(
+            "folder_items",
+            "storage_folder",
+            ("storage_folders", "folder_uuid"),
+            ("item_uuid", "name", "url", "created_at"),
+        )
+
+    def _renumber(
+        self, table: str, column: str, numbers: tuple[str, str], others: tuple[str, ...]
+    ) -> None:
+        """`table` of an older layout, which held each row's `key` whole, into today's, whose
+        `column` is its number in the `numbers` table (`numbers` = (that table, `key`)), the
+        `others` columns as they were; in the caller's transaction."""
+        number_table, key = numbers
+        self._db.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
         for statement in _SCHEMA.split(";"):
-            if (
-                "TABLE IF NOT EXISTS folder_items " in statement
-                or "TABLE IF NOT EXISTS storage_folders" in statement
-            ):
+            if any(f"TABLE IF NOT EXISTS {name} " in statement for name in (table, number_table)):
                 self._db.execute(statement)
         self._db.execute(
-            "INSERT OR IGNORE INTO storage_folders (folder_uuid)"
-            " SELECT DISTINCT folder_uuid FROM folder_items_old"
+            f"INSERT OR IGNORE INTO {number_table} ({key}) SELECT DISTINCT {key} FROM {table}_old"
         )
         self._db.execute(
-            "INSERT INTO folder_items (storage_folder, item_uuid, name, url, created_at)"
-            " SELECT s.number, o.item_uuid, o.name, o.url, o.created_at FROM folder_items_old o"
-            " JOIN storage_folders s ON s.folder_uuid = o.folder_uuid"
+            f"INSERT INTO {table} ({column}, {', '.join(others)})"
+            f" SELECT n.number, {', '.join('o.' + name for name in others)} FROM {table}_old o"
+            f" JOIN {number_table} n ON n.{key} = o.{key}"
         )
-        self._db.execute("DROP TABLE folder_items_old")
+        self._db.execute(f"DROP TABLE {table}_old")
 
     def _fold_intent_entries(self) -> None:
         """An older layout's job intents' entries (a row each) into their intents, as the
