@@ -8,7 +8,9 @@ One stand-in (`standins.s3_listing`, 16 prefixes, `delay_ms` per request) serves
   (`ingest.plan.rendering`).
 - listing alone: `bench.listers`' fast row (the fast lister in one process, counting).
 
-Peak RSS is the command's process tree (its own plus its finished children's).
+Peak RSS is the command's process tree (its own plus its finished children's). The
+stand-in's own CPU during each row is measured too: it shares the machine's cores with the
+command, as S3 would not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import listers
+from bench.measure import process_cpu_seconds
 from standins.s3_listing import BUCKET, start_standin
 
 
@@ -71,9 +74,14 @@ def plan_command(endpoint_url: str, workdir: Path) -> dict[str, Any]:
 
 def measure(keys: int, delay_ms: int) -> dict[str, Any]:
     with start_standin(keys, prefixes=16, delay_ms=delay_ms) as standin:
+        pid = standin.process.pid
+        before = process_cpu_seconds(pid)
         with tempfile.TemporaryDirectory(prefix="bench-e2e-") as name:
             plan = plan_command(standin.endpoint_url, Path(name))
+        plan["standin_cpu_seconds"] = round(process_cpu_seconds(pid) - before, 2)
+        before = process_cpu_seconds(pid)
         listing = listers.in_subprocess("fast", standin.endpoint_url)
+        listing["standin_cpu_seconds"] = round(process_cpu_seconds(pid) - before, 2)
     return {"plan": plan, "listing": listing}
 
 

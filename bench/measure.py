@@ -4,6 +4,7 @@ fresh interpreter a row runs in."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -15,6 +16,13 @@ _WHO = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
 def cpu_seconds() -> float:
     """CPU time of this process and of its finished children (user + system)."""
     return sum(usage.ru_utime + usage.ru_stime for usage in map(resource.getrusage, _WHO))
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time so far of another running process (user + system, from `/proc`)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
