@@ -9,9 +9,10 @@
 4. endtoend: the `ingest plan` command against the stand-in (320k keys, 16 prefixes, 50 ms
    per request), start-up included, next to the listing alone (`bench.end_to_end`).
 5. state: the run state's first run and unchanged rerun at 100k and 1M entries
-   (`bench.state`), and at 1M the SQLite floor under them (`bench.state_floor`).
-6. runpath: `ingest run` (first import, unchanged rerun) and `ingest plan` against moto and
-   the Encord sandbox (`bench.runpath`), at 10k and 100k objects by default.
+   (`bench.state`), at 1M the SQLite floor under them (`bench.state_floor`), and
+   verification's own work in the state at each size (`bench.verify_state`).
+6. runpath: `ingest run` (first import, unchanged rerun), `ingest plan` and `ingest verify`
+   against moto and the Encord sandbox (`bench.runpath`), at 10k and 100k objects by default.
 7. startup: `--help`, `validate` and `schema check`, fresh interpreters (`bench.startup`).
 8. watch: `ingest watch` latency and throughput, moto's S3 events → SQS → the sandbox
    (`bench.watch`).
@@ -256,6 +257,24 @@ def state_table(sizes: list[int]) -> list[str]:
             if measured > target:
                 failed.append(f"state at {count:,}: {what} {measured} > {target}")
     _state_floor_table([count for count in sizes if count >= 1_000_000])
+    return failed + _verify_state_table(sizes)
+
+
+def _verify_state_table(sizes: list[int]) -> list[str]:
+    """Verification's work in the run state (`bench.verify_state`): its peak RSS."""
+    from bench import verify_state
+
+    print()
+    print("| entries | verify in the state: index the folder, compare (s) | peak RSS (MB) |")
+    print("|---:|---:|---:|")
+    failed = []
+    for count in sizes:
+        row = verify_state.in_subprocess(count)
+        print(f"| {count:,} | {row['seconds']} | {row['peak_rss_mb']} |", flush=True)
+        if row["peak_rss_mb"] > TARGET_PEAK_MB:
+            failed.append(
+                f"verify in the state at {count:,}: {row['peak_rss_mb']} MB > {TARGET_PEAK_MB} MB"
+            )
     return failed
 
 
@@ -291,7 +310,7 @@ def runpath_table(sizes: list[int]) -> list[str]:
     failed = []
     for count in sizes:
         row = runpath.measure(count)
-        for label in ("first run", "unchanged rerun", "plan"):
+        for label in ("first run", "unchanged rerun", "plan", "verify"):
             measured = row[label]
             requests = (
                 f"{measured['requests'] * 10_000 / count:.1f} ({measured['polls']} polls)"

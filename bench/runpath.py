@@ -1,5 +1,6 @@
-"""The whole run path: `ingest run` twice (a first import, an unchanged rerun) and `ingest
-plan`, as a user runs them, against the S3 stand-in (`standins.s3_listing`, an `ImageBucket`:
+"""The whole run path: `ingest run` twice (a first import, an unchanged rerun), `ingest
+plan` and `ingest verify` (which always lists the Files folder, a page of 1,000 items at a
+time, and compares), as a user runs them, against the S3 stand-in (`standins.s3_listing`, an `ImageBucket`:
 listing, GET and HEAD of tiny PNGs computed, not stored), moto for STS alone (the sandbox
 assumes the integration's role there) and the Encord sandbox (`sandbox`), which reads each
 object from the stand-in with the role's credentials as Encord would from S3.
@@ -134,26 +135,34 @@ def measure(count: int) -> dict[str, Any]:
                 *("--folder", "imports", "--dataset", "Imported", "--quiet"),
                 *("--encord-domain", sandbox.url, "--ssh-key-file", str(keys.private_key_path)),
             ]
-            rows: dict[str, Any] = {}
-            for label in ("first run", "unchanged rerun"):
+            verify = [*run[:3], "verify", *run[4:]]  # the same inputs and output directory
+
+            def counted(command: list[str]) -> dict[str, Any]:
+                """`_timed(command)` with the sandbox's CPU meanwhile and its requests."""
                 before = len(sandbox.exchanges())
                 cpu = time.process_time()
-                rows[label] = _timed(run, env)
-                rows[label]["sandbox_cpu_s"] = round(time.process_time() - cpu, 1)
+                row = _timed(command, env)
+                row["sandbox_cpu_s"] = round(time.process_time() - cpu, 1)
+                exchanges = sandbox.exchanges()[before:]
                 routes = Counter(
                     _route(e.method, e.path, e.query_type)
-                    for e in sandbox.exchanges()[before:]
+                    for e in exchanges
                     if not _is_poll(e.method, e.path)
                 )
-                polls = sum(_is_poll(e.method, e.path) for e in sandbox.exchanges()[before:])
-                rows[label]["requests"] = sum(routes.values())
-                rows[label]["polls"] = polls
-                rows[label]["routes"] = dict(routes.most_common())
+                row["requests"] = sum(routes.values())
+                row["polls"] = sum(_is_poll(e.method, e.path) for e in exchanges)
+                row["routes"] = dict(routes.most_common())
+                return row
+
+            rows: dict[str, Any] = {}
+            for label in ("first run", "unchanged rerun"):
+                rows[label] = counted(run)
                 if label == "first run":
                     state = sum(
                         path.stat().st_size for path in (work / "out").glob("state.sqlite*")
                     )
                     rows[label]["state_bytes_per_entry"] = round(state / count)
+            rows["verify"] = counted(verify)
             for label, row in rows.items():  # the breakdown behind the table's figures
                 print(f"runpath {count:,} {label}: {json.dumps(row)}", file=sys.stderr)
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]

@@ -120,6 +120,11 @@ def _first_run(state: RunState, entries: list[Entry], directory: Path, stages: _
     stages("record_mirrored", lambda: state.record_mirrored(FOLDER, scan))
 
 
+def first_import(state: RunState, entries: list[Entry], directory: Path) -> None:
+    """The first run above, untimed: the state a first import of `entries` leaves."""
+    _first_run(state, entries, directory, _Stages())
+
+
 def _rerun(state: RunState, entries: list[Entry], stages: _Stages) -> None:
     scan = state.start_scan(FOLDER)
     assert not stages("record_scan", lambda: list(state.record_scan(FOLDER, scan, entries)))
