@@ -1,9 +1,10 @@
 """The whole run path: `ingest run` twice (a first import, an unchanged rerun), `ingest
 plan` and `ingest verify` (which always lists the Files folder, a page of 1,000 items at a
-time, and compares), as a user runs them, against the S3 stand-in (`standins.s3_listing`, an `ImageBucket`:
-listing, GET and HEAD of tiny PNGs computed, not stored), moto for STS alone (the sandbox
-assumes the integration's role there) and the Encord sandbox (`sandbox`), which reads each
-object from the stand-in with the role's credentials as Encord would from S3.
+time, and compares), as a user runs them, against the S3 stand-in (`standins.s3_listing`,
+an `ImageBucket`: listing, GET and HEAD of tiny PNGs computed, not stored), moto for STS
+alone (the sandbox assumes the integration's role there) and the Encord sandbox
+(`sandbox`), which reads each object from the stand-in with the role's credentials as
+Encord would from S3.
 
 Each command is a child process: wall time from the outside (start-up included), peak RSS
 its own (`RUSAGE_CHILDREN` of a fresh interpreter around it). Encord requests are the

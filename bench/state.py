@@ -6,8 +6,9 @@ their fingerprints computed before the clock starts: what is timed is the state'
 - first run, as `ingest run`'s first import records it: `folder_created` (the run makes its
   Files folder, whose index then follows the jobs' results), `record_scan` of N new
   entries, per 10,000 (a job) `record_intent` then `record_job`; `finish_scan`; per job
-  `record_job_result` with every item (random uuids, as Encord's) and `finish_job`; `unlinked_items` +
-  `record_links` per 1,000 (a link batch); `record_mirrored` (mirroring's provenance).
+  `record_job_result` with every item (random uuids, as Encord's) and `finish_job`;
+  `unlinked_items` + `record_links` per 1,000 (a link batch); `record_mirrored`
+  (mirroring's provenance).
 - unchanged rerun, as `ingest run` reads it: `record_scan`, the mirror step's reads
   (`held`, `gone`, `mirrored_count`, `scanned_count`), `finish_scan`, `failed_units`,
   `unlinked_items` (none), `record_mirrored` (nothing new), `counts`. (Verification's own
