@@ -906,20 +906,20 @@ def test_a_layout_7_file_keeps_its_job_intents_entries(tmp_path: Path) -> None:
         ).fetchall()
 
 
-def _folder_with_a_file_and_a_group(state: RunState) -> tuple[int, list[Entry]]:
-    """A scan of a.png and group g/, both in an orphaned start, and the folder's index
-    holding an item for each (the group's with no URL, as Encord lists it)."""
+def _folder_with_a_file_and_a_group(state: RunState) -> int:
+    """The orphaned start of a scan of a.png and group g/, with the folder's index holding
+    an item for each (the group's with no URL, as Encord lists it)."""
     a, g = entry("a.png"), group("g", 2)
     scan(state, [a, g])
     intent = state.record_intent(FOLDER, "fu", "m.json", fingerprints([a, g]))
     state.index_folder(
         "fu", [("item-a", "a.png", PREFIX + "a.png", 1.0), ("item-g", "g/", None, 2.0)]
     )
-    return intent, [a, g]
+    return intent
 
 
 def test_an_entry_is_matched_to_its_folder_item_by_one_index_search(state: RunState) -> None:
-    intent, _ = _folder_with_a_file_and_a_group(state)
+    intent = _folder_with_a_file_and_a_group(state)
     assert state.intent_urls_unmatched(intent, "fu") == 0
     assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
     plan = " | ".join(
@@ -936,7 +936,7 @@ def test_an_entry_is_matched_to_its_folder_item_by_one_index_search(state: RunSt
 
 def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
     with RunState.in_directory(tmp_path) as state:
-        intent, _ = _folder_with_a_file_and_a_group(state)
+        intent = _folder_with_a_file_and_a_group(state)
         state.record_verified(FOLDER, "fu", "ds", 1, 2, 2)
     with sqlite3.connect(tmp_path / STATE_FILE) as old:  # layout 8: the folder's uuid per item
         old.executescript(
