@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from ingest.cli.options import settings_overrides
@@ -36,8 +36,8 @@ _CHECK_CONFIG = Config(
 class PlanContext:
     outputs: StackOutputs
     settings: IngestSettings
-    s3: Any  # a boto3 S3 client
-    # The boto3 session `s3` was made in: another client made in it (`check_context`'s)
+    s3: Any  # a botocore S3 client (see `s3_client`)
+    # The botocore session `s3` was made in: another client made in it (`check_context`'s)
     # shares the S3 model it loaded. None: a new session's.
     session: Any = None
     warnings: tuple[str, ...] = ()  # settings given that the chosen sources ignore
@@ -67,16 +67,18 @@ def load_context(args: argparse.Namespace) -> PlanContext:
 
 
 def s3_client(outputs: StackOutputs, settings: IngestSettings) -> tuple[Any, Any]:
-    """A boto3 session and its S3 client, credentials and endpoint the boto3 way (profile,
-    env, role; AWS_ENDPOINT_URL)."""
+    """A botocore session and its S3 client, credentials and endpoint the boto3 way (profile,
+    env, role; AWS_ENDPOINT_URL). botocore's own client is what boto3's would be for the calls
+    made here, without importing boto3 and s3transfer on every command's start-up
+    (`bench/README.md`)."""
     config = Config(
         max_pool_connections=max(10, settings.scan_workers * 2),
         retries={"mode": "standard", "max_attempts": 8},
     )
-    # boto3 resolves AWS_PROFILE when the session and client are made, not at the first call.
+    # botocore resolves AWS_PROFILE when the session and client are made, not at the first call.
     with s3_errors("connecting to", f"S3 for s3://{outputs.bucket_name}"):
-        session = boto3.session.Session()
-        return session, session.client("s3", region_name=outputs.region, config=config)
+        session = botocore.session.Session()
+        return session, session.create_client("s3", region_name=outputs.region, config=config)
 
 
 def check_context(context: PlanContext) -> None:
@@ -89,7 +91,7 @@ def check_context(context: PlanContext) -> None:
         return  # the inventory source checks its report location; the bucket may be unlisted
     bucket, prefix = context.outputs.bucket_name, context.prefixes[0]
     with s3_errors("listing", f"s3://{bucket}/{prefix}"):
-        quick = (context.session or boto3.session.Session()).client(
+        quick = (context.session or botocore.session.Session()).create_client(
             "s3",
             region_name=context.outputs.region,
             endpoint_url=context.s3.meta.endpoint_url,

@@ -199,7 +199,7 @@ def iter_entries(
 
 
 class _S3Objects:
-    """The boto3 adapter for single objects: sidecar bodies and content types."""
+    """The S3 adapter for single objects: sidecar bodies and content types."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3

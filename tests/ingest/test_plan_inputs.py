@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-import boto3
+import botocore.session
 import pytest
 
 from ingest.cli.main import main
@@ -158,7 +158,7 @@ def test_the_bucket_check_makes_its_client_in_the_contexts_session(
     context = load_context(args)
 
     def no_new_session(*args, **kwargs):
-        raise AssertionError("check_context made a boto3 session of its own")
+        raise AssertionError("check_context made a botocore session of its own")
 
-    monkeypatch.setattr(boto3.session, "Session", no_new_session)
+    monkeypatch.setattr(botocore.session, "Session", no_new_session)
     check_context(context)  # the bucket answers, through a client of the context's session
