@@ -10,7 +10,9 @@ One stand-in (`standins.s3_listing`, 16 prefixes, `delay_ms` per request) serves
 
 Peak RSS is the command's process tree (its own plus its finished children's). The
 stand-in's own CPU during each row is measured too: it shares the machine's cores with the
-command, as S3 would not.
+command, as S3 would not. The two rows take turns, `ROUNDS` times each, and each reports its
+median run by wall time: one run each measured the second row against a stand-in the first
+had warmed, and either against whatever else the machine was doing at that moment.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import listers
-from bench.measure import process_cpu_seconds
+from bench.measure import alternated, process_cpu_seconds
 from standins.s3_listing import BUCKET, start_standin
+
+ROUNDS = 3  # of the plan and the listing alone, taking turns
 
 
 def plan_command(endpoint_url: str, workdir: Path) -> dict[str, Any]:
@@ -73,16 +78,30 @@ def plan_command(endpoint_url: str, workdir: Path) -> dict[str, Any]:
 
 
 def measure(keys: int, delay_ms: int) -> dict[str, Any]:
+    """Both rows `ROUNDS` times, taking turns against one stand-in: the median of each."""
     with start_standin(keys, prefixes=16, delay_ms=delay_ms) as standin:
-        pid = standin.process.pid
-        before = process_cpu_seconds(pid)
-        with tempfile.TemporaryDirectory(prefix="bench-e2e-") as name:
-            plan = plan_command(standin.endpoint_url, Path(name))
-        plan["standin_cpu_seconds"] = round(process_cpu_seconds(pid) - before, 2)
-        before = process_cpu_seconds(pid)
-        listing = listers.in_subprocess("fast", standin.endpoint_url)
-        listing["standin_cpu_seconds"] = round(process_cpu_seconds(pid) - before, 2)
-    return {"plan": plan, "listing": listing}
+
+        def plan() -> dict[str, Any]:
+            with tempfile.TemporaryDirectory(prefix="bench-e2e-") as name:
+                return plan_command(standin.endpoint_url, Path(name))
+
+        def listing() -> dict[str, Any]:
+            return listers.in_subprocess("fast", standin.endpoint_url)
+
+        def with_standin_cpu(run: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+            def measured() -> dict[str, Any]:
+                before = process_cpu_seconds(standin.process.pid)
+                row = run()
+                row["standin_cpu_seconds"] = round(
+                    process_cpu_seconds(standin.process.pid) - before, 2
+                )
+                return row
+
+            return measured
+
+        return alternated(
+            {"plan": with_standin_cpu(plan), "listing": with_standin_cpu(listing)}, ROUNDS
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 _WHO = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -38,3 +39,21 @@ def in_fresh_interpreter(module: str, *args: str) -> dict[str, Any]:
     command = [sys.executable, "-m", module, *args]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
+
+
+def alternated(runs: dict[str, Callable[[], dict[str, Any]]], rounds: int) -> dict[str, Any]:
+    """Each run `rounds` times, taking turns (the machine is shared: its load changes from one
+    run to the next, alike for each); per run, its median by wall time (`seconds`), with the
+    sorted wall times of all its rounds (`walls`)."""
+    measured: dict[str, list[dict[str, Any]]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, run in runs.items():
+            measured[label].append(run())
+    medians = {}
+    for label, rows in measured.items():
+        by_wall = sorted(rows, key=lambda row: row["seconds"])
+        medians[label] = {
+            **by_wall[len(by_wall) // 2],
+            "walls": [row["seconds"] for row in by_wall],
+        }
+    return medians

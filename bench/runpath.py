@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.measure import alternated
 from sandbox import generate_key_pair, running_sandbox
 from standins.local_aws import ANONYMOUS, REGION, local_aws
 from standins.s3_listing import start_standin
@@ -59,22 +60,6 @@ def _timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         "cpu_s": round(cpu, 2),
         "peak_rss_mb": round(peak_kib / 1024),
     }
-
-
-def _alternated(commands: dict[str, list[str]], env: dict[str, str]) -> dict[str, Any]:
-    """Each command `ROUNDS` times, taking turns (the machine is shared: its load changes
-    from one run to the next, alike for each); the median run of each, by wall time, with
-    the range of its wall times."""
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in commands}
-    for _ in range(ROUNDS):
-        for label, command in commands.items():
-            runs[label].append(_timed(command, env))
-    medians = {}
-    for label, timed in runs.items():
-        walls = sorted(run["seconds"] for run in timed)
-        median = sorted(timed, key=lambda run: run["seconds"])[len(timed) // 2]
-        medians[label] = {**median, "walls": walls}
-    return medians
 
 
 def _route(method: str, path: str, query_type: str | None) -> str:
@@ -167,7 +152,13 @@ def measure(count: int) -> dict[str, Any]:
             for label, row in rows.items():  # the breakdown behind the table's figures
                 print(f"runpath {count:,} {label}: {json.dumps(row)}", file=sys.stderr)
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]
-            timed = _alternated({"unchanged rerun": run, "plan": [*plan, "--quiet"]}, env)
+            timed = alternated(
+                {
+                    "unchanged rerun": lambda: _timed(run, env),
+                    "plan": lambda: _timed([*plan, "--quiet"], env),
+                },
+                ROUNDS,
+            )
             rows["unchanged rerun"].update(timed["unchanged rerun"])  # its requests: above
             rows["plan"] = timed["plan"]
             for label in ("unchanged rerun", "plan"):
