@@ -20,7 +20,8 @@ that itself (`start_scan`). What `retry` needs to rebuild an entry beyond its ti
 and first URL is one compact `marshal` blob; the first URL is '' when it is the folder's URL
 base followed by the title (`url_bases`, `_first_url`). Links name their Dataset by a small
 number (`datasets`), and the folder index (`folder_items`) its storage folder
-(`storage_folders`).
+(`storage_folders`), whose URL base its items' URLs are stored after in the same way ('' for
+the base followed by the item's name).
 
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
@@ -79,12 +80,12 @@ NEW_IDS_KEPT = 20_000  # two of the largest jobs (10,000 entries); ~5 MB
 # per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
 # again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
 OUTCOME_COMMIT_EVERY = 50_000
-# Bumped when the tables change: layouts 5 to 8 are migrated in place (`_fold_provenance`;
+# Bumped when the tables change: layouts 5 to 9 are migrated in place (`_fold_provenance`;
 # from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`;
-# up to 7, `_fold_intent_entries`; up to 8, `_number_storage_folders`); an older file is
-# rebuilt (losing the entries is safe: the rerun submits everything again and Encord skips
-# what it already has).
-_SCHEMA_VERSION = 9
+# up to 7, `_fold_intent_entries`; up to 8, `_number_storage_folders`; up to 9,
+# `_base_folder_urls`); an older file is rebuilt (losing the entries is safe: the rerun
+# submits everything again and Encord skips what it already has).
+_SCHEMA_VERSION = 10
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
 _CACHE_KIB = 65536
@@ -203,7 +204,9 @@ CREATE TABLE IF NOT EXISTS folder_index_current (
     folder_uuid TEXT NOT NULL
 );
 -- `storage_folder`: the folder's number in `storage_folders` (layout 9), not its 36-character
--- uuid in the row and each of its indexes.
+-- uuid in the row and each of its indexes. `url`: NULL for an item without a single file (a
+-- group, a series), '' when it is the folder's URL base followed by the name (layout 10), as
+-- an import's items' URLs are: neither the row nor an index then holds the URL whole.
 CREATE TABLE IF NOT EXISTS folder_items (
     storage_folder INTEGER NOT NULL,
     item_uuid TEXT NOT NULL,
@@ -212,14 +215,21 @@ CREATE TABLE IF NOT EXISTS folder_items (
     created_at REAL NOT NULL,
     PRIMARY KEY (storage_folder, item_uuid)
 );
-CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (storage_folder, url);
--- By name only the items without a single file (groups, series: `url` NULL), the only ones
--- looked up by name: a folder of single files leaves it empty.
+-- Looked up by URL (`_items_at_url`): an item stored with its URL whole by that URL, one
+-- stored as '' by its name. An item without a single file by its name (the items matched
+-- to groups and series). A query names the index's condition to use it.
+CREATE INDEX IF NOT EXISTS folder_items_by_url ON folder_items (storage_folder, url)
+    WHERE url != '';
+CREATE INDEX IF NOT EXISTS folder_items_by_base_name ON folder_items (storage_folder, name)
+    WHERE url = '';
 CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (storage_folder, name)
     WHERE url IS NULL;
+-- `url_base`: what its items' URLs are their names after (`_stored_url`), from the first
+-- item indexed whose URL ends with its name, then kept: the stored '' URLs depend on it.
 CREATE TABLE IF NOT EXISTS storage_folders (
     number INTEGER PRIMARY KEY,
-    folder_uuid TEXT NOT NULL UNIQUE
+    folder_uuid TEXT NOT NULL UNIQUE,
+    url_base TEXT
 );
 -- Per folder and Dataset, the latest scan all of whose imported entries were linked, as of
 -- the `item_changes` count then (see `unlinked_items`).
@@ -281,13 +291,36 @@ def _storage_folder_number(parameter: str = "?") -> str:
 
 _STORAGE_FOLDER = _storage_folder_number()
 _IN_FOLDER = f"f.storage_folder = {_storage_folder_number(':folder_uuid')}"
+
+
+def _items_at_url(folder: str, url: str) -> str:
+    """The SQL of the folder index's items (item_uuid, created_at) at URL `url` in the folder
+    numbered `folder` (both SQL expressions): those stored with the URL whole, and those
+    stored as '' whose name follows the folder's URL base in it; one index search each."""
+    return (
+        "SELECT item_uuid, created_at FROM folder_items"
+        f" WHERE storage_folder = {folder} AND url != '' AND url = {url}"
+        " UNION ALL SELECT b.item_uuid, b.created_at FROM folder_items b"
+        " JOIN storage_folders s ON s.number = b.storage_folder"
+        f" WHERE b.storage_folder = {folder} AND b.url = ''"
+        f" AND b.name = substr({url}, length(s.url_base) + 1)"
+        f" AND substr({url}, 1, length(s.url_base)) = s.url_base"
+    )
+
+
+# The URL of folder item `f` (NULL for an item without a single file).
+_ITEM_URL = (
+    "CASE f.url WHEN '' THEN (SELECT url_base FROM storage_folders"
+    " WHERE number = f.storage_folder) || f.name ELSE f.url END"
+)
 # The folder index's item for entry `e` (parameter `:folder_uuid`), NULL if it has none: by
 # URL for a single file, by title for a group, the newest of several (a changed group is a
-# new item). Two subqueries, not one with the choice inside its condition: each is one
-# search of its index, where a condition that chooses scans the folder's items per entry.
+# new item). Subqueries, not one with the choice inside its condition: each is one search
+# of its index, where a condition that chooses scans the folder's items per entry.
 _MATCHING_ITEM = (
-    f"CASE WHEN e.{_SINGLE_FILE} THEN (SELECT f.item_uuid FROM folder_items f WHERE {_IN_FOLDER}"
-    f" AND f.url = {_first_url('e.')} ORDER BY f.created_at DESC LIMIT 1)"
+    f"CASE WHEN e.{_SINGLE_FILE} THEN (SELECT item_uuid FROM"
+    f" ({_items_at_url(_storage_folder_number(':folder_uuid'), _first_url('e.'))})"
+    " ORDER BY created_at DESC LIMIT 1)"
     f" ELSE (SELECT f.item_uuid FROM folder_items f WHERE {_IN_FOLDER}"
     " AND f.url IS NULL AND f.name = e.title ORDER BY f.created_at DESC LIMIT 1) END"
 )
@@ -423,7 +456,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        elif version not in (6, 7, 8):  # layout 6's entries are today's (`url_bases` is new)
+        elif version not in (6, 7, 8, 9):  # layout 6's entries are today's (`url_bases` is new)
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -440,6 +473,7 @@ class RunState:
             self._number_datasets()
         self._fold_intent_entries()
         self._number_storage_folders()
+        self._base_folder_urls()
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _number_datasets(self) -> None:
@@ -466,6 +500,18 @@ class RunState:
             ("storage_folders", "folder_uuid"),
             ("item_uuid", "name", "url", "created_at"),
         )
+
+    def _base_folder_urls(self) -> None:
+        """An older layout's folder index (each URL whole) into today's, in the caller's
+        transaction: its storage folders get their URL base (none yet: set by the next
+        item indexed), and its URL index today's condition. A URL stored whole stays valid,
+        so the rows stay as they are, until the folder is indexed again."""
+        if not self._exists("storage_folders"):
+            return
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(storage_folders)")]
+        if "url_base" not in columns:
+            self._db.execute("ALTER TABLE storage_folders ADD COLUMN url_base TEXT")
+        self._db.execute("DROP INDEX IF EXISTS folder_items_by_url")  # made again, partial
 
     def _renumber(
         self, table: str, column: str, numbers: tuple[str, str], others: tuple[str, ...]
@@ -1124,9 +1170,10 @@ class RunState:
             )
             storage_folder = self._storage_folder(folder_uuid)
             self._db.execute("DELETE FROM folder_items WHERE storage_folder = ?", (storage_folder,))
+        stored = self._stored_url(storage_folder)
         batch: list[tuple[int, str, str, str | None, float]] = []
         for item_uuid, name, url, created_at in items:
-            batch.append((storage_folder, item_uuid, name, url, created_at))
+            batch.append((storage_folder, item_uuid, name, stored(name, url), created_at))
             if len(batch) >= SCAN_COMMIT_EVERY:
                 count += self._index_batch(batch)
         return count + self._index_batch(batch)
@@ -1149,11 +1196,39 @@ class RunState:
     def _index_results(self, folder_uuid: str, items: list[tuple[str, str, str | None]]) -> None:
         """A job's result's items — (name, uuid, the URL of the single-file entry so named or
         None) — into the folder index, as a listing would have them."""
+        storage_folder = self._storage_folder(folder_uuid)
+        stored = self._stored_url(storage_folder)
         self._db.execute(
             "INSERT OR REPLACE INTO folder_items (storage_folder, item_uuid, name, url, created_at)"
             " SELECT ?, i.value ->> 1, i.value ->> 0, i.value ->> 2, ? FROM json_each(?) i",
-            (self._storage_folder(folder_uuid), time.time(), json.dumps(items)),
+            (
+                storage_folder,
+                time.time(),
+                json.dumps([(name, uuid, stored(name, url)) for name, uuid, url in items]),
+            ),
         )
+
+    def _stored_url(self, storage_folder: int) -> Callable[[str, str | None], str | None]:
+        """How the folder index stores an item's URL, given its name: '' when it is the
+        folder's URL base followed by the name, else whole. The base is the first such item's
+        (recorded in the caller's transaction, or its own), then kept."""
+        (base,) = self._db.execute(
+            "SELECT url_base FROM storage_folders WHERE number = ?", (storage_folder,)
+        ).fetchone()
+
+        def stored(name: str, url: str | None) -> str | None:
+            nonlocal base
+            if url is None:
+                return None
+            if base is None and len(url) > len(name) and url.endswith(name):
+                base = url[: len(url) - len(name)]
+                self._db.execute(
+                    "UPDATE storage_folders SET url_base = ? WHERE number = ?",
+                    (base, storage_folder),
+                )
+            return "" if base is not None and url == base + name else url
+
+        return stored
 
     def folder_index_current(self, folder: str, folder_uuid: str) -> int | None:
         """How many items the folder's index holds, if it matched the entries at the last
@@ -1243,23 +1318,24 @@ class RunState:
             (folder,),
         ).fetchall()
         for fingerprint, since, current, title, first_url, single in rows:
-            args: tuple[object, ...]
+            in_folder = _storage_folder_number(":folder_uuid")
             if single:
-                query, args = "url = ?", (first_url,)
+                found = _items_at_url(in_folder, ":url")
             else:  # a group's earlier versions share its title: only items since the start
-                query, args = (
-                    "url IS NULL AND name = ? AND created_at >= ?",
-                    (
-                        title,
-                        since - GROUP_CLOCK_SKEW_SECONDS,
-                    ),
+                found = (
+                    "SELECT item_uuid, created_at FROM folder_items"
+                    f" WHERE storage_folder = {in_folder}"
+                    " AND url IS NULL AND name = :title AND created_at >= :since"
                 )
             items = self._db.execute(
-                "SELECT item_uuid, EXISTS (SELECT 1 FROM links WHERE links.item_uuid ="
-                " folder_items.item_uuid) FROM folder_items"
-                f" WHERE storage_folder = {_STORAGE_FOLDER} AND {query}"
-                " ORDER BY created_at, item_uuid",
-                (folder_uuid, *args),
+                "SELECT f.item_uuid, EXISTS (SELECT 1 FROM links WHERE links.item_uuid ="
+                f" f.item_uuid) FROM ({found}) f ORDER BY f.created_at, f.item_uuid",
+                {
+                    "folder_uuid": folder_uuid,
+                    "url": first_url,
+                    "title": title,
+                    "since": since - GROUP_CLOCK_SKEW_SECONDS,
+                },
             ).fetchall()
             if len(items) < 2:
                 continue
@@ -1503,8 +1579,8 @@ class RunState:
     def file_links(self, folder_uuid: str) -> Iterator[str]:
         """Each indexed item's URL (or, for a group or series, its name), by name."""
         for name, url in self._db.execute(
-            f"SELECT name, url FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}"
-            " ORDER BY name",
+            f"SELECT f.name, {_ITEM_URL} FROM folder_items f"
+            f" WHERE f.storage_folder = {_STORAGE_FOLDER} ORDER BY f.name",
             (folder_uuid,),
         ):
             yield url or f"(no single file: {name})"
@@ -1539,13 +1615,13 @@ class RunState:
             (*scanned, folder_uuid),
         )
         yield from self._db.execute(
-            "SELECT CASE WHEN (CASE WHEN url IS NULL THEN 't:' || name ELSE 'u:' || url END)"
-            " IN planned_units THEN 'duplicate' ELSE 'unplanned' END, name FROM folder_items"
-            f" WHERE storage_folder = {_STORAGE_FOLDER} AND item_uuid NOT IN planned_items"
+            f"SELECT CASE WHEN (CASE WHEN f.url IS NULL THEN 't:' || f.name ELSE 'u:' || {_ITEM_URL}"
+            " END) IN planned_units THEN 'duplicate' ELSE 'unplanned' END, f.name FROM folder_items f"
+            f" WHERE f.storage_folder = {_STORAGE_FOLDER} AND f.item_uuid NOT IN planned_items"
             # Left in the folder on purpose: unlinked by `deletions: unlink`.
-            " AND item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
+            " AND f.item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
             " WHERE folder = ? AND status = 'unlinked' UNION ALL SELECT item_uuid FROM entries"
-            " WHERE folder = ? AND mirrored != 0 AND mirrored = 2) ORDER BY name",
+            " WHERE folder = ? AND mirrored != 0 AND mirrored = 2) ORDER BY f.name",
             (folder_uuid, folder, folder),
         )
 

@@ -748,7 +748,7 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         state.record_mirrored(FOLDER, number)  # b.png listed again: present again
         assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (9,)
+        assert db.execute("PRAGMA user_version").fetchone() == (10,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
 
 
@@ -792,7 +792,7 @@ def test_a_layout_6_file_keeps_its_entries_and_links_and_new_entries_store_their
         assert list(state.held_entries(FOLDER, fingerprints(new))) == new
         state.finish_removal(FOLDER, "dataset-1", ["item-y"], "unlink", deleted=False)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (9,)
+        assert db.execute("PRAGMA user_version").fetchone() == (10,)
         assert linked(db) == [("dataset-1", "item-x"), ("dataset-2", "item-x")]
         assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
         stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
@@ -900,7 +900,7 @@ def test_a_layout_7_file_keeps_its_job_intents_entries(tmp_path: Path) -> None:
         assert [row[0] for row in state.orphaned_intents(FOLDER)] == [intent]
         assert _settled_orphan(state, intent) == (1, 1, True)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (9,)
+        assert db.execute("PRAGMA user_version").fetchone() == (10,)
         assert not db.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'intent_entries'"
         ).fetchall()
@@ -929,9 +929,71 @@ def test_an_entry_is_matched_to_its_folder_item_by_one_index_search(state: RunSt
             {"folder_uuid": "fu"},
         )
     )
-    # By URL for a file, by name for a group: never the folder's items one by one.
+    # By URL for a file (stored whole, or as the folder's URL base followed by its name), by
+    # name for a group: never the folder's items one by one.
     assert "folder_items_by_url (storage_folder=? AND url=?)" in plan
+    assert "folder_items_by_base_name (storage_folder=? AND name=?)" in plan
     assert "folder_items_by_name (storage_folder=? AND name=?)" in plan
+
+
+def test_the_folder_index_stores_a_url_that_is_its_base_and_the_name_as_empty(
+    state: RunState,
+) -> None:
+    # An import's items are at the bucket's URL followed by their key, their name: the index
+    # stores such a URL as '' and gives it back whole; any other URL it keeps whole.
+    a, g = entry("a.png"), group("g", 2)
+    spaced = Entry(kind="images", title="b c.png", keys=("b c.png",), urls=(PREFIX + "b%20c.png",))
+    scan(state, [a, spaced, g])
+    intent = state.record_intent(FOLDER, "fu", "m.json", fingerprints([a, spaced, g]))
+    elsewhere = "https://elsewhere.example/x.png"
+    items = [
+        ("item-a", "a.png", PREFIX + "a.png", 1.0),
+        ("item-b", "b c.png", PREFIX + "b%20c.png", 2.0),
+        ("item-g", "g/", None, 3.0),
+        ("item-x", "x.png", elsewhere, 4.0),
+    ]
+    state.index_folder("fu", items)
+    assert dict(state._db.execute("SELECT item_uuid, url FROM folder_items")) == {
+        "item-a": "",
+        "item-b": PREFIX + "b%20c.png",
+        "item-g": None,
+        "item-x": elsewhere,
+    }
+    urls = [PREFIX + "a.png", PREFIX + "b%20c.png", "(no single file: g/)", elsewhere]
+    assert list(state.file_links("fu")) == urls
+    assert state.intent_urls_unmatched(intent, "fu") == 0
+    assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 3
+    state.index_folder("fu", items[::-1])  # x.png first: the base stays the first one's
+    assert state._db.execute(
+        "SELECT url FROM folder_items WHERE item_uuid = 'item-a'"
+    ).fetchone() == ("",)
+    assert list(state.file_links("fu")) == urls
+
+
+def test_a_layout_9_file_keeps_its_folder_index(tmp_path: Path) -> None:
+    with RunState.in_directory(tmp_path) as state:
+        intent = _folder_with_a_file_and_a_group(state)
+        state.record_verified(FOLDER, "fu", "ds", 1, 2, 2)
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:  # layout 9: each URL whole, no base
+        old.executescript(
+            "UPDATE folder_items SET url = (SELECT url_base FROM storage_folders"
+            " WHERE number = storage_folder) || name WHERE url = '';"
+            " ALTER TABLE storage_folders DROP COLUMN url_base;"
+            " DROP INDEX folder_items_by_url; DROP INDEX folder_items_by_base_name;"
+            " CREATE INDEX folder_items_by_url ON folder_items (storage_folder, url);"
+            " PRAGMA user_version = 9;"
+        )
+    with RunState.in_directory(tmp_path) as state:
+        assert state.folder_index_current(FOLDER, "fu") == 2
+        assert list(state.file_links("fu")) == [PREFIX + "a.png", "(no single file: g/)"]
+        assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
+        state.index_folder("fu", [("item-a", "a.png", PREFIX + "a.png", 1.0)])
+        assert state._db.execute("SELECT url FROM folder_items").fetchall() == [("",)]
+        assert list(state.file_links("fu")) == [PREFIX + "a.png"]
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (10,)
+        (by_url,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items_by_url'")
+        assert "WHERE url != ''" in by_url[0]
 
 
 def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
@@ -944,7 +1006,8 @@ def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
             " CREATE TABLE old_items (folder_uuid TEXT NOT NULL, item_uuid TEXT NOT NULL,"
             " name TEXT NOT NULL, url TEXT, created_at REAL NOT NULL,"
             " PRIMARY KEY (folder_uuid, item_uuid));"
-            " INSERT INTO old_items SELECT s.folder_uuid, f.item_uuid, f.name, f.url, f.created_at"
+            " INSERT INTO old_items SELECT s.folder_uuid, f.item_uuid, f.name,"
+            " CASE f.url WHEN '' THEN s.url_base || f.name ELSE f.url END, f.created_at"
             " FROM folder_items f JOIN storage_folders s ON s.number = f.storage_folder;"
             " DROP TABLE folder_items; DROP TABLE storage_folders;"
             " ALTER TABLE old_items RENAME TO folder_items;"
@@ -957,7 +1020,7 @@ def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
         assert list(state.file_links("fu")) == [PREFIX + "a.png", "(no single file: g/)"]
         assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (9,)
+        assert db.execute("PRAGMA user_version").fetchone() == (10,)
         (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items'")
         assert "storage_folder INTEGER" in table[0]
         (by_name,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items_by_name'")
