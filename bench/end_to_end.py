@@ -3,33 +3,31 @@
 One stand-in (`standins.s3_listing`, 16 prefixes, `delay_ms` per request) serves both rows:
 
 - plan: `python -m ingest plan --outputs FILE --out DIR`, the command as a user runs it,
-  timed from the outside: interpreter start-up and imports included, the listing in its
+  timed around it: interpreter start-up and imports included, the listing in its
   child process (`ingest.listing.process`), the rendering in another
   (`ingest.plan.rendering`).
 - listing alone: `bench.listers`' fast row (the fast lister in one process, counting).
 
-Peak RSS is the command's process tree (its own plus its finished children's). The
-stand-in's own CPU during each row is measured too: it shares the machine's cores with the
-command, as S3 would not. The two rows take turns, `ROUNDS` times each, and each reports its
-median run by wall time: one run each measured the second row against a stand-in the first
-had warmed, and either against whatever else the machine was doing at that moment.
+Wall time, CPU and peak RSS are the command's process tree's, measured by a fresh
+interpreter around it (`bench.measure.timed_command`). The stand-in's own CPU during each
+row is measured too: it shares the machine's cores with the command, as S3 would not. The
+two rows take turns, `ROUNDS` times each, and each reports its median run by wall time: one
+run each measured the second row against a stand-in the first had warmed, and either
+against whatever else the machine was doing at that moment.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import listers
-from bench.measure import alternated, process_cpu_seconds
+from bench.measure import alternated, process_cpu_seconds, timed_command
 from standins.s3_listing import BUCKET, start_standin
 
 ROUNDS = 3  # of the plan and the listing alone, taking turns
@@ -59,21 +57,16 @@ def plan_command(endpoint_url: str, workdir: Path) -> dict[str, Any]:
         *("--dicom-grouping", "folder"),
         *("--outputs", str(outputs), "--out", str(workdir / "out")),
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, capture_output=True)
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report = json.loads((workdir / "out" / "report.json").read_text())
+    timed = timed_command(command, env)
+    if timed["exit"] != 0:
+        raise RuntimeError(f"ingest plan exited with {timed['exit']}")
+    keys = json.loads((workdir / "out" / "report.json").read_text())["objects"]
     return {
-        "keys": report["objects"],
-        "seconds": round(seconds, 2),
-        "keys_per_second": round(report["objects"] / seconds),
-        "cpu_seconds": round(
-            after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
-        ),
-        # The largest child's peak: the command and its children each below it.
-        "peak_rss_mb": round(after.ru_maxrss / 1024),
+        "keys": keys,
+        "seconds": timed["seconds"],
+        "keys_per_second": round(keys / timed["seconds"]),
+        "cpu_seconds": timed["cpu_s"],
+        "peak_rss_mb": timed["peak_rss_mb"],
     }
 
 

@@ -34,6 +34,30 @@ def peak_rss_mb() -> float:
     return sum(resource.getrusage(who).ru_maxrss / 1024 for who in _WHO)
 
 
+def timed_command(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `command` from a fresh interpreter that reports its wall time, and its own peak RSS
+    and CPU time (its child processes' included: each is waited for). This process's
+    `RUSAGE_CHILDREN` would not do: its peak is the largest of every child so far."""
+    wrapper = (
+        "import json, resource, subprocess, sys, time; "
+        "started = time.perf_counter(); "
+        "code = subprocess.run(sys.argv[1:]).returncode; "
+        "seconds = time.perf_counter() - started; "
+        "used = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(json.dumps([code, seconds, used.ru_maxrss, used.ru_utime + used.ru_stime]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], env=env, capture_output=True, text=True
+    )
+    code, seconds, peak_kib, cpu = json.loads(result.stdout.strip().splitlines()[-1])
+    return {
+        "exit": code,
+        "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_rss_mb": round(peak_kib / 1024),
+    }
+
+
 def in_fresh_interpreter(module: str, *args: str) -> dict[str, Any]:
     """`python -m module args` in a fresh interpreter: the JSON it prints."""
     command = [sys.executable, "-m", module, *args]

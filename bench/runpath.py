@@ -6,8 +6,8 @@ alone (the sandbox assumes the integration's role there) and the Encord sandbox
 (`sandbox`), which reads each object from the stand-in with the role's credentials as
 Encord would from S3.
 
-Each command is a child process: wall time from the outside (start-up included), peak RSS
-its own (`RUSAGE_CHILDREN` of a fresh interpreter around it). Encord requests are the
+Each command is a child process of a fresh interpreter that times it (start-up included)
+and reports its own peak RSS and CPU (`bench.measure.timed_command`). Encord requests are the
 sandbox's exchange log, broken down by route; polls of upload jobs are counted apart. State
 bytes per entry: the run state's file and WAL after the first run. The sandbox runs on
 threads of this process: its CPU time during a command is this process's.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.measure import alternated
+from bench.measure import alternated, timed_command
 from sandbox import generate_key_pair, running_sandbox
 from standins.local_aws import ANONYMOUS, REGION, local_aws
 from standins.s3_listing import start_standin
@@ -37,29 +36,6 @@ EXTERNAL_ID = "bench-external-id"
 BUCKET = "bench-runpath"
 _ID = re.compile(r"[0-9a-fA-F-]{32,36}")
 ROUNDS = 3  # of the unchanged rerun and the plan, taking turns
-
-
-def _timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run `command` in a fresh interpreter that reports the command's own peak RSS and CPU
-    time (its child processes' included: each is waited for)."""
-    wrapper = (
-        "import resource, subprocess, sys, json; "
-        "code = subprocess.run(sys.argv[1:]).returncode; "
-        "used = resource.getrusage(resource.RUSAGE_CHILDREN); "
-        "print(json.dumps([code, used.ru_maxrss, used.ru_utime + used.ru_stime]))"
-    )
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", wrapper, *command], env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - started
-    code, peak_kib, cpu = json.loads(result.stdout.strip().splitlines()[-1])
-    return {
-        "exit": code,
-        "seconds": round(seconds, 2),
-        "cpu_s": round(cpu, 2),
-        "peak_rss_mb": round(peak_kib / 1024),
-    }
 
 
 def _route(method: str, path: str, query_type: str | None) -> str:
@@ -124,10 +100,10 @@ def measure(count: int) -> dict[str, Any]:
             verify = [*run[:3], "verify", *run[4:]]  # the same inputs and output directory
 
             def counted(command: list[str]) -> dict[str, Any]:
-                """`_timed(command)` with the sandbox's CPU meanwhile and its requests."""
+                """`timed_command(command)` with the sandbox's CPU meanwhile and its requests."""
                 before = len(sandbox.exchanges())
                 cpu = time.process_time()
-                row = _timed(command, env)
+                row = timed_command(command, env)
                 row["sandbox_cpu_s"] = round(time.process_time() - cpu, 1)
                 exchanges = sandbox.exchanges()[before:]
                 routes = Counter(
@@ -154,8 +130,8 @@ def measure(count: int) -> dict[str, Any]:
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]
             timed = alternated(
                 {
-                    "unchanged rerun": lambda: _timed(run, env),
-                    "plan": lambda: _timed([*plan, "--quiet"], env),
+                    "unchanged rerun": lambda: timed_command(run, env),
+                    "plan": lambda: timed_command([*plan, "--quiet"], env),
                 },
                 ROUNDS,
             )
