@@ -22,12 +22,11 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import listers
-from bench.measure import alternated, process_cpu_seconds, timed_command
+from bench.measure import alternated, timed_command, with_cpu_of
 from standins.s3_listing import BUCKET, start_standin
 
 ROUNDS = 3  # of the plan and the listing alone, taking turns
@@ -81,19 +80,9 @@ def measure(keys: int, delay_ms: int) -> dict[str, Any]:
         def listing() -> dict[str, Any]:
             return listers.in_subprocess("fast", standin.endpoint_url)
 
-        def with_standin_cpu(run: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-            def measured() -> dict[str, Any]:
-                before = process_cpu_seconds(standin.process.pid)
-                row = run()
-                row["standin_cpu_seconds"] = round(
-                    process_cpu_seconds(standin.process.pid) - before, 2
-                )
-                return row
-
-            return measured
-
+        pid = standin.process.pid
         return alternated(
-            {"plan": with_standin_cpu(plan), "listing": with_standin_cpu(listing)}, ROUNDS
+            {"plan": with_cpu_of(pid, plan), "listing": with_cpu_of(pid, listing)}, ROUNDS
         )
 
 

@@ -81,3 +81,17 @@ def alternated(runs: dict[str, Callable[[], dict[str, Any]]], rounds: int) -> di
             "walls": [row["seconds"] for row in by_wall],
         }
     return medians
+
+
+def with_cpu_of(pid: int, run: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """`run`, its row also reporting the CPU time process `pid` spent meanwhile
+    (`standin_cpu_seconds`: the S3 stand-in, which shares the machine's cores as S3 would
+    not)."""
+
+    def measured() -> dict[str, Any]:
+        before = process_cpu_seconds(pid)
+        row = run()
+        row["standin_cpu_seconds"] = round(process_cpu_seconds(pid) - before, 2)
+        return row
+
+    return measured

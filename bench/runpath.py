@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.measure import alternated, timed_command
+from bench.measure import alternated, timed_command, with_cpu_of
 from sandbox import generate_key_pair, running_sandbox
 from standins.local_aws import ANONYMOUS, REGION, local_aws
 from standins.s3_listing import start_standin
@@ -128,10 +128,11 @@ def measure(count: int) -> dict[str, Any]:
             for label, row in rows.items():  # the breakdown behind the table's figures
                 print(f"runpath {count:,} {label}: {json.dumps(row)}", file=sys.stderr)
             plan = [*ingest, "plan", "--outputs", str(outputs), "--out", str(work / "plan")]
+            pid = standin.process.pid
             timed = alternated(
                 {
-                    "unchanged rerun": lambda: timed_command(run, env),
-                    "plan": lambda: timed_command([*plan, "--quiet"], env),
+                    "unchanged rerun": with_cpu_of(pid, lambda: timed_command(run, env)),
+                    "plan": with_cpu_of(pid, lambda: timed_command([*plan, "--quiet"], env)),
                 },
                 ROUNDS,
             )

@@ -289,8 +289,10 @@ def _storage_folder_number(parameter: str = "?") -> str:
     return f"(SELECT number FROM storage_folders WHERE folder_uuid = {parameter})"
 
 
+# The number of the folder whose uuid is the parameter `?`, and of the one named `:folder_uuid`.
 _STORAGE_FOLDER = _storage_folder_number()
-_IN_FOLDER = f"f.storage_folder = {_storage_folder_number(':folder_uuid')}"
+_NAMED_STORAGE_FOLDER = _storage_folder_number(":folder_uuid")
+_IN_FOLDER = f"f.storage_folder = {_NAMED_STORAGE_FOLDER}"
 
 
 def _items_at_url(folder: str, url: str) -> str:
@@ -319,7 +321,7 @@ _ITEM_URL = (
 # of its index, where a condition that chooses scans the folder's items per entry.
 _MATCHING_ITEM = (
     f"CASE WHEN e.{_SINGLE_FILE} THEN (SELECT item_uuid FROM"
-    f" ({_items_at_url(_storage_folder_number(':folder_uuid'), _first_url('e.'))})"
+    f" ({_items_at_url(_NAMED_STORAGE_FOLDER, _first_url('e.'))})"
     " ORDER BY created_at DESC LIMIT 1)"
     f" ELSE (SELECT f.item_uuid FROM folder_items f WHERE {_IN_FOLDER}"
     " AND f.url IS NULL AND f.name = e.title ORDER BY f.created_at DESC LIMIT 1) END"
@@ -1318,13 +1320,12 @@ class RunState:
             (folder,),
         ).fetchall()
         for fingerprint, since, current, title, first_url, single in rows:
-            in_folder = _storage_folder_number(":folder_uuid")
             if single:
-                found = _items_at_url(in_folder, ":url")
+                found = _items_at_url(_NAMED_STORAGE_FOLDER, ":url")
             else:  # a group's earlier versions share its title: only items since the start
                 found = (
                     "SELECT item_uuid, created_at FROM folder_items"
-                    f" WHERE storage_folder = {in_folder}"
+                    f" WHERE storage_folder = {_NAMED_STORAGE_FOLDER}"
                     " AND url IS NULL AND name = :title AND created_at >= :since"
                 )
             items = self._db.execute(
