@@ -970,23 +970,37 @@ def test_the_folder_index_stores_a_url_that_is_its_base_and_the_name_as_empty(
     assert list(state.file_links("fu")) == urls
 
 
-def test_a_layout_9_file_keeps_its_folder_index(tmp_path: Path) -> None:
+def _older_folder_index(tmp_path: Path, downgrade: str) -> int:
+    """The state `_folder_with_a_file_and_a_group` leaves, verified, then rewritten into an
+    older layout by the SQL script `downgrade`; the intent."""
     with RunState.in_directory(tmp_path) as state:
         intent = _folder_with_a_file_and_a_group(state)
         state.record_verified(FOLDER, "fu", "ds", 1, 2, 2)
-    with sqlite3.connect(tmp_path / STATE_FILE) as old:  # layout 9: each URL whole, no base
-        old.executescript(
+    with sqlite3.connect(tmp_path / STATE_FILE) as old:
+        old.executescript(downgrade)
+    return intent
+
+
+def _assert_the_folder_index_reads_as_before(state: RunState, intent: int) -> None:
+    assert state.folder_index_current(FOLDER, "fu") == 2
+    assert list(state.file_links("fu")) == [PREFIX + "a.png", "(no single file: g/)"]
+    assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
+
+
+def test_a_layout_9_file_keeps_its_folder_index(tmp_path: Path) -> None:
+    intent = _older_folder_index(  # layout 9: each URL whole, no base
+        tmp_path,
+        (
             "UPDATE folder_items SET url = (SELECT url_base FROM storage_folders"
             " WHERE number = storage_folder) || name WHERE url = '';"
             " ALTER TABLE storage_folders DROP COLUMN url_base;"
             " DROP INDEX folder_items_by_url; DROP INDEX folder_items_by_base_name;"
             " CREATE INDEX folder_items_by_url ON folder_items (storage_folder, url);"
             " PRAGMA user_version = 9;"
-        )
+        ),
+    )
     with RunState.in_directory(tmp_path) as state:
-        assert state.folder_index_current(FOLDER, "fu") == 2
-        assert list(state.file_links("fu")) == [PREFIX + "a.png", "(no single file: g/)"]
-        assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
+        _assert_the_folder_index_reads_as_before(state, intent)
         state.index_folder("fu", [("item-a", "a.png", PREFIX + "a.png", 1.0)])
         assert state._db.execute("SELECT url FROM folder_items").fetchall() == [("",)]
         assert list(state.file_links("fu")) == [PREFIX + "a.png"]
@@ -997,11 +1011,9 @@ def test_a_layout_9_file_keeps_its_folder_index(tmp_path: Path) -> None:
 
 
 def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
-    with RunState.in_directory(tmp_path) as state:
-        intent = _folder_with_a_file_and_a_group(state)
-        state.record_verified(FOLDER, "fu", "ds", 1, 2, 2)
-    with sqlite3.connect(tmp_path / STATE_FILE) as old:  # layout 8: the folder's uuid per item
-        old.executescript(
+    intent = _older_folder_index(  # layout 8: the folder's uuid per item
+        tmp_path,
+        (
             "DROP INDEX folder_items_by_url; DROP INDEX folder_items_by_name;"
             " CREATE TABLE old_items (folder_uuid TEXT NOT NULL, item_uuid TEXT NOT NULL,"
             " name TEXT NOT NULL, url TEXT, created_at REAL NOT NULL,"
@@ -1014,11 +1026,10 @@ def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
             " CREATE INDEX folder_items_by_url ON folder_items (folder_uuid, url);"
             " CREATE INDEX folder_items_by_name ON folder_items (folder_uuid, name);"
             " PRAGMA user_version = 8;"
-        )
+        ),
+    )
     with RunState.in_directory(tmp_path) as state:
-        assert state.folder_index_current(FOLDER, "fu") == 2
-        assert list(state.file_links("fu")) == [PREFIX + "a.png", "(no single file: g/)"]
-        assert state.settle_intent(intent, FOLDER, "fu", "m.json") == 2
+        _assert_the_folder_index_reads_as_before(state, intent)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (10,)
         (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items'")
