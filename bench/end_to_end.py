@@ -11,9 +11,9 @@ One stand-in (`standins.s3_listing`, 16 prefixes, `delay_ms` per request) serves
 Wall time, CPU and peak RSS are the command's process tree's, measured by a fresh
 interpreter around it (`bench.measure.timed_command`). The stand-in's own CPU during each
 row is measured too: it shares the machine's cores with the command, as S3 would not. The
-two rows take turns, `ROUNDS` times each, and each reports its median run by wall time: one
-run each measured the second row against a stand-in the first had warmed, and either
-against whatever else the machine was doing at that moment.
+two rows take turns, `ROUNDS` times each, and each reports its median run by wall time
+(with one run each, the second row ran against a stand-in the first had warmed, and each
+against whatever else the machine did at that moment).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What every benchmark row reports about its own process (CPU time and peak RSS), and the
-fresh interpreter a row runs in."""
+"""What every benchmark row reports about its own process (CPU time and peak RSS), the fresh
+interpreter a row runs in, and what the tables share: a command timed by a fresh interpreter
+around it, rows taking turns, and a server's CPU meanwhile."""
 
 from __future__ import annotations
 
