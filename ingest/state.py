@@ -224,7 +224,7 @@ CREATE INDEX IF NOT EXISTS folder_items_by_base_name ON folder_items (storage_fo
     WHERE url = '';
 CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (storage_folder, name)
     WHERE url IS NULL;
--- `url_base`: what its items' URLs are their names after (`_stored_url`), from the first
+-- `url_base`: what its items' URLs are their names after (`_folder_url`), from the first
 -- item indexed whose URL ends with its name, then kept: the stored '' URLs depend on it.
 CREATE TABLE IF NOT EXISTS storage_folders (
     number INTEGER PRIMARY KEY,
@@ -265,11 +265,23 @@ CREATE TABLE IF NOT EXISTS dicom_headers (
 """
 
 
+def _stored_url(url: str, base: str, name: str) -> str:
+    """How the state stores `url`, of an entry titled or an item named `name`: '' when it is
+    `base` (its folder's URL base) followed by the name, else whole (`_whole_url`)."""
+    return "" if url == base + name else url
+
+
+def _whole_url(stored: str, base: str, name: str) -> str:
+    """The SQL of a URL stored as `_stored_url` stores it (each argument an SQL expression)."""
+    return f"CASE {stored} WHEN '' THEN {base} || {name} ELSE {stored} END"
+
+
 def _first_url(alias: str = "") -> str:
     """The SQL of an entry's first URL (`alias`: the entries' table alias with its dot)."""
-    return (
-        f"CASE {alias}first_url WHEN '' THEN (SELECT base FROM url_bases"
-        f" WHERE base_folder = {alias}folder) || {alias}title ELSE {alias}first_url END"
+    return _whole_url(
+        f"{alias}first_url",
+        f"(SELECT base FROM url_bases WHERE base_folder = {alias}folder)",
+        f"{alias}title",
     )
 
 
@@ -311,9 +323,8 @@ def _items_at_url(folder: str, url: str) -> str:
 
 
 # The URL of folder item `f` (NULL for an item without a single file).
-_ITEM_URL = (
-    "CASE f.url WHEN '' THEN (SELECT url_base FROM storage_folders"
-    " WHERE number = f.storage_folder) || f.name ELSE f.url END"
+_ITEM_URL = _whole_url(
+    "f.url", "(SELECT url_base FROM storage_folders WHERE number = f.storage_folder)", "f.name"
 )
 # The folder index's item for entry `e` (parameter `:folder_uuid`), NULL if it has none: by
 # URL for a single file, by title for a group, the newest of several (a changed group is a
@@ -772,7 +783,7 @@ class RunState:
                             entry.fingerprint,
                             entry.title,
                             _KIND_NUMBER[entry.kind],
-                            "" if first_url == base + entry.title else first_url,
+                            _stored_url(first_url, base, entry.title),
                             _compact(entry),
                             _content_key(entry.etags, entry.sizes),
                             scan,
@@ -1172,7 +1183,7 @@ class RunState:
             )
             storage_folder = self._storage_folder(folder_uuid)
             self._db.execute("DELETE FROM folder_items WHERE storage_folder = ?", (storage_folder,))
-        stored = self._stored_url(storage_folder)
+        stored = self._folder_url(storage_folder)
         batch: list[tuple[int, str, str, str | None, float]] = []
         for item_uuid, name, url, created_at in items:
             batch.append((storage_folder, item_uuid, name, stored(name, url), created_at))
@@ -1199,7 +1210,7 @@ class RunState:
         """A job's result's items — (name, uuid, the URL of the single-file entry so named or
         None) — into the folder index, as a listing would have them."""
         storage_folder = self._storage_folder(folder_uuid)
-        stored = self._stored_url(storage_folder)
+        stored = self._folder_url(storage_folder)
         self._db.execute(
             "INSERT OR REPLACE INTO folder_items (storage_folder, item_uuid, name, url, created_at)"
             " SELECT ?, i.value ->> 1, i.value ->> 0, i.value ->> 2, ? FROM json_each(?) i",
@@ -1210,10 +1221,11 @@ class RunState:
             ),
         )
 
-    def _stored_url(self, storage_folder: int) -> Callable[[str, str | None], str | None]:
-        """How the folder index stores an item's URL, given its name: '' when it is the
-        folder's URL base followed by the name, else whole. The base is the first such item's
-        (recorded in the caller's transaction, or its own), then kept."""
+    def _folder_url(self, storage_folder: int) -> Callable[[str, str | None], str | None]:
+        """How the folder index stores an item's URL, given its name (`_stored_url`). The
+        folder's URL base is the first such item's, set only if none is (another connection
+        may have set it meanwhile: the one read back under the write lock is the one used),
+        in the transaction of the rows that rely on it; once set, it never changes."""
         (base,) = self._db.execute(
             "SELECT url_base FROM storage_folders WHERE number = ?", (storage_folder,)
         ).fetchone()
@@ -1223,12 +1235,14 @@ class RunState:
             if url is None:
                 return None
             if base is None and len(url) > len(name) and url.endswith(name):
-                base = url[: len(url) - len(name)]
                 self._db.execute(
-                    "UPDATE storage_folders SET url_base = ? WHERE number = ?",
-                    (base, storage_folder),
+                    "UPDATE storage_folders SET url_base = ? WHERE number = ? AND url_base IS NULL",
+                    (url[: len(url) - len(name)], storage_folder),
                 )
-            return "" if base is not None and url == base + name else url
+                (base,) = self._db.execute(
+                    "SELECT url_base FROM storage_folders WHERE number = ?", (storage_folder,)
+                ).fetchone()
+            return url if base is None else _stored_url(url, base, name)
 
         return stored
 

@@ -970,6 +970,29 @@ def test_the_folder_index_stores_a_url_that_is_its_base_and_the_name_as_empty(
     assert list(state.file_links("fu")) == urls
 
 
+def test_a_folder_index_keeps_the_url_base_another_connection_set_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Two writers of one folder's index (a run's job results, a verify's listing): the base
+    # the second one finds set is the one its '' URLs rely on, not its own.
+    elsewhere = "https://elsewhere.example/"
+    with RunState.in_directory(tmp_path) as state, RunState.in_directory(tmp_path) as other:
+
+        def listing() -> Iterator[tuple[str, str, str | None, float]]:
+            other.index_folder("fu", [("item-x", "x.png", elsewhere + "x.png", 1.0)])
+            yield ("item-a", "a.png", PREFIX + "a.png", 2.0)  # its own base would be PREFIX
+            yield ("item-y", "y.png", elsewhere + "y.png", 3.0)
+
+        state.index_folder("fu", listing())  # reads no base, then `other` sets elsewhere's
+        urls = [PREFIX + "a.png", elsewhere + "x.png", elsewhere + "y.png"]
+        assert list(state.file_links("fu")) == urls
+        assert dict(state._db.execute("SELECT item_uuid, url FROM folder_items")) == {
+            "item-a": PREFIX + "a.png",
+            "item-x": "",
+            "item-y": "",
+        }
+
+
 def _older_folder_index(tmp_path: Path, downgrade: str) -> int:
     """The state `_folder_with_a_file_and_a_group` leaves, verified, then rewritten into an
     older layout by the SQL script `downgrade`; the intent."""
