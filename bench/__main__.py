@@ -240,7 +240,7 @@ def state_table(sizes: list[int]) -> list[str]:
         "| rerun µs/entry (CPU) | rerun MB written | peak RSS (MB) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    failed = []
+    failed, parts = [], []
     for count in sizes:
         row = state.in_subprocess(count)
         print(
@@ -252,6 +252,10 @@ def state_table(sizes: list[int]) -> list[str]:
         )
         if count < 1_000_000:
             continue
+        parts += [
+            _parts(f"first run's CPU at {count:,} by stage, µs/entry", row["first_stages"]),
+            _parts(f"on disk at {count:,} by table and index, B/entry", row["bytes_by_structure"]),
+        ]
         for measured, target, what in (
             (row["first_cpu_us_per_entry"], TARGET_STATE_FIRST_US, "first run CPU µs/entry"),
             (row["bytes_on_disk_per_entry"], TARGET_STATE_BYTES, "bytes/entry on disk"),
@@ -260,8 +264,15 @@ def state_table(sizes: list[int]) -> list[str]:
         ):
             if measured > target:
                 failed.append(f"state at {count:,}: {what} {measured} > {target}")
+    print("", *parts, sep="\n")
     _state_floor_table([count for count in sizes if count >= 1_000_000])
     return failed + _verify_state_table(sizes)
+
+
+def _parts(what: str, parts: dict[str, float]) -> str:
+    """A line of what a row's figure is made of, largest part first."""
+    ordered = sorted(parts.items(), key=lambda part: -part[1])
+    return f"{what}: " + ", ".join(f"{name} {value}" for name, value in ordered if value)
 
 
 def _verify_state_table(sizes: list[int]) -> list[str]:

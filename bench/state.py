@@ -17,12 +17,14 @@ their fingerprints computed before the clock starts: what is timed is the state'
 Times are wall and CPU (the machine is shared; CPU is the figure to compare), per stage in
 `stages` (CPU µs/entry); bytes on disk are the state file and its WAL after the run; bytes
 written are the process's `write` calls (`/proc/self/io` wchar: the WAL, checkpoints and
-temporary files alike).
+temporary files alike); `bytes_by_structure` splits the first run's bytes on disk by table and
+index (SQLite's `dbstat`), largest first, the ones under 1 B/entry left out.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import tempfile
 import time
@@ -63,6 +65,18 @@ def _written() -> int:
 
 def _disk_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.glob(f"{STATE_FILE}*"))
+
+
+def _bytes_by_structure(directory: Path, count: int) -> dict[str, float]:
+    """Bytes per entry of each table and index of the state file, largest first."""
+    db = sqlite3.connect(directory / STATE_FILE)
+    try:
+        rows = db.execute(
+            "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+        ).fetchall()
+    finally:
+        db.close()
+    return {name: round(size / count, 1) for name, size in rows if size >= count}
 
 
 class _Stages:
@@ -159,6 +173,7 @@ def measure(count: int) -> dict[str, Any]:
         first_cpu = time.process_time() - cpu
         first_written = _written() - written
         first_disk = _disk_bytes(directory)
+        by_structure = _bytes_by_structure(directory, count)
 
         written, started, cpu = _written(), time.perf_counter(), time.process_time()
         with RunState.in_directory(directory) as state:
@@ -177,6 +192,7 @@ def measure(count: int) -> dict[str, Any]:
         "rerun_cpu_us_per_entry": round(rerun_cpu / count * 1e6, 2),
         "rerun_mb_written": round(rerun_written / 1e6, 2),
         "bytes_on_disk_after_rerun_per_entry": round(disk / count),
+        "bytes_by_structure": by_structure,
         "peak_rss_mb": round(peak_rss_mb()),
         "first_stages": first_stages.per_entry(count),
         "rerun_stages": rerun_stages.per_entry(count),
