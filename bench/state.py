@@ -18,7 +18,7 @@ Times are wall and CPU (the machine is shared; CPU is the figure to compare), pe
 `stages` (CPU µs/entry); bytes on disk are the state file and its WAL after the run; bytes
 written are the process's `write` calls (`/proc/self/io` wchar: the WAL, checkpoints and
 temporary files alike); `bytes_by_structure` splits the first run's bytes on disk by table and
-index (SQLite's `dbstat`), largest first, the ones under 1 B/entry left out.
+index (SQLite's `dbstat`), the ones under 1 B/entry left out.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,9 @@ def _disk_bytes(directory: Path) -> int:
 
 
 def _bytes_by_structure(directory: Path, count: int) -> dict[str, float]:
-    """Bytes per entry of each table and index of the state file, largest first."""
-    db = sqlite3.connect(directory / STATE_FILE)
-    try:
-        rows = db.execute(
-            "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
-        ).fetchall()
-    finally:
-        db.close()
+    """Bytes per entry of each table and index of the state file."""
+    with closing(sqlite3.connect(directory / STATE_FILE)) as db:
+        rows = db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
     return {name: round(size / count, 1) for name, size in rows if size >= count}
 
 
