@@ -21,7 +21,9 @@ and first URL is one compact `marshal` blob; the first URL is '' when it is the 
 base followed by the title (`url_bases`, `_first_url`). Links name their Dataset by a small
 number (`datasets`), and the folder index (`folder_items`) its storage folder
 (`storage_folders`), whose URL base its items' URLs are stored after in the same way ('' for
-the base followed by the item's name).
+the base followed by the item's name). The index of a folder the run created is its jobs'
+results, and an item a result gave an entry is not written again beside it: the entry holds
+it (`items_in_entries`, `_HELD_ITEMS`) until anything but those results changes the folder.
 
 `sidecars` keeps each `<key>.metadata.json` body read, with the ETag it was listed with, so a
 sync GETs only the sidecars that are new or changed (`cached_sidecars`).
@@ -80,12 +82,12 @@ NEW_IDS_KEPT = 20_000  # two of the largest jobs (10,000 entries); ~5 MB
 # per job or link batch. What a kill loses the rerun redoes: a job not finished is settled
 # again from Encord, and an item linked again is skipped (`duplicates_behavior=SKIP`).
 OUTCOME_COMMIT_EVERY = 50_000
-# Bumped when the tables change: layouts 5 to 9 are migrated in place (`_fold_provenance`;
+# Bumped when the tables change: layouts 5 to 10 are migrated in place (`_fold_provenance`;
 # from 6, `url_bases` is new, its rows' full first URLs stay valid, and `_number_datasets`;
-# up to 7, `_fold_intent_entries`; up to 8, `_number_storage_folders`; up to 9,
-# `_base_folder_urls`); an older file is rebuilt (losing the entries is safe: the rerun
+# up to 7, `_fold_intent_entries`; up to 8, `_number_storage_folders`; up to 10,
+# `_storage_folder_columns`); an older file is rebuilt (losing the entries is safe: the rerun
 # submits everything again and Encord skips what it already has).
-_SCHEMA_VERSION = 10
+_SCHEMA_VERSION = 11
 # Page cache, in KiB (negative: a size, not pages): the random-order index pages of a large
 # first run stay in memory between its commits, instead of being read and spilled again.
 _CACHE_KIB = 65536
@@ -226,10 +228,14 @@ CREATE INDEX IF NOT EXISTS folder_items_by_name ON folder_items (storage_folder,
     WHERE url IS NULL;
 -- `url_base`: what its items' URLs are their names after (`_folder_url`), from the first
 -- item indexed whose URL ends with its name, then kept: the stored '' URLs depend on it.
+-- `items_in_entries` (layout 11): 1 while the index is the results of the jobs into a folder
+-- the run created (`folder_created`), whose items given to entries are not in `folder_items`
+-- but held by those entries (`_HELD_ITEMS`): the uuid, the title as the name, the first URL.
 CREATE TABLE IF NOT EXISTS storage_folders (
     number INTEGER PRIMARY KEY,
     folder_uuid TEXT NOT NULL UNIQUE,
-    url_base TEXT
+    url_base TEXT,
+    items_in_entries INTEGER NOT NULL DEFAULT 0
 );
 -- Per folder and Dataset, the latest scan all of whose imported entries were linked, as of
 -- the `item_changes` count then (see `unlinked_items`).
@@ -336,6 +342,13 @@ _MATCHING_ITEM = (
     " ORDER BY created_at DESC LIMIT 1)"
     f" ELSE (SELECT f.item_uuid FROM folder_items f WHERE {_IN_FOLDER}"
     " AND f.url IS NULL AND f.name = e.title ORDER BY f.created_at DESC LIMIT 1) END"
+)
+# The items of a folder whose entries hold them (`items_in_entries`): (item_uuid, name, URL
+# whole or NULL) of each entry given an item by one of the folder's jobs (the parameter:
+# their numbers in `entry_jobs`, a JSON array, see `_held_jobs`).
+_HELD_ITEMS = (
+    f"SELECT item_uuid, title AS name, CASE WHEN {_SINGLE_FILE} THEN {_first_url()} END AS url"
+    " FROM entries WHERE item_uuid IS NOT NULL AND job IN (SELECT value FROM json_each(?))"
 )
 # Encord's clock against ours, when telling a group's fresh duplicates from its old versions.
 GROUP_CLOCK_SKEW_SECONDS = 600
@@ -469,7 +482,7 @@ class RunState:
         """From layout `version` to today's, in the caller's transaction."""
         if version == 5:
             self._fold_provenance()
-        elif version not in (6, 7, 8, 9):  # layout 6's entries are today's (`url_bases` is new)
+        elif version not in (6, 7, 8, 9, 10):  # 6's entries are today's (`url_bases` is new)
             for table in _TABLES:  # an older layout, or none: start afresh
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")
             if version < 5:
@@ -486,7 +499,7 @@ class RunState:
             self._number_datasets()
         self._fold_intent_entries()
         self._number_storage_folders()
-        self._base_folder_urls()
+        self._storage_folder_columns()
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _number_datasets(self) -> None:
@@ -514,17 +527,22 @@ class RunState:
             ("item_uuid", "name", "url", "created_at"),
         )
 
-    def _base_folder_urls(self) -> None:
-        """An older layout's folder index (each URL whole) into today's, in the caller's
-        transaction: its storage folders get their URL base (none yet: set by the next
-        item indexed), and its URL index today's condition. A URL stored whole stays valid,
-        so the rows stay as they are, until the folder is indexed again."""
+    def _storage_folder_columns(self) -> None:
+        """An older layout's storage folders into today's, in the caller's transaction.
+        Up to layout 9 (each URL whole): they get their URL base (none yet: set by the next
+        item indexed), and the URL index today's condition; a URL stored whole stays valid,
+        so the rows stay as they are, until the folder is indexed again. Up to 10: every
+        item is in `folder_items`, none held by the entries."""
         if not self._exists("storage_folders"):
             return
         columns = [row[1] for row in self._db.execute("PRAGMA table_info(storage_folders)")]
         if "url_base" not in columns:
             self._db.execute("ALTER TABLE storage_folders ADD COLUMN url_base TEXT")
-        self._db.execute("DROP INDEX IF EXISTS folder_items_by_url")  # made again, partial
+            self._db.execute("DROP INDEX IF EXISTS folder_items_by_url")  # made again, partial
+        if "items_in_entries" not in columns:
+            self._db.execute(
+                "ALTER TABLE storage_folders ADD COLUMN items_in_entries INTEGER NOT NULL DEFAULT 0"
+            )
 
     def _renumber(
         self, table: str, column: str, numbers: tuple[str, str], others: tuple[str, ...]
@@ -955,6 +973,7 @@ class RunState:
 
     def intent_urls_unmatched(self, intent: int, folder_uuid: str) -> int:
         """How many of the intent's entries have no item in the folder index yet."""
+        self._write_out_held_items(folder_uuid)
         (count,) = self._db.execute(
             "SELECT count(*) FROM job_intents j, json_each(j.fingerprints) i"
             " JOIN entries e ON e.folder = j.folder AND e.fingerprint = i.value"
@@ -969,6 +988,7 @@ class RunState:
         of them for de-duplication (the orphaned job may have imported them twice over with a
         resubmission). Return how many were found."""
         job_id = f"intent-{intent}"
+        self._write_out_held_items(folder_uuid)
         with self._db:
             self._items_changed()
             (started_at,) = self._db.execute(
@@ -1088,27 +1108,29 @@ class RunState:
 
         The job's rows are read once (through the job index) and written by row id. The
         folder's index, if this connection created the folder, gets the result's items (the
-        folder held nothing else); else the index is no longer current."""
+        folder held nothing else): those its entries hold (`items_in_entries`) are not
+        written, just the others (an item for no entry, a second one for a title, an entry's
+        item it replaces); else the index is no longer current."""
         items = list(items)  # a job's: bounded
         number = self._job_number(job_id)
         folder, folder_uuid = self._db.execute(
             "SELECT folder, folder_uuid FROM jobs WHERE job_id = ?", (job_id,)
         ).fetchone()
         rows = self._db.execute(
-            f"SELECT id, title, {_first_url()}, item_uuid IS NULL, {_SINGLE_FILE} FROM entries"
+            f"SELECT id, title, {_first_url()}, item_uuid, {_SINGLE_FILE} FROM entries"
             " WHERE job = ?",
             (number,),
         ).fetchall()
         by_title: dict[str, list[int]] = {}
         for row_id, title, *_ in rows:
             by_title.setdefault(title, []).append(row_id)
-        imported = [
-            (row_id, item_uuid) for name, item_uuid in items for row_id in by_title.get(name, ())
-        ]
-        settled = {row_id for row_id, _ in imported}
+        # One item per entry (of two for a title, the later), so which one it holds is known.
+        imported = {
+            row_id: item_uuid for name, item_uuid in items for row_id in by_title.get(name, ())
+        }
         by_url: dict[str, list[int]] = {}
-        for row_id, _, first_url, not_imported, _ in rows:
-            if not_imported and row_id not in settled:
+        for row_id, _, first_url, item_uuid, _ in rows:
+            if item_uuid is None and row_id not in imported:
                 by_url.setdefault(first_url, []).append(row_id)
         failed = [
             (json.dumps(unit), row_id)
@@ -1121,11 +1143,19 @@ class RunState:
             self._db.execute(
                 "UPDATE entries SET item_uuid = i.value ->> 1, error = NULL FROM json_each(?) i"
                 " WHERE entries.id = i.value ->> 0",
-                (json.dumps(imported),),
+                (json.dumps(list(imported.items())),),
             )
             self._db.executemany("UPDATE entries SET error = ? WHERE id = ?", failed)
             if folder_uuid in self._indexed_by_results:
                 url_of = {title: url for _, title, url, _, single in rows if single}
+                if self._holds_items(folder_uuid):
+                    # Still in the folder: an item an entry held before this result's.
+                    held = set(imported.values())
+                    items = [item for item in items if item[1] not in held] + [
+                        (title, item_uuid)
+                        for row_id, title, _, item_uuid, _ in rows
+                        if item_uuid is not None and imported.get(row_id, item_uuid) != item_uuid
+                    ]
                 self._index_results(folder_uuid, [(*item, url_of.get(item[0])) for item in items])
             else:
                 self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
@@ -1183,6 +1213,10 @@ class RunState:
             )
             storage_folder = self._storage_folder(folder_uuid)
             self._db.execute("DELETE FROM folder_items WHERE storage_folder = ?", (storage_folder,))
+            self._db.execute(
+                "UPDATE storage_folders SET items_in_entries = 0 WHERE number = ?",
+                (storage_folder,),
+            )
         stored = self._folder_url(storage_folder)
         batch: list[tuple[int, str, str, str | None, float]] = []
         for item_uuid, name, url, created_at in items:
@@ -1193,12 +1227,15 @@ class RunState:
 
     def folder_created(self, folder: str, folder_uuid: str) -> None:
         """This connection's run created the folder: its index is exact (empty), and stays
-        so while the run's own jobs add to it (`record_job_result`); a listing, a mirror
-        action or a later run's job ends that."""
+        so while the run's own jobs add to it (`record_job_result`), whose entries hold the
+        items they are given (`items_in_entries`); a listing, a mirror action or a later
+        run's job ends that."""
         with self._db:
+            storage_folder = self._storage_folder(folder_uuid)
+            self._db.execute("DELETE FROM folder_items WHERE storage_folder = ?", (storage_folder,))
             self._db.execute(
-                f"DELETE FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}",
-                (folder_uuid,),
+                "UPDATE storage_folders SET items_in_entries = 1 WHERE number = ?",
+                (storage_folder,),
             )
             self._db.execute(
                 "INSERT OR REPLACE INTO folder_index_current (folder, folder_uuid) VALUES (?, ?)",
@@ -1220,6 +1257,51 @@ class RunState:
                 json.dumps([(name, uuid, stored(name, url)) for name, uuid, url in items]),
             ),
         )
+
+    def _holds_items(self, folder_uuid: str) -> bool:
+        """Whether entries hold items of the folder's index (`items_in_entries`)."""
+        return bool(
+            self._db.execute(
+                "SELECT 1 FROM storage_folders WHERE folder_uuid = ? AND items_in_entries",
+                (folder_uuid,),
+            ).fetchone()
+        )
+
+    def _held_jobs(self, folder_uuid: str) -> str | None:
+        """The parameter of `_HELD_ITEMS` for the folder (its jobs' numbers, a JSON array),
+        or None when its index holds all its items."""
+        if not self._holds_items(folder_uuid):
+            return None
+        numbers = self._db.execute(
+            "SELECT n.number FROM jobs j JOIN entry_jobs n ON n.job_id = j.job_id"
+            " WHERE j.folder_uuid = ?",
+            (folder_uuid,),
+        )
+        return json.dumps([number for (number,) in numbers])
+
+    def _write_out_held_items(self, folder_uuid: str) -> None:
+        """The items the folder's entries hold into its index, before what looks items up
+        by URL or name, and before a change to the folder by anything but its jobs' results
+        (an entry's item would otherwise change the index with it). Once at most, and
+        never after a listing, which replaces them all."""
+        jobs = self._held_jobs(folder_uuid)
+        if jobs is None:
+            return
+        with self._db:
+            storage_folder = self._storage_folder(folder_uuid)
+            stored, now = self._folder_url(storage_folder), time.time()
+            self._db.executemany(
+                "INSERT OR REPLACE INTO folder_items (storage_folder, item_uuid, name, url,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    (storage_folder, item_uuid, name, stored(name, url), now)
+                    for item_uuid, name, url in self._db.execute(_HELD_ITEMS, (jobs,))
+                ),
+            )
+            self._db.execute(
+                "UPDATE storage_folders SET items_in_entries = 0 WHERE number = ?",
+                (storage_folder,),
+            )
 
     def _folder_url(self, storage_folder: int) -> Callable[[str, str | None], str | None]:
         """How the folder index stores an item's URL, given its name (`_stored_url`). The
@@ -1254,9 +1336,13 @@ class RunState:
             (folder, folder_uuid),
         ).fetchone():
             return None
+        stored = f"SELECT item_uuid FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}"
+        jobs = self._held_jobs(folder_uuid)
         (count,) = self._db.execute(
-            f"SELECT count(*) FROM folder_items WHERE storage_folder = {_STORAGE_FOLDER}",
-            (folder_uuid,),
+            f"SELECT count(*) FROM ({stored})"
+            if jobs is None
+            else f"SELECT count(*) FROM ({stored} UNION SELECT item_uuid FROM ({_HELD_ITEMS}))",
+            (folder_uuid,) if jobs is None else (folder_uuid, jobs),
         ).fetchone()
         return int(count)
 
@@ -1314,6 +1400,7 @@ class RunState:
     def match_job_items(self, job_id: str, folder_uuid: str) -> None:
         """Give the job's entries that its result left without an item the item the folder
         index holds for them: by URL for a single file, by title for a group or series."""
+        self._write_out_held_items(folder_uuid)
         with self._db:
             self._items_changed()
             self._db.execute(
@@ -1326,6 +1413,7 @@ class RunState:
         """(fingerprint, item to keep, extra items) of each entry marked for de-duplication
         that has more than one item in the folder index. Kept: an item linked to a Dataset,
         else the one the entry already has, else the oldest."""
+        self._write_out_held_items(folder_uuid)
         rows = self._db.execute(
             f"SELECT d.fingerprint, d.since, e.item_uuid, e.title, {_first_url('e.')},"
             f" e.{_SINGLE_FILE}"
@@ -1593,6 +1681,7 @@ class RunState:
 
     def file_links(self, folder_uuid: str) -> Iterator[str]:
         """Each indexed item's URL (or, for a group or series, its name), by name."""
+        self._write_out_held_items(folder_uuid)
         for name, url in self._db.execute(
             f"SELECT f.name, {_ITEM_URL} FROM folder_items f"
             f" WHERE f.storage_folder = {_STORAGE_FOLDER} ORDER BY f.name",
@@ -1622,22 +1711,37 @@ class RunState:
             f" FROM entries WHERE {members}",
             scanned,
         )
+        jobs = self._held_jobs(folder_uuid)
+        # An entry's item is in the folder if its index has it, or if the entry holds it
+        # (given it by one of the folder's jobs: while entries hold items, nothing else
+        # gives an entry an item, see `_write_out_held_items`).
+        held = (
+            ""
+            if jobs is None
+            else " AND NOT (e.item_uuid IS NOT NULL AND e.job IN (SELECT value FROM json_each(?)))"
+        )
         yield from self._db.execute(
-            f"SELECT 'not in folder', e.title FROM entries e WHERE {members}"
+            f"SELECT 'not in folder', e.title FROM entries e WHERE {members}{held}"
             " AND NOT EXISTS (SELECT 1 FROM folder_items f"
             f" WHERE f.storage_folder = {_STORAGE_FOLDER}"
             " AND f.item_uuid = e.item_uuid) ORDER BY e.title",
-            (*scanned, folder_uuid),
+            (*scanned, *([] if jobs is None else [jobs]), folder_uuid),
         )
+        indexed = (
+            f"SELECT f.item_uuid, f.name, {_ITEM_URL} AS url FROM folder_items f"
+            f" WHERE f.storage_folder = {_STORAGE_FOLDER}"
+        )
+        unplanned = " AND item_uuid NOT IN planned_items"  # before the union sorts them
         yield from self._db.execute(
-            f"SELECT CASE WHEN (CASE WHEN f.url IS NULL THEN 't:' || f.name ELSE 'u:' || {_ITEM_URL}"
-            " END) IN planned_units THEN 'duplicate' ELSE 'unplanned' END, f.name FROM folder_items f"
-            f" WHERE f.storage_folder = {_STORAGE_FOLDER} AND f.item_uuid NOT IN planned_items"
+            "SELECT CASE WHEN (CASE WHEN i.url IS NULL THEN 't:' || i.name ELSE 'u:' || i.url"
+            " END) IN planned_units THEN 'duplicate' ELSE 'unplanned' END, i.name FROM"
+            f" ({indexed if jobs is None else f'{indexed} UNION {_HELD_ITEMS}{unplanned}'}) i"
+            " WHERE i.item_uuid NOT IN planned_items"
             # Left in the folder on purpose: unlinked by `deletions: unlink`.
-            " AND f.item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
+            " AND i.item_uuid NOT IN (SELECT item_uuid FROM mirror_items"
             " WHERE folder = ? AND status = 'unlinked' UNION ALL SELECT item_uuid FROM entries"
-            " WHERE folder = ? AND mirrored != 0 AND mirrored = 2) ORDER BY f.name",
-            (folder_uuid, folder, folder),
+            " WHERE folder = ? AND mirrored != 0 AND mirrored = 2) ORDER BY i.name",
+            (folder_uuid, *([] if jobs is None else [jobs]), folder, folder),
         )
 
     # -- counts ------------------------------------------------------------------------
@@ -1903,6 +2007,13 @@ class RunState:
         """Record the intent of one change to Encord; True if the same change was already
         intended by a run that did not record it done (interrupted), so the caller checks
         what Encord has before acting again."""
+        held = self._db.execute(
+            "SELECT folder_uuid FROM storage_folders WHERE items_in_entries"
+            " AND folder_uuid IN (SELECT folder_uuid FROM jobs WHERE folder = ?)",
+            (folder,),
+        ).fetchall()
+        for (folder_uuid,) in held:
+            self._write_out_held_items(folder_uuid)
         with self._db:
             self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
             row = self._db.execute(

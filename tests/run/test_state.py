@@ -14,7 +14,7 @@ import pytest
 from ingest.encord_format import KINDS
 from ingest.files import write_jsonl
 from ingest.model import Entry
-from ingest.state import _MATCHING_ITEM, STATE_FILE, RunState, _compact
+from ingest.state import _MATCHING_ITEM, _SCHEMA_VERSION, STATE_FILE, RunState, _compact
 
 FOLDER = "imports"
 PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
@@ -748,7 +748,7 @@ def test_a_layout_5_file_keeps_its_entries_jobs_links_and_provenance(tmp_path: P
         state.record_mirrored(FOLDER, number)  # b.png listed again: present again
         assert state.prior_by_title(FOLDER, "b.png").status == "present"  # type: ignore[union-attr]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (10,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,)
         assert db.execute("SELECT item_uuid FROM mirror_items").fetchall() == [("item-x",)]
 
 
@@ -792,7 +792,7 @@ def test_a_layout_6_file_keeps_its_entries_and_links_and_new_entries_store_their
         assert list(state.held_entries(FOLDER, fingerprints(new))) == new
         state.finish_removal(FOLDER, "dataset-1", ["item-y"], "unlink", deleted=False)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (10,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,)
         assert linked(db) == [("dataset-1", "item-x"), ("dataset-2", "item-x")]
         assert db.execute("SELECT * FROM url_bases").fetchall() == [(FOLDER, PREFIX)]
         stored = db.execute("SELECT title, first_url FROM entries ORDER BY id").fetchall()
@@ -900,7 +900,7 @@ def test_a_layout_7_file_keeps_its_job_intents_entries(tmp_path: Path) -> None:
         assert [row[0] for row in state.orphaned_intents(FOLDER)] == [intent]
         assert _settled_orphan(state, intent) == (1, 1, True)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (10,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,)
         assert not db.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'intent_entries'"
         ).fetchall()
@@ -1017,6 +1017,7 @@ def test_a_layout_9_file_keeps_its_folder_index(tmp_path: Path) -> None:
             "UPDATE folder_items SET url = (SELECT url_base FROM storage_folders"
             " WHERE number = storage_folder) || name WHERE url = '';"
             " ALTER TABLE storage_folders DROP COLUMN url_base;"
+            " ALTER TABLE storage_folders DROP COLUMN items_in_entries;"
             " DROP INDEX folder_items_by_url; DROP INDEX folder_items_by_base_name;"
             " CREATE INDEX folder_items_by_url ON folder_items (storage_folder, url);"
             " PRAGMA user_version = 9;"
@@ -1028,9 +1029,23 @@ def test_a_layout_9_file_keeps_its_folder_index(tmp_path: Path) -> None:
         assert state._db.execute("SELECT url FROM folder_items").fetchall() == [("",)]
         assert list(state.file_links("fu")) == [PREFIX + "a.png"]
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (10,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,)
         (by_url,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items_by_url'")
         assert "WHERE url != ''" in by_url[0]
+
+
+def test_a_layout_10_file_keeps_its_folder_index(tmp_path: Path) -> None:
+    intent = _older_folder_index(  # layout 10: every item in `folder_items`
+        tmp_path,
+        "ALTER TABLE storage_folders DROP COLUMN items_in_entries; PRAGMA user_version = 10;",
+    )
+    with RunState.in_directory(tmp_path) as state:
+        _assert_the_folder_index_reads_as_before(state, intent)
+        assert state._db.execute("SELECT items_in_entries FROM storage_folders").fetchall() == [
+            (0,)
+        ]
+    with sqlite3.connect(tmp_path / STATE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,)
 
 
 def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
@@ -1054,8 +1069,86 @@ def test_a_layout_8_file_keeps_its_folder_index(tmp_path: Path) -> None:
     with RunState.in_directory(tmp_path) as state:
         _assert_the_folder_index_reads_as_before(state, intent)
     with sqlite3.connect(tmp_path / STATE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (10,)
+        assert db.execute("PRAGMA user_version").fetchone() == (_SCHEMA_VERSION,)
         (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items'")
         assert "storage_folder INTEGER" in table[0]
         (by_name,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'folder_items_by_name'")
         assert "WHERE url IS NULL" in by_name[0]  # a folder of files leaves it empty
+
+
+def _created_folder_with_results(state: RunState) -> int:
+    """A folder this run created, whose one job's result gives a.png two items (the later
+    one its entry's), b.png and group g/ one each, c.png none, and has x.png, no entry's;
+    the scan."""
+    a, b, c, g = entry("a.png"), entry("b.png"), entry("c.png"), group("g", 2)
+    state.folder_created(FOLDER, "fu")
+    number, _ = scan(state, [a, b, c, g])
+    state.record_job(FOLDER, "fu", "job-1", "m.json", fingerprints([a, b, c, g]))
+    items = [("a.png", "item-a1"), ("b.png", "item-b"), ("g/", "item-g")]
+    items += [("a.png", "item-a2"), ("x.png", "item-x")]
+    assert state.record_job_result("job-1", items, []) == ["c.png"]
+    state.resolve_item("job-1", "c.png", None)
+    state.finish_job("job-1", "DONE")
+    return number
+
+
+def _folder_index(state: RunState, number: int) -> tuple[int | None, list[tuple[str, str]]]:
+    return state.folder_index_current(FOLDER, "fu"), list(
+        state.compare_with_folder(FOLDER, number, "fu")
+    )
+
+
+def test_a_created_folders_index_is_its_results_with_the_entries_items_held_by_them(
+    state: RunState,
+) -> None:
+    number = _created_folder_with_results(state)
+    # Written beside the entries: only the items no entry holds.
+    stored = state._db.execute("SELECT item_uuid, name, url FROM folder_items ORDER BY 1")
+    assert stored.fetchall() == [("item-a1", "a.png", ""), ("item-x", "x.png", None)]
+    differences = [("not in folder", "c.png"), ("duplicate", "a.png"), ("unplanned", "x.png")]
+    assert _folder_index(state, number) == (5, differences)
+    # Read by URL or name (here, for the file links), the held items are written out first.
+    links = [PREFIX + name for name in ("a.png", "a.png", "b.png")]
+    links += ["(no single file: g/)", "(no single file: x.png)"]  # no entry: no URL known
+    assert list(state.file_links("fu")) == links
+    assert state._db.execute("SELECT count(*) FROM folder_items").fetchone() == (5,)
+    assert _folder_index(state, number) == (5, differences)
+    state.index_folder("fu", [("item-b", "b.png", PREFIX + "b.png", 1.0)])  # a listing
+    assert state._db.execute("SELECT count(*) FROM folder_items").fetchone() == (1,)
+
+
+def test_a_listing_replaces_the_items_the_entries_held(state: RunState) -> None:
+    number = _created_folder_with_results(state)
+    state.index_folder("fu", [("item-b", "b.png", PREFIX + "b.png", 1.0)])
+    state.record_verified(FOLDER, "fu", "ds", number, 1, 1)
+    missing = [("not in folder", title) for title in ("a.png", "c.png", "g/")]
+    assert _folder_index(state, number) == (1, missing)
+
+
+def test_a_mirror_action_writes_out_the_items_the_entries_held(state: RunState) -> None:
+    number = _created_folder_with_results(state)
+    state.begin_action(FOLDER, "item-b", "remove", {})
+    state.finish_removal(FOLDER, "ds", ["item-b"], "remove", deleted=True)  # b.png: no item
+    # The index is what the results and this action left, not what the entries hold now.
+    stored = state._db.execute("SELECT item_uuid FROM folder_items ORDER BY 1").fetchall()
+    assert stored == [("item-a1",), ("item-a2",), ("item-b",), ("item-g",), ("item-x",)]
+    state.record_verified(FOLDER, "fu", "ds", number, 0, 5)
+    assert _folder_index(state, number)[0] == 5
+
+
+def test_an_item_held_by_an_entry_no_longer_listed_is_unplanned(state: RunState) -> None:
+    _created_folder_with_results(state)
+    number, _ = scan(state, [entry("a.png"), entry("c.png"), group("g", 2)])  # b.png deleted
+    differences = [("not in folder", "c.png"), ("duplicate", "a.png")]
+    differences += [("unplanned", "b.png"), ("unplanned", "x.png")]
+    assert _folder_index(state, number) == (5, differences)
+
+
+def test_an_item_an_entry_held_before_a_later_result_stays_in_the_index(
+    state: RunState,
+) -> None:
+    number = _created_folder_with_results(state)
+    state.record_job_result("job-1", [("b.png", "item-b2")], [])  # b.png's item replaced
+    stored = state._db.execute("SELECT item_uuid FROM folder_items ORDER BY 1").fetchall()
+    assert stored == [("item-a1",), ("item-b",), ("item-x",)]
+    assert _folder_index(state, number)[0] == 6
