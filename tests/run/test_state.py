@@ -1152,3 +1152,10 @@ def test_an_item_an_entry_held_before_a_later_result_stays_in_the_index(
     stored = state._db.execute("SELECT item_uuid FROM folder_items ORDER BY 1").fetchall()
     assert stored == [("item-a1",), ("item-b",), ("item-x",)]
     assert _folder_index(state, number)[0] == 6
+
+
+def test_a_look_up_by_url_finds_the_items_the_entries_held(state: RunState) -> None:
+    _created_folder_with_results(state)
+    state.mark_dedupe(FOLDER, fingerprints([entry("a.png")]))
+    [(_, keep, extra)] = list(state.duplicates(FOLDER, "fu"))  # both of a.png's items
+    assert (keep, extra) == ("item-a2", ["item-a1"])
