@@ -2007,13 +2007,13 @@ class RunState:
         """Record the intent of one change to Encord; True if the same change was already
         intended by a run that did not record it done (interrupted), so the caller checks
         what Encord has before acting again."""
-        held = self._db.execute(
-            "SELECT folder_uuid FROM storage_folders WHERE items_in_entries"
-            " AND folder_uuid IN (SELECT folder_uuid FROM jobs WHERE folder = ?)",
-            (folder,),
-        ).fetchall()
-        for (folder_uuid,) in held:
-            self._write_out_held_items(folder_uuid)
+        # Per action: the flagged folders first (after the first action, usually none).
+        flagged = self._db.execute("SELECT folder_uuid FROM storage_folders WHERE items_in_entries")
+        for (folder_uuid,) in flagged.fetchall():
+            if self._db.execute(
+                "SELECT 1 FROM jobs WHERE folder = ? AND folder_uuid = ?", (folder, folder_uuid)
+            ).fetchone():
+                self._write_out_held_items(folder_uuid)
         with self._db:
             self._db.execute("DELETE FROM folder_index_current WHERE folder = ?", (folder,))
             row = self._db.execute(
