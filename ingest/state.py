@@ -1206,7 +1206,6 @@ class RunState:
     ) -> int:
         """Replace the index of the folder's items — (uuid, name, URL or None, created at as
         epoch seconds) — written in batches, so a folder of millions stays on disk."""
-        count = 0
         with self._db:
             self._db.execute(
                 "DELETE FROM folder_index_current WHERE folder_uuid = ?", (folder_uuid,)
@@ -1217,7 +1216,15 @@ class RunState:
                 "UPDATE storage_folders SET items_in_entries = 0 WHERE number = ?",
                 (storage_folder,),
             )
+        return self._store_items(storage_folder, items)
+
+    def _store_items(
+        self, storage_folder: int, items: Iterable[tuple[str, str, str | None, float]]
+    ) -> int:
+        """Items (uuid, name, URL or None, created at) into the folder's index, committed in
+        batches; returns how many."""
         stored = self._folder_url(storage_folder)
+        count = 0
         batch: list[tuple[int, str, str, str | None, float]] = []
         for item_uuid, name, url, created_at in items:
             batch.append((storage_folder, item_uuid, name, stored(name, url), created_at))
@@ -1283,21 +1290,15 @@ class RunState:
         """The items the folder's entries hold into its index, before what looks items up
         by URL or name, and before a change to the folder by anything but its jobs' results
         (an entry's item would otherwise change the index with it). Once at most, and
-        never after a listing, which replaces them all."""
+        never after a listing, which replaces them all. The flag is cleared last: killed
+        before, the items are both held and written, which the readers' unions allow."""
         jobs = self._held_jobs(folder_uuid)
         if jobs is None:
             return
+        storage_folder, now = self._storage_folder(folder_uuid), time.time()
+        held = self._db.execute(_HELD_ITEMS, (jobs,))
+        self._store_items(storage_folder, ((*row, now) for row in held))
         with self._db:
-            storage_folder = self._storage_folder(folder_uuid)
-            stored, now = self._folder_url(storage_folder), time.time()
-            self._db.executemany(
-                "INSERT OR REPLACE INTO folder_items (storage_folder, item_uuid, name, url,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    (storage_folder, item_uuid, name, stored(name, url), now)
-                    for item_uuid, name, url in self._db.execute(_HELD_ITEMS, (jobs,))
-                ),
-            )
             self._db.execute(
                 "UPDATE storage_folders SET items_in_entries = 0 WHERE number = ?",
                 (storage_folder,),
