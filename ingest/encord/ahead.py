@@ -186,8 +186,10 @@ if __name__ == "__main__":
     os.nice(10)
     from ingest.encord import client  # noqa: F401 (the SDK, imported while the request comes)
     from ingest.exit import exit_now
+    from ingest.pipes import whole_writes
 
     request = sys.stdin.buffer.read()
     if request:  # none: the command had no use for the child
-        print(json.dumps(serve(json.loads(request))))
+        with whole_writes() as out:
+            out.write(json.dumps(serve(json.loads(request))).encode())
     exit_now(0)

@@ -42,7 +42,7 @@ from typing import IO, Any
 import ingest
 from ingest.errors import UserError
 from ingest.listing.scan import ListedObject
-from ingest.pipes import widened
+from ingest.pipes import whole_writes, widened
 from ingest.started_ahead import StartedAhead
 
 BATCH = 2000  # records per frame: ~150 KB
@@ -235,16 +235,15 @@ def serve(request: dict[str, Any], session: Any = None) -> int:
         config=config,
         **request["credentials"],
     )
-    out = sys.stdout.buffer
     lister = FastLister(s3, request["bucket"], request["workers"], decode=parse_records)
     objects = lister.objects(request["prefixes"])
-    try:
-        while batch := list(islice(objects, BATCH)):
-            _send(out, marshal.dumps(batch))
-    except UserError as error:
-        _send(out, marshal.dumps(str(error)))
-    _send(out, b"")
-    out.flush()
+    with whole_writes() as out:
+        try:
+            while batch := list(islice(objects, BATCH)):
+                _send(out, marshal.dumps(batch))
+        except UserError as error:
+            _send(out, marshal.dumps(str(error)))
+        _send(out, b"")
     return 0
 
 

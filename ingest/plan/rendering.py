@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, NoReturn
 from ingest.errors import EXIT_USER_ERROR
 from ingest.files import cannot_write, os_reason
 from ingest.model import Entry
-from ingest.pipes import widened
+from ingest.pipes import whole_writes, widened
 from ingest.plan.manifest import CsvWriter, ManifestWriter
 
 
@@ -132,7 +132,8 @@ def serve(directory: Path, chunk_size: int) -> None:
             add_to_manifests(entry)
             add_to_csv_files(entry)
     paths = manifests.close() + csv_files.close()
-    sys.stdout.write(json.dumps([str(path) for path in paths]))
+    with whole_writes() as out:
+        out.write(json.dumps([str(path) for path in paths]).encode())
 
 
 def main(argv: list[str]) -> int:

@@ -3,12 +3,16 @@ left out)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import itertools
 import marshal
+import os
 import signal
 import subprocess
+import threading
+import time
 
 import boto3
 import pytest
@@ -136,3 +140,43 @@ def test_the_records_pipe_holds_several_frames(monkeypatch) -> None:
         [child] = started.children
         assert child.stdout is not None
         assert fcntl.fcntl(child.stdout.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+
+
+def test_writes_the_pipe_cut_short_lose_no_record(monkeypatch) -> None:
+    # With PYTHONUNBUFFERED set (Docker images, CI), the child's `sys.stdout.buffer` is the
+    # raw file, whose `write` may write part of a frame: when a signal stops the child while
+    # it waits on the full pipe (SIGSTOP and SIGCONT here; a debugger, a profiler or job
+    # control alike). Every record must still arrive, in order.
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    with start_standin(150_000, prefixes=4) as standin:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=standin.endpoint_url,
+            region_name="eu-west-2",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        here = [obj._replace(last_modified=None) for obj in FastLister(s3, BUCKET, 4).objects([""])]
+        listing = listed_in_child(s3, BUCKET, [""], 4)
+        received = [next(listing)]
+        child = listing.gi_frame.f_locals["child"].process  # type: ignore[attr-defined]  # a generator
+        stop = threading.Event()
+
+        def interrupt() -> None:
+            while not stop.wait(0.002):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGSTOP)
+                    os.kill(child.pid, signal.SIGCONT)
+
+        interrupter = threading.Thread(target=interrupt)
+        interrupter.start()
+        try:
+            for number, listed in enumerate(listing):
+                received.append(listed)
+                if not number % 5000:
+                    time.sleep(0.02)  # the pipe fills: the child waits in its writes
+        finally:
+            stop.set()
+            interrupter.join()
+
+    assert received == here
