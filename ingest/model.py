@@ -14,6 +14,9 @@ from ingest.encord_format import KINDS, SINGLE_FILE_KINDS
 # reader (`RunState.cached_sidecars`) skip the GET of a sidecar it has already read.
 ReadObject = Callable[[str, str | None], bytes]
 _KINDS = frozenset(KINDS)
+# The bytes `json.dumps` writes as they are inside a string: printable ASCII but the quote
+# and the backslash.
+_WRITTEN_AS_IS = bytes(set(range(0x20, 0x7F)) - set(b'"\\'))
 
 
 @dataclass(slots=True, init=False)
@@ -74,25 +77,22 @@ class Entry:
     def fingerprint(self) -> str:
         """Changes when anything Encord would import for this entry changes."""
         if not self._fingerprint:
-            self._fingerprint = hashlib.sha256(self._fingerprinted().encode()).hexdigest()[:32]
+            self._fingerprint = hashlib.sha256(self._fingerprinted()).hexdigest()[:32]
         return self._fingerprint
 
-    def _fingerprinted(self) -> str:
-        """The JSON the fingerprint hashes. Written here when `json.dumps` would write each
-        string as it is (no metadata, no character to escape): one is computed per object
-        listed, and `json.dumps` costs several times this (`bench/README.md`)."""
+    def _fingerprinted(self) -> bytes:
+        """The JSON the fingerprint hashes, UTF-8. Written here when `json.dumps` would write
+        each string as it is (no metadata, no character to escape): one is computed per
+        object listed, and `json.dumps` costs several times this (`bench/README.md`)."""
         urls, etags = '","'.join(self.urls), '","'.join(self.etags)
         etags = f'"{etags}"' if self.etags else ""
         create_video = "true" if self.create_video else "false"
-        text = f'["{self.kind}","{self.title}",["{urls}"],[{etags}],null,{create_video}]'
-        # Verbatim when no string holds a quote, a backslash or a character outside
-        # printable ASCII: then the only quotes are the ones written here.
-        if (
-            self.client_metadata is None
-            and text.isascii()
-            and text.isprintable()
-            and "\\" not in text
-            and text.count('"') == 4 + 2 * (len(self.urls) + len(self.etags))
+        text = f'["{self.kind}","{self.title}",["{urls}"],[{etags}],null,{create_video}]'.encode()
+        # Verbatim when no string holds a quote, a backslash or a byte outside printable
+        # ASCII: then all that is left of it without the bytes written as they are is the
+        # quotes written here (one scan, in C).
+        if self.client_metadata is None and text.translate(None, _WRITTEN_AS_IS) == b'"' * (
+            4 + 2 * (len(self.urls) + len(self.etags))
         ):
             return text
         return json.dumps(
@@ -106,7 +106,7 @@ class Entry:
             ],
             sort_keys=True,
             separators=(",", ":"),
-        )
+        ).encode()
 
     def to_manifest(self) -> dict[str, Any]:
         """This entry in Encord's raw JSON import format (entry keys are camelCase)."""

@@ -10,11 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.encord_format import KINDS
 from ingest.files import write_jsonl
 from ingest.model import Entry
-from ingest.state import _MATCHING_ITEM, _SCHEMA_VERSION, STATE_FILE, RunState, _compact
+from ingest.state import (
+    _MATCHING_ITEM,
+    _SCHEMA_VERSION,
+    STATE_FILE,
+    RunState,
+    _compact,
+    _SeenRows,
+)
 
 FOLDER = "imports"
 PREFIX = "https://bucket.s3.us-east-1.amazonaws.com/"
@@ -299,6 +308,26 @@ def test_an_unchanged_rescan_writes_no_entry(tmp_path: Path) -> None:
         _, new = scan(state, [*entries[1:], entry("new.png")])
         assert new == [entry("new.png")]
     assert writes(tmp_path) == 2  # the second rescan: one entry inserted, one marked gone
+
+
+# Runs of ids (first id, length) as a rerun's batches are, and ids with gaps.
+_ID_RUNS = st.tuples(st.integers(0, 300), st.integers(0, 80)).map(
+    lambda run: list(range(run[0], run[0] + run[1]))
+)
+_GAPPED_IDS = st.lists(st.integers(0, 400), max_size=30, unique=True).map(sorted)
+
+
+@given(st.lists(st.tuples(st.one_of(_ID_RUNS, _GAPPED_IDS), st.integers(0, 400)), max_size=8))
+def test_the_rows_a_scan_saw_are_a_set_of_ids(additions: list[tuple[list[int], int]]) -> None:
+    # What `_mark_gone` relies on: whether the scan saw a row, and how many it saw.
+    seen, expected = _SeenRows(), set()
+    for ascending, single in additions:
+        seen.add_ascending(ascending)
+        seen.add(single)
+        expected.update([*ascending, single])
+
+    assert seen.count == len(expected)
+    assert [row_id for row_id in range(500) if row_id in seen] == sorted(expected)
 
 
 def count_writes(directory: Path, table: str, *events: str) -> None:
